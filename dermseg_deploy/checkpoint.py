@@ -1,0 +1,162 @@
+"""The `model.pt` checkpoint: a dict of plain types and tensors, loadable with `weights_only=True`.
+
+Keys: `format_version`, `model_config`, `metadata` (the input spec), `state_dict`, `metrics`,
+`provenance`. Saved atomically; loaded strictly.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from .atomic import atomic_open
+from .errors import ModelFileError
+from .metadata import ModelMetadata
+
+if TYPE_CHECKING:
+    from dermseg_train.model import ResNet34UNet
+
+CHECKPOINT_FORMAT_VERSION = 1
+REQUIRED_KEYS = ("format_version", "model_config", "metadata", "state_dict")
+
+
+@dataclass
+class Checkpoint:
+    """The content of a `model.pt` file."""
+
+    model_config: dict[str, Any]
+    metadata: ModelMetadata
+    state_dict: dict[str, torch.Tensor]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": CHECKPOINT_FORMAT_VERSION,
+            "model_config": dict(self.model_config),
+            "metadata": self.metadata.to_dict(),
+            "state_dict": {k: v.detach().cpu() for k, v in self.state_dict.items()},
+            "metrics": dict(self.metrics),
+            "provenance": dict(self.provenance),
+            **self.extra,
+        }
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    """`torch.save` to a temp file in the same folder, then rename over `path`."""
+    with atomic_open(path) as handle:
+        torch.save(obj, handle)
+
+
+PLAIN_TYPES = (str, int, float, bool, type(None), torch.Tensor)
+
+
+def check_plain(value: Any, where: str = "checkpoint") -> None:
+    """Raise TypeError unless `value` holds only dicts, lists, tuples, plain scalars and tensors.
+
+    Subclasses (such as torch's TorchVersion string) would make `weights_only` loading refuse the file.
+    """
+    if isinstance(value, dict):
+        for key, item in value.items():
+            check_plain(key, where)
+            check_plain(item, f"{where}[{key!r}]")
+    elif type(value) in (list, tuple):
+        for index, item in enumerate(value):
+            check_plain(item, f"{where}[{index}]")
+    elif type(value) not in PLAIN_TYPES and not isinstance(value, torch.Tensor):
+        raise TypeError(f"{where} holds a {type(value).__module__}.{type(value).__qualname__}, not a plain type")
+
+
+def save_checkpoint(checkpoint: Checkpoint, path: str | Path) -> None:
+    """Write `checkpoint` to `path` atomically; only plain types and tensors are accepted."""
+    data = checkpoint.to_dict()
+    check_plain(data)
+    atomic_torch_save(data, path)
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read a checkpoint with `weights_only=True`; raise ModelFileError with the reason on any problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: checkpoint not found")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # pickle protocol notes
+            raw = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        refused = re.search(r"unsupported global:? (?:GLOBAL )?([\w.]+)", str(exc), re.IGNORECASE)
+        if refused is None:
+            raise ModelFileError(
+                f"{path}: not a readable checkpoint (corrupt, not a PyTorch file, or content that "
+                "weights_only loading refuses)"
+            ) from exc
+        detail = f"it names {refused.group(1)}"
+        raise ModelFileError(
+            f"{path}: refused to load: it holds objects other than plain types and tensors, which could run "
+            f"code when unpickled ({detail}); only load checkpoints written by dermseg-train"
+        ) from exc
+    except Exception as exc:
+        raise ModelFileError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(raw, dict):
+        raise ModelFileError(f"{path}: not a dermseg checkpoint (found {type(raw).__name__}, expected a dict)")
+    missing = [k for k in REQUIRED_KEYS if k not in raw]
+    if missing:
+        raise ModelFileError(f"{path}: not a dermseg checkpoint (missing keys {missing})")
+    if raw["format_version"] != CHECKPOINT_FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path}: checkpoint format_version {raw['format_version']} is not supported "
+            f"(this dermseg reads {CHECKPOINT_FORMAT_VERSION})"
+        )
+    try:
+        metadata = ModelMetadata.from_dict(raw["metadata"])
+    except ModelFileError as exc:
+        raise ModelFileError(f"{path}: {exc}") from exc
+    known = {"format_version", "model_config", "metadata", "state_dict", "metrics", "provenance"}
+    return Checkpoint(
+        model_config=dict(raw["model_config"]),
+        metadata=metadata,
+        state_dict=dict(raw["state_dict"]),
+        metrics=dict(raw.get("metrics", {})),
+        provenance=dict(raw.get("provenance", {})),
+        extra={k: v for k, v in raw.items() if k not in known},
+    )
+
+
+def load_state_dict_strict(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
+    """Load every key, exactly; a mismatch raises ModelFileError naming the keys."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    wrong_shape = sorted(
+        f"{k} {tuple(state_dict[k].shape)} != {tuple(expected[k].shape)}"
+        for k in set(expected) & set(state_dict)
+        if tuple(state_dict[k].shape) != tuple(expected[k].shape)
+    )
+    if missing or unexpected or wrong_shape:
+        parts = []
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape)):
+            if keys:
+                more = f" and {len(keys) - 5} more" if len(keys) > 5 else ""
+                parts.append(f"{label} keys {keys[:5]}{more}")
+        raise ModelFileError(f"{source}: weights do not match the model: {'; '.join(parts)}")
+    model.load_state_dict(state_dict, strict=True)
+
+
+def model_from_checkpoint(checkpoint: Checkpoint, source: str = "checkpoint") -> ResNet34UNet:
+    """Rebuild the network of a checkpoint and load its weights strictly (eval mode)."""
+    from dermseg_train.model import ModelConfig, ResNet34UNet
+
+    try:
+        config = ModelConfig.from_dict(checkpoint.model_config)
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"{source}: bad model_config: {exc}") from exc
+    model = ResNet34UNet(config)
+    load_state_dict_strict(model, checkpoint.state_dict, source)
+    return model.eval()

@@ -1,0 +1,95 @@
+"""`dermseg-run --engine MODEL INPUT...`: masks for image files and folders."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from . import __version__
+from .backends import open_backend
+from .cli_common import EXIT_OK, EXIT_SOME_INPUTS_FAILED, handle_errors
+from .decode import DEFAULT_MAX_PIXELS
+from .devices import resolve_device
+from .errors import UserError
+from .inputs import plan_inputs
+from .pipeline import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, ItemResult, RunOptions, run_pipeline, write_manifest
+from .segmenter import Segmenter
+
+
+def _check_threshold(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    if value is not None and not 0.0 < value < 1.0:
+        raise click.BadParameter("must lie strictly between 0 and 1 (a probability)")
+    return value
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dermseg-run")
+@click.option("--engine", "model_path", required=True, type=click.Path(path_type=Path),
+              help="Model file: .pt (PyTorch) or .onnx (ONNX Runtime).")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", "out_dir", default=Path("masks"), show_default=True, type=click.Path(path_type=Path),
+              help="Output folder; masks mirror each input folder's tree.")
+@click.option("--size", "size_px", type=int, default=None,
+              help="Square input side (multiple of 32). Any size for .pt; must match an exported model's size.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--threshold", type=float, default=None, callback=_check_threshold,
+              help="Lesion probability threshold (default: the model's, usually 0.5).")
+@click.option("--overwrite", is_flag=True, help="Segment again even where a mask already exists.")
+@click.option("--overlay", is_flag=True, help="Also write <name>_overlay.jpg with the mask outline over the image.")
+@click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
+              help="Refuse images with more pixels than this (decompression bombs).")
+@click.option("--io-threads", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Threads that read/decode inputs and encode/write outputs.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@handle_errors
+def main(
+    model_path: Path, inputs: tuple[Path, ...], out_dir: Path, size_px: int | None, batch_size: int, device: str,
+    threshold: float | None, overwrite: bool, overlay: bool, max_pixels: int, io_threads: int, quiet: bool,
+) -> None:
+    """Segment skin lesions in image files and folders (recursive); write <name>_segmentation.png masks.
+
+    Exit codes: 0 all done; 1 some inputs failed (the rest done); 2 usage or user error;
+    3 a check failed; 4 backend, device or precision unavailable; 70 internal error.
+    """
+    if not model_path.exists():
+        raise UserError(f"{model_path}: model file not found")
+    torch_device = resolve_device(device)
+    if device == "auto":
+        click.echo(f"device: auto picked {torch_device}", err=True)
+    plan = plan_inputs(list(inputs), out_dir)
+    if not plan.items and not plan.errors:
+        raise UserError(f"no images found in {', '.join(map(str, inputs))} (looked for .jpg .jpeg .png .bmp .tif .tiff)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    options = RunOptions(batch_size, overwrite, overlay, max_pixels, io_threads)
+    results: list[ItemResult] = []
+    for error in plan.errors:
+        click.echo(f"error: {error}", err=True)
+    with Segmenter(open_backend(model_path, torch_device, size_px), threshold) as segmenter:
+        start = time.perf_counter()
+        bar = tqdm(total=len(plan.items), unit="img", disable=quiet, file=sys.stderr, dynamic_ncols=True)
+        try:
+            for result in run_pipeline(segmenter, plan.items, options):
+                results.append(result)
+                if result.status == STATUS_FAILED:
+                    tqdm.write(f"error: {result.item.source}: {result.error}", file=sys.stderr)
+                bar.update(1)
+        finally:
+            bar.close()
+            elapsed = time.perf_counter() - start
+            manifest = write_manifest(out_dir, results, plan.errors)
+        backend_name = segmenter.backend.describe()
+    done = sum(r.status == STATUS_OK for r in results)
+    skipped = sum(r.status == STATUS_SKIPPED for r in results)
+    failed = sum(r.status == STATUS_FAILED for r in results) + len(plan.errors)
+    rate = done / elapsed if elapsed > 0 else 0.0
+    click.echo(
+        f"{done} segmented, {skipped} skipped (mask exists), {failed} failed in {elapsed:.1f} s "
+        f"({rate:.2f} images/s) with {backend_name}; masks in {out_dir}/, manifest {manifest}",
+        err=True,
+    )
+    sys.exit(EXIT_SOME_INPUTS_FAILED if failed else EXIT_OK)

@@ -1,0 +1,89 @@
+"""Image decoding to RGB uint8 tensors, as a viewer shows the image (EXIF orientation applied)."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import InputImageError
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
+DEFAULT_MAX_PIXELS = 120_000_000
+"""Images with more pixels are refused (decompression bombs); the largest ISIC images have about 30 M."""
+
+
+def read_file_bytes(path: Path) -> bytes:
+    """Read a whole input file; raise InputImageError for anything that is not a readable regular file."""
+    try:
+        if not path.is_file():
+            reason = "does not exist" if not path.exists() else "is not a regular file"
+            if path.is_symlink() and not path.exists():
+                reason = "is a broken symbolic link"
+            raise InputImageError(path, reason)
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputImageError(path, f"cannot be read ({exc.strerror or exc})") from exc
+    if not data:
+        raise InputImageError(path, "is empty (0 bytes)")
+    return data
+
+
+def _to_rgb_array(image: Image.Image) -> np.ndarray:
+    """Any PIL mode to an (H, W, 3) uint8 array; 16-bit and 32-bit integer images are scaled, not clipped."""
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
+        gray = np.clip(np.rint(values * (255.0 / top)), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if mode == "F":
+        gray = np.clip(np.rint(np.asarray(image, dtype=np.float64)), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    return np.array(image, dtype=np.uint8)
+
+
+def decode_image(data: bytes, name: object = "<bytes>", max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.Tensor:
+    """Decode JPEG/PNG/BMP/TIFF bytes to a (3, H, W) uint8 RGB tensor with EXIF orientation applied.
+
+    Raises InputImageError (naming `name`) for empty, truncated, unknown or oversized images.
+    """
+    if not data:
+        raise InputImageError(name, "is empty (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+                if width * height > max_pixels:
+                    raise InputImageError(
+                        name, f"has {width}x{height} = {width * height} pixels, over the limit of {max_pixels}"
+                    )
+                image.load()
+                oriented = ImageOps.exif_transpose(image)
+                array = _to_rgb_array(oriented if oriented is not None else image)
+    except InputImageError:
+        raise
+    except UnidentifiedImageError as exc:
+        raise InputImageError(name, "is not an image in a format dermseg reads (JPEG, PNG, BMP, TIFF)") from exc
+    except Image.DecompressionBombError as exc:
+        raise InputImageError(name, f"is too large to decode safely ({exc})") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise InputImageError(name, f"cannot be decoded ({exc})") from exc
+    if array.ndim != 3 or array.shape[0] == 0 or array.shape[1] == 0:
+        raise InputImageError(name, f"decoded to an unusable shape {array.shape}")
+    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).contiguous()
+
+
+def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.Tensor:
+    """Read and decode one image file to a (3, H, W) uint8 RGB tensor."""
+    path = Path(path)
+    return decode_image(read_file_bytes(path), path, max_pixels)

@@ -1,0 +1,36 @@
+"""Typed errors. Library code raises these; only the CLI prints them and picks exit codes."""
+
+from __future__ import annotations
+
+
+class DermsegError(Exception):
+    """Base of every error dermseg raises on purpose."""
+
+
+class UserError(DermsegError):
+    """Bad usage or bad user-supplied files: missing or unreadable model, bad flags, missing input (exit 2)."""
+
+
+class ModelFileError(UserError):
+    """A model file (checkpoint, ONNX, plan) is missing, corrupt, untrusted or inconsistent."""
+
+
+class InputImageError(DermsegError):
+    """One input image cannot be used; the run goes on with the others (exit 1 at the end)."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class OutputWriteError(DermsegError):
+    """An output file could not be written (full disk, read-only folder)."""
+
+
+class CheckFailedError(DermsegError):
+    """A numerical check (parity, tolerance) failed (exit 3)."""
+
+
+class BackendUnavailableError(DermsegError):
+    """A requested backend, device or precision is not available here (exit 4)."""

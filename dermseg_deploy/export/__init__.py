@@ -1,0 +1,1 @@
+"""Exporters: PyTorch checkpoint -> ONNX, with a parity check against PyTorch."""

@@ -1,0 +1,93 @@
+"""Input discovery for `dermseg-run`: files and folders (recursive) -> work items with output paths."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .atomic import is_temp_file
+from .decode import IMAGE_SUFFIXES
+from .errors import InputImageError, UserError
+
+MASK_SUFFIX = "_segmentation.png"
+OVERLAY_SUFFIX = "_overlay.jpg"
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One input image and where its mask (and overlay) go."""
+
+    source: Path
+    mask_path: Path
+    overlay_path: Path
+
+
+@dataclass(frozen=True)
+class InputPlan:
+    items: list[WorkItem]
+    errors: list[InputImageError]
+
+
+def _is_within(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder)
+    except ValueError:
+        return False
+    return True
+
+
+def _item(source: Path, out_dir: Path, relative_parent: Path) -> WorkItem:
+    folder = out_dir / relative_parent
+    return WorkItem(source, folder / f"{source.stem}{MASK_SUFFIX}", folder / f"{source.stem}{OVERLAY_SUFFIX}")
+
+
+def _walk_folder(root: Path, out_dir: Path, errors: list[InputImageError]) -> list[tuple[Path, Path]]:
+    """(file, parent relative to root) for image files under root, sorted; unlistable folders become errors."""
+    found: list[tuple[Path, Path]] = []
+
+    def on_error(exc: OSError) -> None:
+        errors.append(InputImageError(exc.filename or root, f"folder cannot be listed ({exc.strerror or exc})"))
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=on_error, followlinks=False):
+        folder = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames if not _is_within(folder / d, out_dir))
+        for name in sorted(filenames):
+            path = folder / name
+            if is_temp_file(path) or path.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            found.append((path, folder.relative_to(root)))
+    return found
+
+
+def plan_inputs(inputs: list[str | Path], out_dir: str | Path) -> InputPlan:
+    """Expand files and folders to work items; outputs mirror each input folder's tree under `out_dir`.
+
+    The output folder and temp files are never inputs. Two inputs that would write the same mask make
+    the second an error. A path that does not exist at all is a usage error.
+    """
+    out_root = Path(out_dir).resolve()
+    missing = [str(p) for p in inputs if not Path(p).exists() and not Path(p).is_symlink()]
+    if missing:
+        raise UserError(f"input not found: {', '.join(missing)}")
+    errors: list[InputImageError] = []
+    candidates: list[tuple[Path, Path]] = []
+    for raw in inputs:
+        path = Path(raw)
+        if path.is_dir():
+            if _is_within(path, out_root):
+                raise UserError(f"{path}: the input folder lies inside the output folder {out_root}; choose another -o")
+            candidates += _walk_folder(path, out_root, errors)
+        else:
+            candidates.append((path, Path()))
+    items: list[WorkItem] = []
+    claimed: dict[Path, Path] = {}
+    for source, relative_parent in candidates:
+        item = _item(source, out_root, relative_parent)
+        key = item.mask_path
+        if key in claimed:
+            errors.append(InputImageError(source, f"its mask {item.mask_path} would overwrite that of {claimed[key]}"))
+            continue
+        claimed[key] = source
+        items.append(item)
+    return InputPlan(items, errors)

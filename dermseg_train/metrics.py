@@ -1,0 +1,77 @@
+"""ISIC 2018 Task 1 scoring, per image, reduced from raw counts."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+
+THRESHOLDED_JACCARD_CUTOFF = 0.65
+
+
+@dataclass(frozen=True)
+class ImageScore:
+    """Confusion counts of one image and the scores derived from them."""
+
+    tp: int
+    fp: int
+    fn: int
+    tn: int
+
+    @property
+    def jaccard(self) -> float:
+        union = self.tp + self.fp + self.fn
+        return 1.0 if union == 0 else self.tp / union
+
+    @property
+    def thresholded_jaccard(self) -> float:
+        j = self.jaccard
+        return j if j >= THRESHOLDED_JACCARD_CUTOFF else 0.0
+
+    @property
+    def dice(self) -> float:
+        denom = 2 * self.tp + self.fp + self.fn
+        return 1.0 if denom == 0 else 2 * self.tp / denom
+
+    @property
+    def sensitivity(self) -> float:
+        positives = self.tp + self.fn
+        return 1.0 if positives == 0 else self.tp / positives
+
+    @property
+    def specificity(self) -> float:
+        negatives = self.tn + self.fp
+        return 1.0 if negatives == 0 else self.tn / negatives
+
+    def to_dict(self) -> dict[str, float]:
+        return {
+            **asdict(self),
+            "jaccard": self.jaccard,
+            "thresholded_jaccard": self.thresholded_jaccard,
+            "dice": self.dice,
+            "sensitivity": self.sensitivity,
+            "specificity": self.specificity,
+        }
+
+
+def score_image(prediction: torch.Tensor, truth: torch.Tensor) -> ImageScore:
+    """Score a predicted mask against the truth; both (H,W), binarised at > 128 if uint8 0-255, else as bool."""
+    if prediction.shape != truth.shape:
+        raise ValueError(f"prediction {tuple(prediction.shape)} and truth {tuple(truth.shape)} differ in size")
+    p = prediction > 128 if prediction.dtype == torch.uint8 else prediction.bool()
+    t = truth > 128 if truth.dtype == torch.uint8 else truth.bool()
+    tp = int((p & t).sum().item())
+    fp = int((p & ~t).sum().item())
+    fn = int((~p & t).sum().item())
+    return ImageScore(tp, fp, fn, p.numel() - tp - fp - fn)
+
+
+SCORE_NAMES = ("jaccard", "thresholded_jaccard", "dice", "sensitivity", "specificity")
+
+
+def mean_scores(scores: list[ImageScore]) -> dict[str, float]:
+    """Means over images of every score, plus the image count."""
+    if not scores:
+        return {name: float("nan") for name in SCORE_NAMES} | {"images": 0}
+    means = {name: sum(getattr(s, name) for s in scores) / len(scores) for name in SCORE_NAMES}
+    return means | {"images": len(scores)}
