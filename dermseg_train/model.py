@@ -79,6 +79,7 @@ class PixelShuffleUpsample(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(in_ch, out_ch * scale**2, kernel_size=1)
         icnr_(self.conv.weight, scale)
+        assert self.conv.bias is not None
         nn.init.zeros_(self.conv.bias)
         self.relu = nn.ReLU(inplace=True)
         self.shuffle = nn.PixelShuffle(scale)

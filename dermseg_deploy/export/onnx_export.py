@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import io
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -19,22 +19,26 @@ EXPORTERS = ("dynamo", "torchscript")
 
 def _export_to_bytes(model: torch.nn.Module, metadata: ModelMetadata, exporter: str, opset: int) -> bytes:
     example = torch.zeros(2, 3, metadata.size_px, metadata.size_px)
-    names = {"input_names": [metadata.input_name], "output_names": [metadata.output_name]}
+    inputs, outputs = [metadata.input_name], [metadata.output_name]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         if exporter == "dynamo":
             batch = torch.export.Dim("batch", min=1, max=4096)
             program = torch.onnx.export(
-                model, (example,), dynamic_shapes=({0: batch},), dynamo=True, opset_version=opset, verbose=False,
-                **names,
+                model, (example,), input_names=inputs, output_names=outputs, dynamic_shapes=({0: batch},),
+                dynamo=True, opset_version=opset, verbose=False,
             )
             if program is None:
                 raise CheckFailedError("the dynamo ONNX exporter returned no program")
             return bytes(program.model_proto.SerializeToString())
-        buffer = io.BytesIO()
         axes = {metadata.input_name: {0: "batch"}, metadata.output_name: {0: "batch"}}
-        torch.onnx.export(model, (example,), buffer, dynamic_axes=axes, dynamo=False, opset_version=opset, **names)
-        return buffer.getvalue()
+        with tempfile.TemporaryDirectory(prefix="dermseg-export-") as folder:
+            path = Path(folder) / "model.onnx"
+            torch.onnx.export(
+                model, (example,), str(path), input_names=inputs, output_names=outputs, dynamic_axes=axes,
+                dynamo=False, opset_version=opset,
+            )
+            return path.read_bytes()
 
 
 def set_onnx_metadata(proto: onnx.ModelProto, metadata: ModelMetadata) -> None:
