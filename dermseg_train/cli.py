@@ -1,10 +1,11 @@
-"""`dermseg-train --data DIR --out model.pt --size 256 --steps 200 --batch-size 8`."""
+"""`dermseg-train`: the paper's recipe by default; `--size/--steps` for one short stage. torchrun-ready."""
 
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from tqdm import tqdm
@@ -14,11 +15,14 @@ from dermseg_deploy.devices import describe_device, resolve_device
 from dermseg_deploy.errors import UserError
 
 from . import __version__
+from .config import TrainConfig, load_config_file
 from .model import EncoderWeightsError
-from .train import PAPER_LRS_512, TrainConfig, run_training
+from .train import Trainer, add_baselines, last_checkpoint_path, log_path
 
 
-def _parse_lrs(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, float, float]:
+def _parse_lrs(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[float, float, float] | None:
+    if value is None:
+        return None
     try:
         lrs = tuple(float(v) for v in value.split(","))
     except ValueError as exc:
@@ -28,56 +32,151 @@ def _parse_lrs(ctx: click.Context, param: click.Parameter, value: str) -> tuple[
     return lrs  # type: ignore[return-value]
 
 
+def _parse_stages(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[tuple[int, int]]:
+    stages = []
+    for text in value:
+        try:
+            size, epochs = (int(part) for part in text.split(":"))
+        except ValueError as exc:
+            raise click.BadParameter(f"{text!r}: expected SIZE:EPOCHS, e.g. 512:10") from exc
+        stages.append((size, epochs))
+    return stages
+
+
+def build_config(ctx: click.Context, options: dict[str, Any]) -> TrainConfig:
+    """Config file first, then every flag given on the command line."""
+    data: dict[str, Any] = load_config_file(options["config"]) if options["config"] else {}
+    explicit = {
+        name for name in options
+        if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)
+    }
+    for name in ("data", "out", "val_count", "val_fraction", "seed", "encoder_weights", "workers", "dice_weight",
+                 "cache_dir", "val_every", "max_rotation_deg", "lighting"):
+        if name in explicit or name not in data:
+            value = options[name]
+            data[name] = str(value) if isinstance(value, Path) else value
+    data["deterministic"] = options["deterministic"] or data.get("deterministic", False)
+    if options["no_amp"]:
+        data["amp"] = False
+    if options["stage"]:
+        stages = [{"size_px": size, "epochs": epochs} for size, epochs in options["stage"]]
+    elif options["size_px"] is not None:
+        stages = [{"size_px": options["size_px"], "epochs": options["epochs"] or 1, "steps": options["steps"]}]
+    elif options["steps"] is not None or options["epochs"] is not None:
+        raise UserError("--steps and --epochs need --size (one stage); use --stage SIZE:EPOCHS for several")
+    else:
+        stages = data.get("stages") or [vars(s) for s in TrainConfig(data="", out="").stages]
+    for stage in stages:
+        for flag, key in (("batch_size", "batch_size"), ("lrs", "lrs"), ("freeze_epochs", "freeze_epochs")):
+            if options[flag] is not None and (flag in explicit or key not in stage):
+                stage[key] = options[flag]
+    data["stages"] = stages
+    if data.get("data") in (None, "None") or data.get("out") in (None, "None"):
+        raise UserError("--data and --out are required (on the command line or in --config)")
+    return TrainConfig.from_dict(data)
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dermseg-train")
-@click.option("--data", required=True, type=click.Path(path_type=Path),
+@click.option("--config", type=click.Path(path_type=Path), default=None, help="JSON file of TrainConfig fields.")
+@click.option("--data", type=click.Path(path_type=Path), default=None,
               help="ISIC folder (official folder names, or images/ + masks/).")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Checkpoint to write, e.g. model.pt.")
-@click.option("--size", "size_px", type=int, default=256, show_default=True, help="Training side (multiple of 32).")
-@click.option("--steps", type=click.IntRange(min=1), default=200, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Best checkpoint, e.g. model.pt (model.last.pt, model.log.jsonl, model.split.json beside it).")
+@click.option("--stage", multiple=True, callback=_parse_stages,
+              help="SIZE:EPOCHS, repeatable (default: 512:10 then 1024:5, the paper's progressive resizing).")
+@click.option("--size", "size_px", type=int, default=None, help="One stage at this size (with --steps or --epochs).")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Optimiser steps of the one stage.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs of the one stage.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Batch size per process (default 8).")
+@click.option("--lrs", default=None, callback=_parse_lrs,
+              help="Peak rates of the early-encoder, late-encoder and decoder groups for every stage "
+                   "(default: the paper's, 1e-4,1e-3,1e-2 below 1024 px and 5e-4,5e-3,5e-2 at 1024).")
+@click.option("--freeze-epochs", type=click.IntRange(min=0), default=None,
+              help="Epochs at the start of each stage with the encoder frozen.")
 @click.option("--val-count", type=click.IntRange(min=1), default=None,
-              help="Validation images (default: 500, at most a fifth of the data).")
-@click.option("--lrs", default=",".join(f"{lr:g}" for lr in PAPER_LRS_512), show_default=True, callback=_parse_lrs,
-              help="Peak learning rates of the early-encoder, late-encoder and decoder groups.")
+              help="Validation images (default: 500, as the paper; at most a quarter of the data).")
+@click.option("--val-fraction", type=float, default=None, help="Validation share instead of --val-count.")
+@click.option("--val-every", type=click.IntRange(min=1), default=1, show_default=True, help="Validate every N epochs.")
+@click.option("--dice-weight", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Add this times a soft Dice loss to BCE.")
+@click.option("--max-rotation-deg", type=click.FloatRange(min=0, max=180), default=10.0, show_default=True)
+@click.option("--lighting", type=click.FloatRange(min=0, max=1), default=0.2, show_default=True,
+              help="Brightness/contrast change strength.")
 @click.option("--encoder-weights", default="imagenet", show_default=True,
               help="imagenet (torchvision download), a local .pth state dict, or none.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True, help="Data loader processes.")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
+              help="Resize cache folder (kept across runs); none by default.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--deterministic", is_flag=True, help="Deterministic algorithms (bitwise-reproducible on the CPU).")
+@click.option("--no-amp", is_flag=True, help="No mixed precision on CUDA.")
+@click.option("--resume", type=click.Path(path_type=Path), default=None, help="Continue from a model.last.pt.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @handle_errors
-def main(
-    data: Path, out: Path, size_px: int, steps: int, batch_size: int, val_count: int | None,
-    lrs: tuple[float, float, float], encoder_weights: str, seed: int, workers: int, device: str,
-) -> None:
-    """Train the ResNet34-UNet on ISIC image/mask pairs and save a checkpoint with validation scores."""
-    if size_px <= 0 or size_px % 32:
-        raise UserError(f"--size {size_px}: must be a positive multiple of 32")
-    torch_device = resolve_device(device)
-    click.echo(f"training on {describe_device(torch_device)}", err=True)
-    config = TrainConfig(
-        data=str(data), out=str(out), size_px=size_px, steps=steps, batch_size=batch_size, val_count=val_count,
-        lrs=lrs, encoder_weights=encoder_weights, seed=seed, workers=workers, device=str(torch_device),
-    )
-    bar = tqdm(total=steps, unit="step", file=sys.stderr, dynamic_ncols=True)
+def main(**options: Any) -> None:
+    """Train the ResNet34-UNet on ISIC image/mask pairs; validate as deployed; save the best and last checkpoints.
 
-    def on_step(info: dict[str, float]) -> None:
-        bar.update(1)
-        bar.set_postfix(loss=f"{info['loss']:.4f}")
-
+    Exit codes: 0 done; 2 usage or data error; 4 device unavailable; 70 internal error.
+    """
+    ctx = click.get_current_context()
+    config = build_config(ctx, options)
+    device = resolve_device(options["device"])
+    config.device = str(device)
+    trainer = Trainer(config, _progress_printer(options["quiet"] or not trainer_is_main()))
+    if trainer.info.is_main:
+        click.echo(f"training on {describe_device(trainer.device)} x {trainer.info.world_size} process(es); "
+                   f"{len(trainer.train_pairs)} training and {len(trainer.val_pairs)} validation images", err=True)
     try:
-        checkpoint = run_training(config, on_step)
+        record = trainer.run(options["resume"])
     except EncoderWeightsError as exc:
         raise UserError(str(exc)) from exc
-    finally:
-        bar.close()
-    metrics = checkpoint.metrics
-    val, base = metrics["validation"], metrics["baselines"]
+    if not trainer.info.is_main:
+        return
+    baselines = add_baselines(Path(config.out), trainer.val_pairs)
+    validation = record.get("validation", {}).get("all", {})
+    large = record.get("validation", {}).get("large_lesions", {})
     click.echo(
-        f"validation on {val['images']} held-out images at {size_px} px: jaccard {val['jaccard']:.4f}, "
-        f"thresholded jaccard {val['thresholded_jaccard']:.4f}, dice {val['dice']:.4f} "
-        f"(all-lesion jaccard {base['all_lesion']['jaccard']:.4f}, "
-        f"all-background jaccard {base['all_background']['jaccard']:.4f})"
+        f"final validation on {validation.get('images')} held-out images at {record.get('size_px')} px: "
+        f"jaccard {validation.get('jaccard', float('nan')):.4f}, thresholded jaccard "
+        f"{validation.get('thresholded_jaccard', float('nan')):.4f}, dice {validation.get('dice', float('nan')):.4f}; "
+        f"lesions over 70% of the image ({large.get('images')}): jaccard {large.get('jaccard', float('nan')):.4f}; "
+        + ", ".join(f"{name} jaccard {b['all']['jaccard']:.4f}" for name, b in baselines.items())
     )
-    click.echo(json.dumps({"checkpoint": str(out), **metrics}, sort_keys=True), err=True)
-    click.echo(f"wrote {out}")
+    click.echo(json.dumps({"last_epoch": record, "baselines": baselines}, sort_keys=True), err=True)
+    click.echo(f"wrote {config.out} (best), {last_checkpoint_path(config.out)} (resumable), {log_path(config.out)}")
+
+
+def trainer_is_main() -> bool:
+    import os
+
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _progress_printer(quiet: bool) -> Any:
+    state: dict[str, Any] = {"bar": None}
+
+    def on_event(kind: str, info: dict[str, Any]) -> None:
+        if quiet:
+            return
+        if kind == "stage":
+            if state["bar"] is not None:
+                state["bar"].close()
+            state["bar"] = tqdm(total=info["steps"], unit="step", file=sys.stderr, dynamic_ncols=True,
+                                desc=f"stage {info['stage'] + 1} at {info['size_px']} px")
+        elif kind == "step" and state["bar"] is not None:
+            state["bar"].update(1)
+            state["bar"].set_postfix(loss=f"{info['loss']:.4f}")
+        elif kind == "epoch":
+            validation = info.get("validation", {}).get("all")
+            text = f"epoch {info['epoch']}: train loss {info['train_loss']:.4f}"
+            if validation:
+                text += f", validation jaccard {validation['jaccard']:.4f}"
+            tqdm.write(text, file=sys.stderr)
+
+    return on_event
+
+
+if __name__ == "__main__":
+    main()

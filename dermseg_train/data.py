@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import random
 import re
 from dataclasses import dataclass
@@ -13,10 +15,13 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
 
+from dermseg_deploy.atomic import atomic_write_bytes
 from dermseg_deploy.decode import IMAGE_SUFFIXES, read_image
 from dermseg_deploy.errors import InputImageError, UserError
 from dermseg_deploy.metadata import ModelMetadata
 from dermseg_deploy.preprocess import normalize, resize_image
+
+from .augment import DEFAULT_LIGHTING, DEFAULT_MAX_ROTATION_DEG, augment_pair
 
 IMAGE_FOLDERS = ("ISIC2018_Task1-2_Training_Input", "ISIC-2017_Validation_Data", "images")
 MASK_FOLDERS = ("ISIC2018_Task1_Training_GroundTruth", "ISIC-2017_Validation_Part1_GroundTruth", "masks")
@@ -92,31 +97,86 @@ def read_mask(path: Path) -> torch.Tensor:
     return torch.from_numpy(gray > 128)
 
 
-def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
-    """The k-th (0-7) of the 8 dihedral symmetries of the last two dimensions."""
-    if k >= 4:
-        x = x.flip(-1)
-    return torch.rot90(x, k % 4, dims=(-2, -1))
+class ResizeCache:
+    """Images and masks resized to a training size, decoded once and kept on disk across runs.
+
+    Keyed by the source files' resolved paths, sizes and modification times, and the training size.
+    Entries are written atomically, so parallel loaders and killed runs never leave a half entry.
+    """
+
+    def __init__(self, folder: str | Path | None) -> None:
+        self.folder = Path(folder) if folder else None
+
+    def _key(self, pair: Pair, size_px: int) -> str:
+        parts = [str(size_px)]
+        for path in (pair.image, pair.mask):
+            stat = path.stat()
+            parts += [str(path.resolve()), str(stat.st_size), str(stat.st_mtime_ns)]
+        return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
+
+    def load(self, pair: Pair, size_px: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(3,S,S) uint8 image and (1,S,S) uint8 0/1 mask at `size_px`."""
+        path = self.folder / str(size_px) / f"{self._key(pair, size_px)}.npz" if self.folder else None
+        if path is not None and path.is_file():
+            try:
+                with np.load(path) as data:
+                    return torch.from_numpy(data["image"]), torch.from_numpy(data["mask"])
+            except (OSError, ValueError, KeyError):
+                path.unlink(missing_ok=True)  # a damaged entry is rebuilt
+        image, mask = resize_pair(pair, size_px)
+        if path is not None:
+            buffer = io.BytesIO()
+            np.savez(buffer, image=image.numpy(), mask=mask.numpy())
+            atomic_write_bytes(path, buffer.getvalue())
+        return image, mask
+
+
+def resize_pair(pair: Pair, size_px: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode and resize an image (bilinear, antialiased, as deployment) and its mask (nearest)."""
+    image = read_image(pair.image)
+    mask = read_mask(pair.mask)
+    if tuple(mask.shape) != tuple(image.shape[-2:]):
+        raise InputImageError(pair.mask, f"mask size {tuple(mask.shape)} != image size {tuple(image.shape[-2:])}")
+    resized = resize_image(image, size_px).round().clamp(0, 255).to(torch.uint8)
+    resized_mask = F.interpolate(mask[None, None].to(torch.uint8), size=(size_px,) * 2, mode="nearest-exact")[0]
+    return resized, resized_mask
+
+
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """A seed for one sample of one epoch, the same in any worker process and after a resume."""
+    digest = hashlib.sha256(f"{seed}:{epoch}:{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
 class SegmentationDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
-    """Pairs resized to a square, normalised like deployment, optionally with dihedral augmentation."""
+    """Pairs at a training size from the resize cache, augmented per (seed, epoch, index), normalised."""
 
-    def __init__(self, pairs: list[Pair], size_px: int, metadata: ModelMetadata, augment: bool) -> None:
+    def __init__(
+        self,
+        pairs: list[Pair],
+        size_px: int,
+        metadata: ModelMetadata,
+        augment: bool,
+        cache: ResizeCache | None = None,
+        seed: int = 0,
+        max_rotation_deg: float = DEFAULT_MAX_ROTATION_DEG,
+        lighting_strength: float = DEFAULT_LIGHTING,
+    ) -> None:
         self.pairs, self.size_px, self.metadata, self.augment = pairs, size_px, metadata, augment
+        self.cache = cache or ResizeCache(None)
+        self.seed, self.epoch = seed, 0
+        self.max_rotation_deg, self.lighting_strength = max_rotation_deg, lighting_strength
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.pairs)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        pair = self.pairs[index]
-        image = read_image(pair.image)
-        mask = read_mask(pair.mask)
-        if tuple(mask.shape) != tuple(image.shape[-2:]):
-            raise InputImageError(pair.mask, f"mask size {tuple(mask.shape)} != image size {tuple(image.shape[-2:])}")
-        x = resize_image(image, self.size_px)
-        y = F.interpolate(mask[None, None].float(), size=(self.size_px,) * 2, mode="nearest-exact")[0]
+        image_u8, mask_u8 = self.cache.load(self.pairs[index], self.size_px)
+        image, mask = image_u8.float(), mask_u8.float()
         if self.augment:
-            k = int(torch.randint(8, ()).item())
-            x, y = dihedral(x, k), dihedral(y, k)
-        return normalize(x.contiguous(), self.metadata.mean, self.metadata.std), y.contiguous()
+            generator = torch.Generator().manual_seed(sample_seed(self.seed, self.epoch, index))
+            image, mask = augment_pair(image, mask, generator, self.max_rotation_deg, self.lighting_strength)
+        return normalize(image.contiguous(), self.metadata.mean, self.metadata.std), mask.contiguous()

@@ -71,7 +71,41 @@ SCORE_NAMES = ("jaccard", "thresholded_jaccard", "dice", "sensitivity", "specifi
 
 def mean_scores(scores: list[ImageScore]) -> dict[str, float]:
     """Means over images of every score, plus the image count."""
-    if not scores:
-        return {name: float("nan") for name in SCORE_NAMES} | {"images": 0}
-    means = {name: sum(getattr(s, name) for s in scores) / len(scores) for name in SCORE_NAMES}
-    return means | {"images": len(scores)}
+    totals = ScoreTotals.empty()
+    for score in scores:
+        totals.add(score)
+    return totals.means()
+
+
+@dataclass
+class ScoreTotals:
+    """Sums of the per-image scores and the image count: what processes add up before taking means."""
+
+    sums: dict[str, float]
+    images: int = 0
+
+    @classmethod
+    def empty(cls) -> ScoreTotals:
+        return cls({name: 0.0 for name in SCORE_NAMES}, 0)
+
+    def add(self, score: ImageScore) -> None:
+        for name in SCORE_NAMES:
+            self.sums[name] += getattr(score, name)
+        self.images += 1
+
+    def add_failure(self) -> None:
+        """An image whose prediction is missing or unusable counts 0 on every score."""
+        self.images += 1
+
+    def means(self) -> dict[str, float]:
+        if self.images == 0:
+            return {name: float("nan") for name in SCORE_NAMES} | {"images": 0}
+        return {name: self.sums[name] / self.images for name in SCORE_NAMES} | {"images": self.images}
+
+    def to_tensor(self) -> torch.Tensor:
+        return torch.tensor([*(self.sums[name] for name in SCORE_NAMES), float(self.images)], dtype=torch.float64)
+
+    @classmethod
+    def from_tensor(cls, values: torch.Tensor) -> ScoreTotals:
+        numbers = values.tolist()
+        return cls(dict(zip(SCORE_NAMES, numbers[:-1])), int(round(numbers[-1])))

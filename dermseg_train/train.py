@@ -1,155 +1,369 @@
-"""A step-based training run: Adam with discriminative learning rates, one-cycle, BCE; validation as deployed."""
+"""The training run: stages of progressive resizing, epochs, validation as deployed, checkpoints, resume, DDP."""
 
 from __future__ import annotations
 
 import datetime
+import json
+import math
+import os
 import platform
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
+from dermseg_deploy.atomic import atomic_write_bytes
 from dermseg_deploy.backends.torch_backend import TorchBackend
-from dermseg_deploy.checkpoint import Checkpoint, save_checkpoint
-from dermseg_deploy.decode import read_image
+from dermseg_deploy.checkpoint import Checkpoint, atomic_torch_save, check_plain, load_checkpoint, save_checkpoint
+from dermseg_deploy.errors import ModelFileError, UserError
 from dermseg_deploy.metadata import ModelMetadata
 from dermseg_deploy.segmenter import Segmenter
 
 from . import __version__
-from .data import Pair, SegmentationDataset, discover_pairs, read_mask, split_pairs
-from .metrics import ImageScore, mean_scores, score_image
-from .model import ModelConfig, build_model, check_input_size
+from .baselines import baseline_summaries
+from .config import StageConfig, TrainConfig
+from .data import Pair, ResizeCache, SegmentationDataset, discover_pairs, split_pairs
+from .distributed import barrier, init_from_environment, shutdown, sum_across
+from .evaluate import evaluate_segmenter, totals
+from .metrics import ScoreTotals
+from .model import ModelConfig, ResNet34UNet, build_model
+from .runlog import RunLog
 
-PAPER_LRS_512 = (1e-4, 1e-3, 1e-2)
-StepCallback = Callable[[dict[str, Any]], None]
+EventCallback = Callable[[str, dict[str, Any]], None]
+TRAINING_STATE_KEY = "training_state"
 
 
 @dataclass
-class TrainConfig:
-    """Everything a run needs; saved in the checkpoint's provenance."""
+class Progress:
+    """Where a run stands; saved in `model.last.pt` so that `--resume` continues from here."""
 
-    data: str
-    out: str
-    size_px: int = 256
-    steps: int = 200
-    batch_size: int = 8
-    val_count: int | None = None
-    lrs: tuple[float, float, float] = PAPER_LRS_512
-    encoder_weights: str = "imagenet"
-    seed: int = 0
-    workers: int = 2
-    device: str = "cpu"
-    eval_batch_size: int = 8
-    model: dict[str, Any] = field(default_factory=lambda: ModelConfig().to_dict())
+    stage_index: int = 0
+    epochs_done_in_stage: int = 0
+    epochs_done: int = 0
+    global_step: int = 0
+    best_jaccard: float = -1.0
 
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["lrs"] = list(self.lrs)
-        return data
+
+def last_checkpoint_path(out: str | Path) -> Path:
+    out = Path(out)
+    return out.with_name(f"{out.stem}.last{out.suffix}")
+
+
+def log_path(out: str | Path) -> Path:
+    out = Path(out)
+    return out.with_name(f"{out.stem}.log.jsonl")
+
+
+def split_path(out: str | Path) -> Path:
+    out = Path(out)
+    return out.with_name(f"{out.stem}.split.json")
 
 
 def default_val_count(n_pairs: int) -> int:
-    """500 images as in the paper, but never more than a fifth of a smaller data set."""
-    return max(1, min(500, n_pairs // 5))
+    """500 images as in the paper, but never more than a quarter of a smaller data set."""
+    return min(500, max(1, n_pairs // 4))
 
 
-def make_optimizer(model: nn.Module, lrs: Sequence[float]) -> torch.optim.Adam:
+def make_optimizer(model: ResNet34UNet, lrs: Sequence[float]) -> torch.optim.Adam:
     """Adam over the three layer groups (early encoder, late encoder, decoder) with their own rates."""
-    groups = model.layer_groups()  # type: ignore[operator]
-    return torch.optim.Adam([{"params": g, "lr": lr} for g, lr in zip(groups, lrs)])
+    return torch.optim.Adam([{"params": g, "lr": lr} for g, lr in zip(model.layer_groups(), lrs)])
 
 
-def endless(loader: DataLoader[Any]) -> Iterator[Any]:
-    """Batches forever, reshuffling at every pass."""
-    while True:
-        yield from loader
+def set_encoder_frozen(model: ResNet34UNet, frozen: bool) -> None:
+    for parameter in model.encoder.parameters():
+        parameter.requires_grad_(not frozen)
 
 
-def train_one_step(
-    model: nn.Module,
-    batch: tuple[torch.Tensor, torch.Tensor],
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    loss_fn: nn.Module,
-    device: torch.device,
-) -> float:
-    images, masks = (t.to(device, non_blocking=True) for t in batch)
-    optimizer.zero_grad(set_to_none=True)
-    loss = loss_fn(model(images), masks)
-    loss.backward()
-    optimizer.step()
-    scheduler.step()
-    return float(loss.item())
+def soft_dice_loss(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    probabilities = torch.sigmoid(logits.float())
+    intersection = (probabilities * masks).sum(dim=(1, 2, 3))
+    denominator = probabilities.sum(dim=(1, 2, 3)) + masks.sum(dim=(1, 2, 3))
+    return (1 - (2 * intersection + 1) / (denominator + 1)).mean()
 
 
-def evaluate(segmenter: Segmenter, pairs: Sequence[Pair], batch_size: int = 8) -> list[ImageScore]:
-    """Score every pair as deployment would: predict at network size, upsample to the mask's size, compare."""
-    scores = []
-    for start in range(0, len(pairs), batch_size):
-        chunk = pairs[start : start + batch_size]
-        images = [read_image(p.image) for p in chunk]
-        predictions = segmenter.predict_masks(images)
-        scores += [score_image(pred.cpu(), read_mask(p.mask)) for pred, p in zip(predictions, chunk)]
-    return scores
+class SegmentationLoss(nn.Module):
+    """BCEWithLogits, plus `dice_weight` x soft Dice when asked for."""
+
+    def __init__(self, dice_weight: float = 0.0) -> None:
+        super().__init__()
+        self.bce = nn.BCEWithLogitsLoss()
+        self.dice_weight = dice_weight
+
+    def forward(self, logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        loss = self.bce(logits.float(), masks)
+        return loss + self.dice_weight * soft_dice_loss(logits, masks) if self.dice_weight else loss
 
 
-def baseline_scores(pairs: Sequence[Pair]) -> dict[str, dict[str, float]]:
-    """Scores of predicting all lesion and all background on the same images."""
-    all_lesion, all_background = [], []
-    for pair in pairs:
-        truth = read_mask(pair.mask)
-        all_lesion.append(score_image(torch.ones_like(truth), truth))
-        all_background.append(score_image(torch.zeros_like(truth), truth))
-    return {"all_lesion": mean_scores(all_lesion), "all_background": mean_scores(all_background)}
+def rng_state() -> dict[str, Any]:
+    """RNG states as tensors and lists (what `weights_only` loading accepts)."""
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": _plain(random.getstate())}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
 
 
-def run_training(config: TrainConfig, on_step: StepCallback | None = None) -> Checkpoint:
-    """Train, validate on held-out images, save the checkpoint, and return it."""
-    check_input_size(config.size_px, config.size_px)
-    torch.manual_seed(config.seed)
-    device = torch.device(config.device)
-    pairs = discover_pairs(config.data)
-    val_count = config.val_count or default_val_count(len(pairs))
-    train_pairs, val_pairs = split_pairs(pairs, val_count, config.seed)
-    metadata = ModelMetadata(train_size_px=config.size_px, train_data=f"{Path(config.data).name} ({len(pairs)} pairs)")
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
-    model = build_model(ModelConfig.from_dict(config.model), config.encoder_weights).to(device)
-    optimizer = make_optimizer(model, config.lrs)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=list(config.lrs), total_steps=config.steps)
-    loss_fn = nn.BCEWithLogitsLoss()
-    dataset = SegmentationDataset(train_pairs, config.size_px, metadata, augment=True)
-    loader = DataLoader(
-        dataset, batch_size=config.batch_size, shuffle=True, drop_last=len(train_pairs) >= config.batch_size,
-        num_workers=config.workers, generator=torch.Generator().manual_seed(config.seed),
-        persistent_workers=config.workers > 0,
-    )
-    batches = endless(loader)
-    model.train()
-    for step in range(1, config.steps + 1):
-        loss = train_one_step(model, next(batches), optimizer, scheduler, loss_fn, device)
-        if on_step:
-            on_step({"step": step, "loss": loss, "lr": scheduler.get_last_lr()[-1]})
 
-    segmenter = Segmenter(TorchBackend(model, metadata.with_updates(size_px=config.size_px), device))
-    metrics = {
-        "validation": mean_scores(evaluate(segmenter, val_pairs, config.eval_batch_size)),
-        "baselines": baseline_scores(val_pairs),
-        "train_images": len(train_pairs),
-        "steps": config.steps,
-        "validation_size_px": config.size_px,
-    }
-    provenance = {
-        "dermseg_version": __version__,
-        "torch_version": str(torch.__version__),
-        "python": platform.python_version(),
-        "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "config": config.to_dict(),
-        "val_ids": [p.image_id for p in val_pairs],
-    }
-    checkpoint = Checkpoint(ModelConfig.from_dict(config.model).to_dict(), metadata, model.state_dict(), metrics, provenance)
-    save_checkpoint(checkpoint, config.out)
-    return checkpoint
+def _plain(value: Any) -> Any:
+    return [_plain(v) for v in value] if isinstance(value, (tuple, list)) else value
+
+
+class Trainer:
+    """One run of a TrainConfig; rank 0 logs and saves, every rank trains and validates its share."""
+
+    def __init__(self, config: TrainConfig, on_event: EventCallback | None = None) -> None:
+        self.config = config
+        self.on_event = on_event or (lambda kind, info: None)
+        requested = config.device
+        self.info = init_from_environment("cuda" if requested.startswith("cuda") else "cpu")
+        self.device = self._device(requested)
+        if config.deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True)
+            torch.backends.cudnn.benchmark = False
+        self.use_amp = config.amp and self.device.type == "cuda"
+        self.channels_last = config.channels_last and self.device.type == "cuda"
+        pairs = discover_pairs(config.data)
+        val_count = self._val_count(len(pairs))
+        self.train_pairs, self.val_pairs = split_pairs(pairs, val_count, config.seed)
+        self.metadata = ModelMetadata(
+            train_size_px=config.stages[-1].size_px, train_data=f"{Path(config.data).name} ({len(pairs)} pairs)"
+        )
+        self.cache = ResizeCache(config.cache_dir)
+        self.loss_fn = SegmentationLoss(config.dice_weight)
+        self.log = RunLog(log_path(config.out)) if self.info.is_main else None
+
+    def _device(self, requested: str) -> torch.device:
+        device = torch.device(requested)
+        if device.type == "cuda" and self.info.distributed:
+            device = torch.device("cuda", self.info.local_rank)
+            torch.cuda.set_device(device)
+        return device
+
+    def _val_count(self, n_pairs: int) -> int:
+        if self.config.val_count is not None:
+            return self.config.val_count
+        if self.config.val_fraction is not None:
+            return max(1, round(n_pairs * self.config.val_fraction))
+        return default_val_count(n_pairs)
+
+    # ---- checkpoints -------------------------------------------------------------------------------------
+
+    def _provenance(self) -> dict[str, Any]:
+        return {
+            "dermseg_version": __version__,
+            "torch_version": str(torch.__version__),
+            "python": platform.python_version(),
+            "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "config": self.config.to_dict(),
+            "world_size": self.info.world_size,
+            "val_ids": [p.image_id for p in self.val_pairs],
+        }
+
+    def _checkpoint(self, model: ResNet34UNet, metrics: dict[str, Any]) -> Checkpoint:
+        return Checkpoint(dict(model.config.to_dict()), self.metadata, model.state_dict(), metrics, self._provenance())
+
+    def _save_last(self, model: ResNet34UNet, metrics: dict[str, Any], progress: Progress, optimizer: torch.optim.Optimizer,
+                   scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler) -> None:
+        data = self._checkpoint(model, metrics).to_dict()
+        data[TRAINING_STATE_KEY] = {
+            "progress": vars(progress).copy(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(),
+            "rng": rng_state(),
+        }
+        check_plain(data)
+        atomic_torch_save(data, last_checkpoint_path(self.config.out))
+
+    def _write_split(self) -> None:
+        split = {"seed": self.config.seed, "train": [p.image_id for p in self.train_pairs],
+                 "val": [p.image_id for p in self.val_pairs]}
+        atomic_write_bytes(split_path(self.config.out), json.dumps(split, indent=1).encode())
+
+    # ---- loops -------------------------------------------------------------------------------------------
+
+    def _loader(self, stage: StageConfig) -> tuple[DataLoader[Any], SegmentationDataset, DistributedSampler[Any]]:
+        dataset = SegmentationDataset(
+            self.train_pairs, stage.size_px, self.metadata, augment=True, cache=self.cache, seed=self.config.seed,
+            max_rotation_deg=self.config.max_rotation_deg, lighting_strength=self.config.lighting,
+        )
+        drop_last = len(self.train_pairs) >= stage.batch_size * self.info.world_size
+        sampler: DistributedSampler[Any] = DistributedSampler(
+            dataset, num_replicas=self.info.world_size, rank=self.info.rank, shuffle=True, seed=self.config.seed,
+            drop_last=drop_last,
+        )
+        loader = DataLoader(
+            dataset, batch_size=stage.batch_size, sampler=sampler, drop_last=drop_last,
+            num_workers=self.config.workers, pin_memory=self.device.type == "cuda",
+        )
+        return loader, dataset, sampler
+
+    def _train_epoch(self, model: nn.Module, loader: DataLoader[Any], optimizer: torch.optim.Optimizer,
+                     scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler,
+                     max_steps: int, progress: Progress) -> tuple[float, float]:
+        """Train up to `max_steps` batches; returns (mean loss, training images per second over all ranks)."""
+        model.train()
+        total, count, images_seen = 0.0, 0, 0
+        start = time.perf_counter()
+        for images, masks in loader:
+            if count >= max_steps:
+                break
+            images = images.to(self.device, non_blocking=True)
+            masks = masks.to(self.device, non_blocking=True)
+            if self.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
+                loss = self.loss_fn(model(images), masks)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss.item()} at step {progress.global_step + 1}: "
+                                         "the learning rates are too high for this stage")
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            progress.global_step += 1
+            count += 1
+            total += float(loss.item())  # .item() waits for the GPU, so the timing below is honest
+            images_seen += images.shape[0] * self.info.world_size
+            self.on_event("step", {"global_step": progress.global_step, "loss": float(loss.item())})
+        return total / max(1, count), images_seen / max(1e-9, time.perf_counter() - start)
+
+    def validate(self, model: ResNet34UNet, size_px: int) -> dict[str, Any]:
+        """Every rank scores its share of the validation images; sums are added across ranks."""
+        shard = self.val_pairs[self.info.rank :: self.info.world_size]
+        segmenter = Segmenter(TorchBackend(model, self.metadata.with_updates(size_px=size_px), self.device))
+        evaluations = evaluate_segmenter(segmenter, shard, self.config.eval_batch_size)
+        large = [e for e in evaluations if e.large_lesion]
+        summed = sum_across(torch.cat([totals(evaluations).to_tensor(), totals(large).to_tensor()]), self.info)
+        half = summed.numel() // 2
+        model.train()
+        return {
+            "all": ScoreTotals.from_tensor(summed[:half]).means(),
+            "large_lesions": ScoreTotals.from_tensor(summed[half:]).means(),
+            "size_px": size_px,
+        }
+
+    # ---- the run -----------------------------------------------------------------------------------------
+
+    def run(self, resume: Path | None = None) -> dict[str, Any]:
+        torch.manual_seed(self.config.seed)
+        random.seed(self.config.seed)
+        model = build_model(ModelConfig.from_dict(self.config.model),
+                            None if resume else self.config.encoder_weights).to(self.device)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        progress, saved_state = Progress(), None
+        if resume is not None:
+            progress, saved_state = self._restore(model, resume)
+        if self.info.is_main:
+            self._write_split()
+        train_model: nn.Module = model
+        if self.info.distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            train_model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        history: dict[str, Any] = {}
+        try:
+            for stage_index in range(progress.stage_index, len(self.config.stages)):
+                history = self._run_stage(stage_index, model, train_model, progress, saved_state)
+                saved_state = None
+                progress.stage_index, progress.epochs_done_in_stage = stage_index + 1, 0
+        finally:
+            if self.log:
+                self.log.close()
+        barrier(self.info)
+        shutdown(self.info)
+        return history
+
+    def _restore(self, model: ResNet34UNet, path: Path) -> tuple[Progress, dict[str, Any]]:
+        checkpoint = load_checkpoint(path)
+        state = checkpoint.extra.get(TRAINING_STATE_KEY)
+        if state is None:
+            raise ModelFileError(f"{path}: not a resumable checkpoint (use the {last_checkpoint_path('model.pt').name} file)")
+        from dermseg_deploy.checkpoint import load_state_dict_strict
+
+        load_state_dict_strict(model, checkpoint.state_dict, str(path))
+        saved_ids = checkpoint.provenance.get("val_ids")
+        if saved_ids != [p.image_id for p in self.val_pairs]:
+            raise UserError(f"{path}: its validation split differs from this run's (same data and --seed needed)")
+        set_rng_state(state["rng"])
+        return Progress(**state["progress"]), state
+
+    def _run_stage(self, stage_index: int, model: ResNet34UNet, train_model: nn.Module, progress: Progress,
+                   saved_state: dict[str, Any] | None) -> dict[str, Any]:
+        stage = self.config.stages[stage_index]
+        loader, dataset, sampler = self._loader(stage)
+        batches = len(loader)
+        if batches == 0:
+            raise UserError(f"stage at {stage.size_px} px: no training batch (too few images for the batch size)")
+        total_steps = stage.steps or stage.epochs * batches
+        epochs = math.ceil(total_steps / batches)
+        optimizer = make_optimizer(model, stage.peak_lrs)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=list(stage.peak_lrs), total_steps=total_steps)
+        scaler = torch.amp.GradScaler(self.device.type, enabled=self.use_amp)
+        if saved_state is not None:
+            optimizer.load_state_dict(saved_state["optimizer"])
+            scheduler.load_state_dict(saved_state["scheduler"])
+            scaler.load_state_dict(saved_state["scaler"])
+        self.on_event("stage", {"stage": stage_index, "size_px": stage.size_px, "epochs": epochs,
+                                "steps": total_steps, "resumed_epochs": progress.epochs_done_in_stage})
+        record: dict[str, Any] = {}
+        for epoch in range(progress.epochs_done_in_stage, epochs):
+            set_encoder_frozen(model, epoch < stage.freeze_epochs)
+            sampler.set_epoch(progress.epochs_done)
+            dataset.set_epoch(progress.epochs_done)
+            steps_left = total_steps - epoch * batches
+            loss, rate = self._train_epoch(
+                train_model, loader, optimizer, scheduler, scaler, min(batches, steps_left), progress
+            )
+            progress.epochs_done_in_stage, progress.epochs_done = epoch + 1, progress.epochs_done + 1
+            record = {"stage": stage_index, "size_px": stage.size_px, "epoch": progress.epochs_done,
+                      "epoch_in_stage": epoch + 1, "global_step": progress.global_step, "train_loss": loss,
+                      "train_images_per_s": rate,
+                      "lrs": [g["lr"] for g in optimizer.param_groups]}
+            if (epoch + 1) % self.config.val_every == 0 or epoch + 1 == epochs:
+                record["validation"] = self.validate(model, stage.size_px)
+            self._finish_epoch(model, record, progress, optimizer, scheduler, scaler)
+        set_encoder_frozen(model, False)
+        return record
+
+    def _finish_epoch(self, model: ResNet34UNet, record: dict[str, Any], progress: Progress,
+                      optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
+                      scaler: torch.amp.GradScaler) -> None:
+        jaccard = record.get("validation", {}).get("all", {}).get("jaccard")
+        improved = jaccard is not None and jaccard > progress.best_jaccard
+        if improved:
+            progress.best_jaccard = jaccard
+        record["best_jaccard"] = progress.best_jaccard
+        if self.info.is_main:
+            metrics = {"last_epoch": record}
+            if improved:
+                save_checkpoint(self._checkpoint(model, {"validation": record["validation"], "epoch": record}),
+                                self.config.out)
+            self._save_last(model, metrics, progress, optimizer, scheduler, scaler)
+            assert self.log is not None
+            self.log.write(record)
+        self.on_event("epoch", record)
+        barrier(self.info)
+
+
+def add_baselines(out: Path, val_pairs: Sequence[Pair]) -> dict[str, Any]:
+    """Score the trivial baselines on the validation images and store them in the best checkpoint's metrics."""
+    baselines = baseline_summaries(val_pairs)
+    checkpoint = load_checkpoint(out)
+    checkpoint.metrics["baselines"] = baselines
+    save_checkpoint(checkpoint, out)
+    return baselines

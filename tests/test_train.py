@@ -12,7 +12,8 @@ from dermseg_deploy.errors import UserError
 from dermseg_deploy.metadata import ModelMetadata
 from dermseg_deploy.samples import SAMPLES_DIR
 from dermseg_train import cli
-from dermseg_train.data import SegmentationDataset, dihedral, discover_pairs, split_pairs
+from dermseg_train.augment import dihedral
+from dermseg_train.data import SegmentationDataset, discover_pairs, split_pairs
 from dermseg_train.metrics import score_image
 
 from .conftest import ISIC2018_512, require_shared
@@ -67,11 +68,11 @@ def test_train_cli_trains_validates_and_saves(tmp_path: Path) -> None:
             "--encoder-weights", "none", "--workers", "0", "--val-count", "2", "--device", "cpu"]
     result = CliRunner().invoke(cli.main, [str(a) for a in args])
     assert result.exit_code == 0, result.output
-    assert "validation on 2 held-out images at 64 px" in result.output
+    assert "final validation on 2 held-out images at 64 px" in result.output
     checkpoint = load_checkpoint(out)
     assert checkpoint.metadata.size_px == 1024 and checkpoint.metadata.train_size_px == 64
     assert len(checkpoint.provenance["val_ids"]) == 2
-    assert set(checkpoint.metrics["baselines"]) == {"all_lesion", "all_background"}
+    assert set(checkpoint.metrics["baselines"]) == {"all_lesion", "all_background", "centred_ellipse"}
 
 
 def test_train_cli_without_imagenet_download_exits_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

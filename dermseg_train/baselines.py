@@ -1,0 +1,40 @@
+"""Trivial predictions to compare a model with: all lesion, all background, a centred ellipse."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+
+from .data import Pair, read_mask
+from .evaluate import ImageEvaluation, summarize
+from .metrics import score_image
+
+ELLIPSE_SEMI_AXES = 0.35
+"""The centred ellipse's semi-axes as fractions of the image's width and height."""
+
+
+def centred_ellipse(height: int, width: int, semi_axes: float = ELLIPSE_SEMI_AXES) -> torch.Tensor:
+    """A bool (H,W) ellipse centred in the image with semi-axes `semi_axes` x W and x H."""
+    y = (torch.arange(height, dtype=torch.float32) + 0.5 - height / 2) / (semi_axes * height)
+    x = (torch.arange(width, dtype=torch.float32) + 0.5 - width / 2) / (semi_axes * width)
+    return (y[:, None] ** 2 + x[None, :] ** 2) <= 1.0
+
+
+BASELINES: dict[str, Callable[[int, int], torch.Tensor]] = {
+    "all_lesion": lambda h, w: torch.ones(h, w, dtype=torch.bool),
+    "all_background": lambda h, w: torch.zeros(h, w, dtype=torch.bool),
+    "centred_ellipse": centred_ellipse,
+}
+
+
+def baseline_summaries(pairs: Sequence[Pair]) -> dict[str, dict[str, object]]:
+    """The evaluation summary of every baseline on the same images."""
+    evaluations: dict[str, list[ImageEvaluation]] = {name: [] for name in BASELINES}
+    for pair in pairs:
+        truth = read_mask(pair.mask)
+        fraction = float(truth.float().mean().item())
+        for name, predict in BASELINES.items():
+            score = score_image(predict(*truth.shape), truth)
+            evaluations[name].append(ImageEvaluation(pair.image_id, fraction, score))
+    return {name: summarize(items) for name, items in evaluations.items()}

@@ -1,0 +1,120 @@
+"""Training configuration: stages of progressive resizing and everything else, from a JSON file and flags."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from dermseg_deploy.errors import UserError
+
+from .model import ModelConfig
+
+PAPER_LRS_512 = (1e-4, 1e-3, 1e-2)
+PAPER_LRS_1024 = (5e-4, 5e-3, 5e-2)
+
+
+def paper_lrs(size_px: int) -> tuple[float, float, float]:
+    """The paper's discriminative rates: the 1024 set for stages of 1024 px and up, the 512 set below."""
+    return PAPER_LRS_1024 if size_px >= 1024 else PAPER_LRS_512
+
+
+@dataclass
+class StageConfig:
+    """One stage of progressive resizing: a training size, its epochs (or steps), rates and batch size."""
+
+    size_px: int
+    epochs: int = 1
+    steps: int | None = None
+    """If set, the stage ends after this many optimiser steps (as many epochs as that takes)."""
+    lrs: tuple[float, float, float] | None = None
+    """Peak rates of the early-encoder, late-encoder and decoder groups (default: the paper's for the size)."""
+    batch_size: int = 8
+    freeze_epochs: int = 0
+    """Epochs at the start of the stage during which the encoder is frozen."""
+
+    def __post_init__(self) -> None:
+        if self.size_px <= 0 or self.size_px % 32:
+            raise UserError(f"stage size {self.size_px}: must be a positive multiple of 32")
+        if self.epochs < 1 or (self.steps is not None and self.steps < 1) or self.batch_size < 1:
+            raise UserError(f"stage at {self.size_px} px: epochs, steps and batch size must be positive")
+        if self.lrs is not None:
+            lrs = tuple(float(v) for v in self.lrs)
+            if len(lrs) != 3 or any(v <= 0 for v in lrs):
+                raise UserError(f"stage at {self.size_px} px: lrs must be three positive numbers")
+            self.lrs = (lrs[0], lrs[1], lrs[2])
+
+    @property
+    def peak_lrs(self) -> tuple[float, float, float]:
+        return self.lrs or paper_lrs(self.size_px)
+
+
+def default_stages() -> list[StageConfig]:
+    """The paper's progressive resizing: 512 px, then 1024 px."""
+    return [StageConfig(512, epochs=10, batch_size=8), StageConfig(1024, epochs=5, batch_size=4)]
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; saved in every checkpoint it writes."""
+
+    data: str
+    out: str
+    stages: list[StageConfig] = field(default_factory=default_stages)
+    val_count: int | None = None
+    val_fraction: float | None = None
+    seed: int = 0
+    encoder_weights: str = "imagenet"
+    workers: int = 2
+    device: str = "auto"
+    dice_weight: float = 0.0
+    max_rotation_deg: float = 10.0
+    lighting: float = 0.2
+    cache_dir: str | None = None
+    deterministic: bool = False
+    val_every: int = 1
+    eval_batch_size: int = 8
+    amp: bool = True
+    channels_last: bool = True
+    model: dict[str, Any] = field(default_factory=lambda: ModelConfig().to_dict())
+
+    def __post_init__(self) -> None:
+        self.stages = [s if isinstance(s, StageConfig) else StageConfig(**s) for s in self.stages]
+        if not self.stages:
+            raise UserError("the configuration has no training stage")
+        if self.val_fraction is not None and not 0.0 < self.val_fraction < 1.0:
+            raise UserError(f"val_fraction {self.val_fraction} must lie strictly between 0 and 1")
+        if self.dice_weight < 0 or self.val_every < 1:
+            raise UserError("dice_weight must be >= 0 and val_every >= 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for stage in data["stages"]:
+            if stage["lrs"] is not None:
+                stage["lrs"] = list(stage["lrs"])
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise UserError(f"unknown training config keys: {unknown}")
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise UserError(f"bad training config: {exc}") from exc
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """Read a JSON config file (keys as TrainConfig's fields)."""
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the config file ({exc.strerror or exc})") from exc
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: the config must be a JSON object")
+    return data

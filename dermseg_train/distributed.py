@@ -1,0 +1,54 @@
+"""torchrun-ready process groups: rank and world from the environment, sums across ranks."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def init_from_environment(device_type: str) -> ProcessInfo:
+    """Join the process group torchrun describes (gloo on the CPU, NCCL on CUDA); a single process otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return ProcessInfo()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
+    return ProcessInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def sum_across(values: torch.Tensor, info: ProcessInfo) -> torch.Tensor:
+    """Element-wise sum over all ranks (float64 on the CPU for gloo; moved to the device for NCCL)."""
+    if not info.distributed:
+        return values
+    backend = dist.get_backend()
+    tensor = values.to("cuda", torch.float64) if backend == "nccl" else values.to(torch.float64)
+    dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor.cpu()
+
+
+def barrier(info: ProcessInfo) -> None:
+    if info.distributed:
+        dist.barrier()
+
+
+def shutdown(info: ProcessInfo) -> None:
+    if info.distributed and dist.is_initialized():
+        dist.destroy_process_group()

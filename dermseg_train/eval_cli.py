@@ -1,0 +1,101 @@
+"""`dermseg-eval --engine MODEL DATA` or `dermseg-eval --masks PRED_DIR DATA`: the ISIC scores."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dermseg_deploy.atomic import atomic_write_bytes
+from dermseg_deploy.cli_common import EXIT_OK, EXIT_SOME_INPUTS_FAILED, handle_errors
+from dermseg_deploy.errors import UserError
+from dermseg_deploy.segmenter import Segmenter
+
+from . import __version__
+from .data import discover_pairs
+from .evaluate import evaluate_mask_folder, evaluate_segmenter, summarize, write_per_image_csv
+
+
+def _line(label: str, means: dict[str, Any]) -> str:
+    if not means.get("images"):
+        return f"{label}: no images"
+    return (
+        f"{label} ({means['images']} images): jaccard {means['jaccard']:.4f}, thresholded jaccard "
+        f"{means['thresholded_jaccard']:.4f}, dice {means['dice']:.4f}, sensitivity {means['sensitivity']:.4f}, "
+        f"specificity {means['specificity']:.4f}"
+    )
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dermseg-eval")
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("--engine", "model_path", type=click.Path(path_type=Path), default=None,
+              help="Model to evaluate (.pt or .onnx).")
+@click.option("--masks", "masks_dir", type=click.Path(path_type=Path), default=None,
+              help="Folder of written <id>_segmentation.png masks to score instead of a model.")
+@click.option("--size", "size_px", type=int, default=None, help="Network input side (default: the model's).")
+@click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--ids", "ids_file", type=click.Path(path_type=Path), default=None,
+              help="Only these images: a text file of ISIC ids, or a model.split.json (its validation ids).")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Write the means here.")
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path), default=None,
+              help="Per-image scores (default: eval.csv beside --json, else none).")
+@handle_errors
+def main(data: Path, model_path: Path | None, masks_dir: Path | None, size_px: int | None, device: str,
+         batch_size: int, ids_file: Path | None, json_path: Path | None, csv_path: Path | None) -> None:
+    """Score a model or a folder of masks against ISIC ground truth, exactly as the ISIC scorer does.
+
+    Per image: prediction at the mask's original size, binarised at > 128; Jaccard (1 when both are
+    empty), thresholded Jaccard (0 below 0.65), Dice, sensitivity, specificity; means over images.
+    Images whose mask covers more than 70% are also reported apart. Exit 1 if a prediction was missing or
+    wrongly sized (counted 0 and listed).
+    """
+    if (model_path is None) == (masks_dir is None):
+        raise UserError("give exactly one of --engine MODEL and --masks PRED_DIR")
+    pairs = discover_pairs(data)
+    if ids_file is not None:
+        wanted = _read_ids(ids_file)
+        pairs = [p for p in pairs if p.image_id in wanted]
+        if not pairs:
+            raise UserError(f"{ids_file}: none of its ids are in {data}")
+    if masks_dir is not None:
+        if not masks_dir.is_dir():
+            raise UserError(f"{masks_dir}: prediction folder not found")
+        evaluations = evaluate_mask_folder(masks_dir, pairs)
+        source = str(masks_dir)
+    else:
+        assert model_path is not None
+        with Segmenter.open(model_path, device, size_px) as segmenter:
+            evaluations = evaluate_segmenter(segmenter, pairs, batch_size)
+            source = f"{model_path} ({segmenter.backend.describe()}, {segmenter.metadata.size_px} px)"
+    summary = summarize(evaluations)
+    for image_id, error in summary["failed"].items():
+        click.echo(f"error: {image_id}: {error} (counted 0)", err=True)
+    click.echo(f"{source} on {data}")
+    click.echo(_line("all", summary["all"]))
+    click.echo(_line("lesions over 70% of the image", summary["large_lesions"]))
+    if csv_path is None and json_path is not None:
+        csv_path = json_path.with_name("eval.csv")
+    if csv_path is not None:
+        write_per_image_csv(csv_path, evaluations)
+    if json_path is not None:
+        report = {"source": source, "data": str(data), **summary["all"], "large_lesions": summary["large_lesions"],
+                  "failed": summary["failed"], "per_image_csv": str(csv_path)}
+        atomic_write_bytes(json_path, json.dumps(report, indent=2, sort_keys=True).encode())
+    sys.exit(EXIT_SOME_INPUTS_FAILED if summary["failed"] else EXIT_OK)
+
+
+def _read_ids(path: Path) -> set[str]:
+    if not path.is_file():
+        raise UserError(f"{path}: ids file not found")
+    text = path.read_text()
+    if path.suffix == ".json":
+        try:
+            return set(json.loads(text)["val"])
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise UserError(f"{path}: expected a split file with a 'val' list") from exc
+    return {line.strip() for line in text.splitlines() if line.strip()}

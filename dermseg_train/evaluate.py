@@ -1,0 +1,117 @@
+"""ISIC-exact evaluation of a model or of a folder of written masks, with the large-lesion subset apart."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from dermseg_deploy.atomic import atomic_write_bytes
+from dermseg_deploy.decode import read_image
+from dermseg_deploy.errors import InputImageError
+from dermseg_deploy.inputs import MASK_SUFFIX
+from dermseg_deploy.segmenter import Segmenter
+
+from .data import Pair, read_mask
+from .metrics import SCORE_NAMES, ImageScore, ScoreTotals, score_image
+
+LARGE_LESION_FRACTION = 0.7
+"""Masks covering more than this share of the image: the paper's failure case, reported apart."""
+
+
+@dataclass(frozen=True)
+class ImageEvaluation:
+    image_id: str
+    truth_fraction: float
+    score: ImageScore | None
+    error: str | None = None
+
+    @property
+    def large_lesion(self) -> bool:
+        return self.truth_fraction > LARGE_LESION_FRACTION
+
+
+def evaluate_segmenter(segmenter: Segmenter, pairs: Sequence[Pair], batch_size: int = 8) -> list[ImageEvaluation]:
+    """Predict at network size, upsample to each mask's own size (nearest), binarise and score."""
+    results = []
+    for start in range(0, len(pairs), batch_size):
+        chunk = pairs[start : start + batch_size]
+        predictions = segmenter.predict_masks([read_image(p.image) for p in chunk])
+        for pair, prediction in zip(chunk, predictions):
+            truth = read_mask(pair.mask)
+            results.append(_evaluation(pair, truth, prediction.cpu()))
+    return results
+
+
+def _evaluation(pair: Pair, truth: torch.Tensor, prediction: torch.Tensor) -> ImageEvaluation:
+    fraction = float(truth.float().mean().item())
+    if tuple(prediction.shape) != tuple(truth.shape):
+        error = f"prediction is {tuple(prediction.shape)}, the ground truth {tuple(truth.shape)}"
+        return ImageEvaluation(pair.image_id, fraction, None, error)
+    return ImageEvaluation(pair.image_id, fraction, score_image(prediction, truth))
+
+
+def read_prediction(path: Path) -> torch.Tensor:
+    """A written mask PNG -> (H,W) uint8 tensor of its gray values."""
+    if not path.is_file():
+        raise InputImageError(path, "prediction is missing")
+    try:
+        with Image.open(path) as image:
+            return torch.from_numpy(np.array(image.convert("L"), dtype=np.uint8))
+    except (OSError, ValueError) as exc:
+        raise InputImageError(path, f"prediction cannot be decoded ({exc})") from exc
+
+
+def evaluate_mask_folder(prediction_dir: Path, pairs: Sequence[Pair]) -> list[ImageEvaluation]:
+    """Score `<id>_segmentation.png` files found anywhere under `prediction_dir` against the pairs."""
+    found = {p.name.lower(): p for p in prediction_dir.rglob(f"*{MASK_SUFFIX}")}
+    results = []
+    for pair in pairs:
+        truth = read_mask(pair.mask)
+        path = found.get(f"{pair.image_id}{MASK_SUFFIX}".lower(), prediction_dir / f"{pair.image_id}{MASK_SUFFIX}")
+        try:
+            prediction = read_prediction(path)
+        except InputImageError as exc:
+            results.append(ImageEvaluation(pair.image_id, float(truth.float().mean().item()), None, exc.reason))
+            continue
+        results.append(_evaluation(pair, truth, prediction))
+    return results
+
+
+def totals(evaluations: Sequence[ImageEvaluation]) -> ScoreTotals:
+    """Sums over images; an image that failed counts 0 on every score."""
+    result = ScoreTotals.empty()
+    for evaluation in evaluations:
+        if evaluation.score is None:
+            result.add_failure()
+        else:
+            result.add(evaluation.score)
+    return result
+
+
+def summarize(evaluations: Sequence[ImageEvaluation]) -> dict[str, Any]:
+    """Means over all images and over the large-lesion subset, plus the failed images."""
+    return {
+        "all": totals(evaluations).means(),
+        "large_lesions": totals([e for e in evaluations if e.large_lesion]).means(),
+        "large_lesion_fraction_threshold": LARGE_LESION_FRACTION,
+        "failed": {e.image_id: e.error for e in evaluations if e.error is not None},
+    }
+
+
+def write_per_image_csv(path: Path, evaluations: Sequence[ImageEvaluation]) -> None:
+    """One row per image: id, truth lesion fraction, every score, error."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["image_id", "truth_fraction", *SCORE_NAMES, "error"])
+    for e in evaluations:
+        values = [getattr(e.score, n) for n in SCORE_NAMES] if e.score else [0.0] * len(SCORE_NAMES)
+        writer.writerow([e.image_id, f"{e.truth_fraction:.6f}", *(f"{v:.6f}" for v in values), e.error or ""])
+    atomic_write_bytes(path, buffer.getvalue().encode("utf-8"))
