@@ -3,8 +3,9 @@
 # usage: benchmarks/gpu_check.sh [OUTDIR]      (default: $OUT, else benchmarks/results/gpu-latest)
 # Images: full-resolution JPEGs in gpu_data/images/ (ignored by git; copy some from
 # ../shared/data/isic2017-fullres and carry the folder), else the shipped samples.
-# Runs the gpu-marked tests, trains a small model on the GPU for a few steps (weights from scratch:
-# timings only, not accuracy), and times dermseg-run with it on CUDA at 1024 px. Under 4 minutes.
+# Runs the gpu-marked tests, trains on gpu_data/isic512 (ISIC 2018 pairs at 512 px, ignored by git;
+# else the shipped samples) with the default stages and rates (512 then 1024 px) from random weights for at most 200 s,
+# and times dermseg-run with that model on CUDA at 1024 px. Under 4 minutes.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-${OUT:-benchmarks/results/gpu-latest}}
@@ -27,14 +28,24 @@ python3 -m pytest -q -m gpu tests/test_gpu.py 2>&1 | tee "$out/gpu-tests.txt" ||
 
 images=gpu_data/images
 [ -d "$images" ] || images=dermseg_deploy/samples/images
+train_data=gpu_data/isic512
+[ -d "$train_data" ] || train_data=dermseg_deploy/samples
 work=$(mktemp -d)
 {
-    echo "== dermseg-train on the GPU (shipped samples, 256 px, 40 steps, random init)"
-    run dermseg_train.cli dermseg-train --data dermseg_deploy/samples --out "$work/model.pt" --size 256 --steps 40 \
-        --batch-size 4 --val-count 2 --encoder-weights none --workers 2 --device cuda 2>&1 | grep -v 'step/s' || status=1
+    echo "== dermseg-train --config benchmarks/gpu_train.json on $train_data ($(ls "$train_data"/images | wc -l) pairs)"
+    echo "   (default stages and rates: 512 then 1024 px, from random weights; at most 200 s)"
+    timeout 200 python3 -m dermseg_train.cli --config benchmarks/gpu_train.json --data "$train_data" \
+        --out "$work/model.pt" --cache-dir "$work/cache" --device cuda -q 2>&1 || { echo "training ended with status $?"; status=1; }
+    cp "$work/model.log.jsonl" "$out/train_gpu.log.jsonl" 2>/dev/null
+    python3 -c "import json,sys; [print(json.dumps({k: r.get(k) for k in ('epoch','size_px','train_loss','train_images_per_s')} | {'val_jaccard': r.get('validation', {}).get('all', {}).get('jaccard')})) for r in map(json.loads, open(sys.argv[1]))]" "$out/train_gpu.log.jsonl" 2>/dev/null
+    model="$work/model.pt"
+    if [ ! -f "$model" ]; then
+        run dermseg_train.cli dermseg-train --data dermseg_deploy/samples --out "$model" --size 256 --epochs 2 \
+            --batch-size 4 --val-count 2 --encoder-weights none --workers 2 --device cuda -q 2>&1 | tail -2
+    fi
     for batch in 1 4; do
         echo "== dermseg-run --device cuda --size 1024 --batch-size $batch on $(ls "$images" | wc -l) images in $images"
-        run dermseg_deploy.cli_run dermseg-run --engine "$work/model.pt" "$images" -o "$work/masks-$batch" \
+        run dermseg_deploy.cli_run dermseg-run --engine "$model" "$images" -o "$work/masks-$batch" \
             --size 1024 --batch-size $batch --device cuda --overwrite -q 2>&1 || status=1
     done
 } >"$out/pipeline.txt" 2>&1

@@ -13,11 +13,14 @@ from .model import ModelConfig
 
 PAPER_LRS_512 = (1e-4, 1e-3, 1e-2)
 PAPER_LRS_1024 = (5e-4, 5e-3, 5e-2)
+DEFAULT_LRS_1024 = (5e-5, 5e-4, 5e-3)
+"""The paper's 1024 rates diverged (loss NaN at the one-cycle peak, benchmarks/results/gpu-h100-2026-11-26);
+a tenth of them is the default, and `--paper-1024-lrs` brings the paper's back."""
 
 
-def paper_lrs(size_px: int) -> tuple[float, float, float]:
-    """The paper's discriminative rates: the 1024 set for stages of 1024 px and up, the 512 set below."""
-    return PAPER_LRS_1024 if size_px >= 1024 else PAPER_LRS_512
+def default_lrs(size_px: int) -> tuple[float, float, float]:
+    """The paper's 512 rates below 1024 px; a tenth of the paper's 1024 rates at 1024 px and up."""
+    return DEFAULT_LRS_1024 if size_px >= 1024 else PAPER_LRS_512
 
 
 @dataclass
@@ -29,7 +32,7 @@ class StageConfig:
     steps: int | None = None
     """If set, the stage ends after this many optimiser steps (as many epochs as that takes)."""
     lrs: tuple[float, float, float] | None = None
-    """Peak rates of the early-encoder, late-encoder and decoder groups (default: the paper's for the size)."""
+    """Peak rates of the early-encoder, late-encoder and decoder groups (default: `default_lrs(size_px)`)."""
     batch_size: int = 8
     freeze_epochs: int = 0
     """Epochs at the start of the stage during which the encoder is frozen."""
@@ -47,7 +50,7 @@ class StageConfig:
 
     @property
     def peak_lrs(self) -> tuple[float, float, float]:
-        return self.lrs or paper_lrs(self.size_px)
+        return self.lrs or default_lrs(self.size_px)
 
 
 def default_stages() -> list[StageConfig]:

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from dermseg_deploy.atomic import atomic_write_bytes
 from dermseg_deploy.backends.torch_backend import TorchBackend
 from dermseg_deploy.checkpoint import Checkpoint, atomic_torch_save, check_plain, load_checkpoint, save_checkpoint
-from dermseg_deploy.errors import ModelFileError, UserError
+from dermseg_deploy.errors import CheckFailedError, ModelFileError, UserError
 from dermseg_deploy.metadata import ModelMetadata
 from dermseg_deploy.segmenter import Segmenter
 
@@ -36,6 +36,11 @@ from .model import ModelConfig, ResNet34UNet, build_model
 from .runlog import RunLog
 
 EventCallback = Callable[[str, dict[str, Any]], None]
+
+
+class TrainingDivergedError(CheckFailedError):
+    """The loss became NaN or infinite; the last good epoch stays in model.last.pt."""
+
 TRAINING_STATE_KEY = "training_state"
 
 
@@ -172,12 +177,13 @@ class Trainer:
             "val_ids": [p.image_id for p in self.val_pairs],
         }
 
-    def _checkpoint(self, model: ResNet34UNet, metrics: dict[str, Any]) -> Checkpoint:
-        return Checkpoint(dict(model.config.to_dict()), self.metadata, model.state_dict(), metrics, self._provenance())
+    def _checkpoint(self, model: ResNet34UNet, metrics: dict[str, Any], size_px: int) -> Checkpoint:
+        metadata = self.metadata.with_updates(train_size_px=size_px)
+        return Checkpoint(dict(model.config.to_dict()), metadata, model.state_dict(), metrics, self._provenance())
 
     def _save_last(self, model: ResNet34UNet, metrics: dict[str, Any], progress: Progress, optimizer: torch.optim.Optimizer,
                    scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler) -> None:
-        data = self._checkpoint(model, metrics).to_dict()
+        data = self._checkpoint(model, metrics, metrics["last_epoch"]["size_px"]).to_dict()
         data[TRAINING_STATE_KEY] = {
             "progress": vars(progress).copy(),
             "optimizer": optimizer.state_dict(),
@@ -229,8 +235,7 @@ class Trainer:
             with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
                 loss = self.loss_fn(model(images), masks)
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss.item()} at step {progress.global_step + 1}: "
-                                         "the learning rates are too high for this stage")
+                self._diverged(progress, optimizer, float(loss.item()))
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
@@ -241,6 +246,19 @@ class Trainer:
             images_seen += images.shape[0] * self.info.world_size
             self.on_event("step", {"global_step": progress.global_step, "loss": float(loss.item())})
         return total / max(1, count), images_seen / max(1e-9, time.perf_counter() - start)
+
+    def _diverged(self, progress: Progress, optimizer: torch.optim.Optimizer, loss: float) -> None:
+        stage = self.config.stages[progress.stage_index]
+        lrs = [group["lr"] for group in optimizer.param_groups]
+        record = {"diverged": {"global_step": progress.global_step + 1, "stage": progress.stage_index,
+                               "size_px": stage.size_px, "loss": str(loss), "lrs": lrs, "peak_lrs": list(stage.peak_lrs)}}
+        if self.log:
+            self.log.write(record)
+        raise TrainingDivergedError(
+            f"training diverged: loss {loss} at step {progress.global_step + 1} (stage at {stage.size_px} px, "
+            f"rates {', '.join(f'{lr:.2g}' for lr in lrs)}); lower the stage's --lrs. "
+            f"The last good epoch is in {last_checkpoint_path(self.config.out)}"
+        )
 
     def validate(self, model: ResNet34UNet, size_px: int) -> dict[str, Any]:
         """Every rank scores its share of the validation images; sums are added across ranks."""
@@ -349,11 +367,10 @@ class Trainer:
             progress.best_jaccard = jaccard
         record["best_jaccard"] = progress.best_jaccard
         if self.info.is_main:
-            metrics = {"last_epoch": record}
             if improved:
-                save_checkpoint(self._checkpoint(model, {"validation": record["validation"], "epoch": record}),
-                                self.config.out)
-            self._save_last(model, metrics, progress, optimizer, scheduler, scaler)
+                best = {"validation": record["validation"], "epoch": record}
+                save_checkpoint(self._checkpoint(model, best, record["size_px"]), self.config.out)
+            self._save_last(model, {"last_epoch": record}, progress, optimizer, scheduler, scaler)
             assert self.log is not None
             self.log.write(record)
         self.on_event("epoch", record)

@@ -18,7 +18,7 @@ from dermseg_deploy.checkpoint import load_checkpoint
 from dermseg_deploy.samples import SAMPLES_DIR
 from dermseg_train.augment import augment_pair
 from dermseg_train.baselines import centred_ellipse
-from dermseg_train.config import PAPER_LRS_512, PAPER_LRS_1024, StageConfig, TrainConfig
+from dermseg_train.config import DEFAULT_LRS_1024, PAPER_LRS_512, PAPER_LRS_1024, StageConfig, TrainConfig
 from dermseg_train.data import ResizeCache, discover_pairs
 from dermseg_train.metrics import ImageScore, ScoreTotals, score_image
 from dermseg_train.runlog import read_log
@@ -85,10 +85,25 @@ def test_centred_ellipse_baseline() -> None:
     assert ellipse.float().mean().item() == pytest.approx(3.14159 * 0.35 * 0.35, abs=0.01)
 
 
-def test_stage_defaults_are_the_papers_rates() -> None:
+def test_stage_defaults_and_the_paper_1024_flag() -> None:
+    from dermseg_train import cli
+
     config = TrainConfig(data="d", out="o")
-    assert [(s.size_px, s.peak_lrs) for s in config.stages] == [(512, PAPER_LRS_512), (1024, PAPER_LRS_1024)]
+    assert [(s.size_px, s.peak_lrs) for s in config.stages] == [(512, PAPER_LRS_512), (1024, DEFAULT_LRS_1024)]
     assert TrainConfig.from_dict(config.to_dict()) == config
+    ctx = cli.main.make_context("dermseg-train", ["--data", "d", "--out", "o", "--paper-1024-lrs"])
+    with ctx:
+        built = cli.build_config(ctx, ctx.params)
+    assert [s.peak_lrs for s in built.stages] == [PAPER_LRS_512, PAPER_LRS_1024]
+
+
+def test_divergence_is_a_typed_error_and_logged(tmp_path: Path) -> None:
+    from dermseg_train.train import TrainingDivergedError
+
+    config = _config(tmp_path, stages=[StageConfig(64, epochs=1, batch_size=2, lrs=(1e30, 1e30, 1e30))])
+    with pytest.raises(TrainingDivergedError, match="training diverged"):
+        Trainer(config).run()
+    assert "diverged" in read_log(log_path(Path(config.out)))[-1]
 
 
 def _config(tmp_path: Path, **overrides: Any) -> TrainConfig:
