@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 TEMP_PREFIX = ".dermseg-tmp-"
-"""Temp files start with this; input discovery never takes them as images."""
+"""Temp files start with this and the writing process's id; input discovery never takes them as images."""
 
 
 def is_temp_file(path: Path) -> bool:
@@ -22,7 +22,7 @@ def atomic_open(path: str | Path) -> Iterator[BinaryIO]:
     """Open a temp file beside `path` for binary writing; on success it replaces `path`, else it is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", suffix=path.suffix, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle
@@ -39,3 +39,27 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write `data` to `path` so that readers see the old file or the whole new one, never a part."""
     with atomic_open(path) as handle:
         handle.write(data)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Delete temp files under `folder` left by processes that no longer run (a killed run); return them."""
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    for path in folder.rglob(f"{TEMP_PREFIX}*"):
+        pid_text = path.name[len(TEMP_PREFIX) :].split("-", 1)[0]
+        if pid_text.isdigit() and int(pid_text) != os.getpid() and not _process_alive(int(pid_text)):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path)
+    return removed

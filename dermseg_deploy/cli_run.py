@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
 from tqdm import tqdm
 
 from . import __version__
+from .atomic import remove_stale_temp_files
 from .backends import open_backend
-from .cli_common import EXIT_OK, EXIT_SOME_INPUTS_FAILED, handle_errors
+from .cli_common import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_INPUTS_FAILED, handle_errors
 from .decode import DEFAULT_MAX_PIXELS
 from .devices import resolve_device
-from .errors import UserError
+from .errors import InputImageError, OutputWriteError, UserError
 from .inputs import plan_inputs
-from .pipeline import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, ItemResult, RunOptions, run_pipeline, write_manifest
+from .pipeline import (
+    MANIFEST_NAME,
+    STATUS_FAILED,
+    STATUS_OK,
+    STATUS_SKIPPED,
+    ItemResult,
+    RunOptions,
+    run_pipeline,
+    write_manifest,
+)
 from .segmenter import Segmenter
 
 
@@ -45,16 +59,21 @@ def _check_threshold(ctx: click.Context, param: click.Parameter, value: float | 
               help="Refuse images with more pixels than this (decompression bombs).")
 @click.option("--io-threads", type=click.IntRange(min=1), default=4, show_default=True,
               help="Threads that read/decode inputs and encode/write outputs.")
+@click.option("--report", "report_path", type=click.Path(path_type=Path), default=None,
+              help="Also write the failed inputs alone, with their reasons, to this CSV.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @handle_errors
 def main(
     model_path: Path, inputs: tuple[Path, ...], out_dir: Path, size_px: int | None, batch_size: int, device: str,
-    threshold: float | None, overwrite: bool, overlay: bool, max_pixels: int, io_threads: int, quiet: bool,
+    threshold: float | None, overwrite: bool, overlay: bool, max_pixels: int, io_threads: int,
+    report_path: Path | None, quiet: bool,
 ) -> None:
     """Segment skin lesions in image files and folders (recursive); write <name>_segmentation.png masks.
 
-    Exit codes: 0 all done; 1 some inputs failed (the rest done); 2 usage or user error;
-    3 a check failed; 4 backend, device or precision unavailable; 70 internal error.
+    Ctrl-C stops after the current batch and reports what was done; run the same command again to finish
+    (existing masks are skipped). Exit codes: 0 all done; 1 some inputs failed (the rest done); 2 usage,
+    user or output error; 3 a check failed; 4 backend, device or precision unavailable; 130 interrupted;
+    70 internal error.
     """
     if not model_path.exists():
         raise UserError(f"{model_path}: model file not found")
@@ -64,16 +83,23 @@ def main(
     plan = plan_inputs(list(inputs), out_dir)
     if not plan.items and not plan.errors:
         raise UserError(f"no images found in {', '.join(map(str, inputs))} (looked for .jpg .jpeg .png .bmp .tif .tiff)")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputWriteError(f"{out_dir}: cannot create the output folder ({exc.strerror or exc})") from exc
+    removed = remove_stale_temp_files(out_dir)
+    if removed:
+        click.echo(f"removed {len(removed)} temp file(s) left in {out_dir} by an interrupted run", err=True)
     options = RunOptions(batch_size, overwrite, overlay, max_pixels, io_threads)
-    results: list[ItemResult] = []
     for error in plan.errors:
         click.echo(f"error: {error}", err=True)
-    with Segmenter(open_backend(model_path, torch_device, size_px), threshold) as segmenter:
+    stop = StopFlag()
+    results: list[ItemResult] = []
+    with Segmenter(open_backend(model_path, torch_device, size_px), threshold) as segmenter, stop.on_sigint():
         start = time.perf_counter()
         bar = tqdm(total=len(plan.items), unit="img", disable=quiet, file=sys.stderr, dynamic_ncols=True)
         try:
-            for result in run_pipeline(segmenter, plan.items, options):
+            for result in run_pipeline(segmenter, plan.items, options, stop.is_set):
                 results.append(result)
                 if result.status == STATUS_FAILED:
                     tqdm.write(f"error: {result.item.source}: {result.error}", file=sys.stderr)
@@ -81,7 +107,7 @@ def main(
         finally:
             bar.close()
             elapsed = time.perf_counter() - start
-            manifest = write_manifest(out_dir, results, plan.errors)
+            manifest = _write_reports(out_dir, report_path, results, plan.errors)
         backend_name = segmenter.backend.describe()
     done = sum(r.status == STATUS_OK for r in results)
     skipped = sum(r.status == STATUS_SKIPPED for r in results)
@@ -92,4 +118,50 @@ def main(
         f"({rate:.2f} images/s) with {backend_name}; masks in {out_dir}/, manifest {manifest}",
         err=True,
     )
+    if stop.is_set():
+        left = len(plan.items) - len(results)
+        click.echo(f"interrupted: {left} image(s) not started; run the same command again to finish them", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     sys.exit(EXIT_SOME_INPUTS_FAILED if failed else EXIT_OK)
+
+
+def _write_reports(
+    out_dir: Path, report_path: Path | None, results: list[ItemResult], input_errors: list[InputImageError]
+) -> Path:
+    """The manifest (and the failures report); a failure to write them is one error line, not a second traceback."""
+    manifest = out_dir / MANIFEST_NAME
+    try:
+        write_manifest(manifest, results, input_errors)
+        if report_path is not None:
+            write_manifest(report_path, results, input_errors, failures_only=True)
+    except OSError as exc:
+        click.echo(f"error: cannot write {manifest} or the report ({exc.strerror or exc})", err=True)
+    return manifest
+
+
+class StopFlag:
+    """Set by the first Ctrl-C (the run stops after the current batch); a second Ctrl-C interrupts at once."""
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def is_set(self) -> bool:
+        return self._set
+
+    @contextlib.contextmanager
+    def on_sigint(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum: int, frame: object) -> None:
+            if self._set:
+                raise KeyboardInterrupt
+            self._set = True
+            click.echo("\nstopping after the current batch (Ctrl-C again to stop at once)", err=True)
+
+        previous = signal.signal(signal.SIGINT, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)

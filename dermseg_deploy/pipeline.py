@@ -9,7 +9,7 @@ import csv
 import io
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,8 +105,17 @@ def _prefetch(pool: ThreadPoolExecutor, items: list[WorkItem], options: RunOptio
         yield result
 
 
-def run_pipeline(segmenter: Segmenter, items: Iterable[WorkItem], options: RunOptions) -> Iterator[ItemResult]:
-    """Segment every item; existing masks are skipped unless `overwrite`; bad inputs become failed results."""
+def run_pipeline(
+    segmenter: Segmenter,
+    items: Iterable[WorkItem],
+    options: RunOptions,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> Iterator[ItemResult]:
+    """Segment every item; existing masks are skipped unless `overwrite`; bad inputs become failed results.
+
+    `should_stop` is asked before each batch: once it says yes, the batches already inferred are written
+    and the rest is left untouched (no result for them).
+    """
     todo: list[WorkItem] = []
     for item in items:
         if not options.overwrite and item.mask_path.exists():
@@ -117,6 +126,9 @@ def run_pipeline(segmenter: Segmenter, items: Iterable[WorkItem], options: RunOp
             ThreadPoolExecutor(options.io_threads, thread_name_prefix="dermseg-write") as writers:
         in_flight: deque[tuple[_Decoded, float, Future[tuple[float, float]]]] = deque()
         for batch in _batches(_prefetch(readers, todo, options), options.batch_size):
+            if should_stop():
+                readers.shutdown(wait=False, cancel_futures=True)
+                break
             good = [entry for entry in batch if entry.image is not None]
             start = time.perf_counter()
             masks = segmenter.predict_masks([entry.image for entry in good if entry.image is not None])
@@ -145,11 +157,16 @@ def _drain(in_flight: deque[tuple[_Decoded, float, Future[tuple[float, float]]]]
         yield ItemResult(entry.item, STATUS_OK, entry.seconds + share + write_seconds, fraction)
 
 
-def write_manifest(out_dir: Path, results: list[ItemResult], input_errors: Iterable[InputImageError] = ()) -> Path:
-    """Write `manifest.csv` (file, status, mask path, lesion area fraction, seconds, error) atomically.
+def write_manifest(
+    path: Path, results: list[ItemResult], input_errors: Iterable[InputImageError] = (), failures_only: bool = False
+) -> Path:
+    """Write a CSV (file, status, mask path, lesion area fraction, seconds, error) atomically.
 
-    `input_errors` are inputs that failed before segmentation (unlistable folders, clashing outputs).
+    `input_errors` are inputs that failed before segmentation (unlistable folders, clashing outputs);
+    `failures_only` leaves out the images that were segmented or skipped (the `--report` file).
     """
+    if failures_only:
+        results = [r for r in results if r.status == STATUS_FAILED]
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(MANIFEST_FIELDS)
@@ -159,6 +176,5 @@ def write_manifest(out_dir: Path, results: list[ItemResult], input_errors: Itera
         fraction = "" if r.lesion_area_fraction is None else f"{r.lesion_area_fraction:.6f}"
         mask = str(r.item.mask_path) if r.status != STATUS_FAILED else ""
         writer.writerow([str(r.item.source), r.status, mask, fraction, f"{r.seconds:.4f}", r.error or ""])
-    path = out_dir / MANIFEST_NAME
     atomic_write_bytes(path, buffer.getvalue().encode("utf-8"))
     return path
