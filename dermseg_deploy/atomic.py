@@ -51,12 +51,13 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temp_files(folder: Path) -> list[Path]:
-    """Delete temp files under `folder` left by processes that no longer run (a killed run); return them."""
+def remove_stale_temp_files(folder: Path, recursive: bool = True) -> list[Path]:
+    """Delete temp files in (or under) `folder` left by processes that no longer run; return them."""
     removed: list[Path] = []
     if not folder.is_dir():
         return removed
-    for path in folder.rglob(f"{TEMP_PREFIX}*"):
+    pattern = f"{TEMP_PREFIX}*"
+    for path in folder.rglob(pattern) if recursive else folder.glob(pattern):
         pid_text = path.name[len(TEMP_PREFIX) :].split("-", 1)[0]
         if pid_text.isdigit() and int(pid_text) != os.getpid() and not _process_alive(int(pid_text)):
             with contextlib.suppress(FileNotFoundError):

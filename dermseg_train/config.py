@@ -75,6 +75,8 @@ class TrainConfig:
     max_rotation_deg: float = 10.0
     lighting: float = 0.2
     cache_dir: str | None = None
+    """Resize cache folder; None means `.dermseg-cache` beside the output checkpoint."""
+    cache: bool = True
     deterministic: bool = False
     val_every: int = 1
     eval_batch_size: int = 8

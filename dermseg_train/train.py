@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from dermseg_deploy.atomic import atomic_write_bytes
+from dermseg_deploy.atomic import atomic_write_bytes, remove_stale_temp_files
 from dermseg_deploy.backends.torch_backend import TorchBackend
 from dermseg_deploy.checkpoint import Checkpoint, atomic_torch_save, check_plain, load_checkpoint, save_checkpoint
 from dermseg_deploy.errors import CheckFailedError, ModelFileError, UserError
@@ -146,9 +146,12 @@ class Trainer:
         self.metadata = ModelMetadata(
             train_size_px=config.stages[-1].size_px, train_data=f"{Path(config.data).name} ({len(pairs)} pairs)"
         )
-        self.cache = ResizeCache(config.cache_dir)
+        cache_dir = config.cache_dir or str(Path(config.out).parent / ".dermseg-cache")
+        self.cache = ResizeCache(cache_dir if config.cache else None)
         self.loss_fn = SegmentationLoss(config.dice_weight)
         self.log = RunLog(log_path(config.out)) if self.info.is_main else None
+        if self.info.is_main:
+            remove_stale_temp_files(Path(config.out).parent, recursive=False)
 
     def _device(self, requested: str) -> torch.device:
         device = torch.device(requested)
