@@ -18,7 +18,7 @@ import torch
 
 from .atomic import atomic_write_bytes
 from .decode import DEFAULT_MAX_PIXELS, read_image
-from .errors import DermsegError, InputImageError, OutputWriteError
+from .errors import InputImageError, OutputWriteError
 from .inputs import WorkItem
 from .postprocess import encode_png, lesion_fraction, render_overlay
 from .segmenter import Segmenter
@@ -147,13 +147,7 @@ def run_pipeline(
 def _drain(in_flight: deque[tuple[_Decoded, float, Future[tuple[float, float]]]]) -> Iterator[ItemResult]:
     while in_flight:
         entry, share, future = in_flight.popleft()
-        try:
-            fraction, write_seconds = future.result()
-        except OutputWriteError:
-            raise
-        except DermsegError as exc:
-            yield ItemResult(entry.item, STATUS_FAILED, entry.seconds + share, error=str(exc))
-            continue
+        fraction, write_seconds = future.result()  # an OutputWriteError ends the run: the disk is the problem
         yield ItemResult(entry.item, STATUS_OK, entry.seconds + share + write_seconds, fraction)
 
 

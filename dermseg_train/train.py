@@ -20,7 +20,14 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from dermseg_deploy.atomic import atomic_write_bytes, remove_stale_temp_files
 from dermseg_deploy.backends.torch_backend import TorchBackend
-from dermseg_deploy.checkpoint import Checkpoint, atomic_torch_save, check_plain, load_checkpoint, save_checkpoint
+from dermseg_deploy.checkpoint import (
+    Checkpoint,
+    atomic_torch_save,
+    check_plain,
+    load_checkpoint,
+    load_state_dict_strict,
+    save_checkpoint,
+)
 from dermseg_deploy.errors import CheckFailedError, ModelFileError, UserError
 from dermseg_deploy.metadata import ModelMetadata
 from dermseg_deploy.segmenter import Segmenter
@@ -314,8 +321,6 @@ class Trainer:
         state = checkpoint.extra.get(TRAINING_STATE_KEY)
         if state is None:
             raise ModelFileError(f"{path}: not a resumable checkpoint (use the {last_checkpoint_path('model.pt').name} file)")
-        from dermseg_deploy.checkpoint import load_state_dict_strict
-
         load_state_dict_strict(model, checkpoint.state_dict, str(path))
         saved_ids = checkpoint.provenance.get("val_ids")
         if saved_ids != [p.image_id for p in self.val_pairs]:
