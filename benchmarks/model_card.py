@@ -27,10 +27,13 @@ def main(path: Path) -> None:
     print("|---|---|---|---|---|---|")
     rows = [("this model", best["all"], best["large_lesions"])]
     rows += [(name.replace("_", " "), b["all"], b["large_lesions"]) for name, b in baselines.items()]
+    def number(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.4f}"
+
     for name, all_images, large in rows:
-        print(f"| {name} | {all_images['images']} | {all_images['jaccard']:.4f} | "
-              f"{all_images['thresholded_jaccard']:.4f} | {all_images['dice']:.4f} | "
-              f"{large['jaccard']:.4f} ({large['images']}) |")
+        print(f"| {name} | {all_images['images']} | {number(all_images['jaccard'])} | "
+              f"{number(all_images['thresholded_jaccard'])} | {number(all_images['dice'])} | "
+              f"{number(large['jaccard'])} ({large['images']}) |")
 
 
 if __name__ == "__main__":

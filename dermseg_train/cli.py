@@ -146,17 +146,24 @@ def main(**options: Any) -> None:
     if not trainer.info.is_main:
         return
     baselines = add_baselines(Path(config.out), trainer.val_pairs)
-    validation = record.get("validation", {}).get("all", {})
-    large = record.get("validation", {}).get("large_lesions", {})
+    validation = record.get("validation", {})
     click.echo(
-        f"final validation on {validation.get('images')} held-out images at {record.get('size_px')} px: "
-        f"jaccard {validation.get('jaccard', float('nan')):.4f}, thresholded jaccard "
-        f"{validation.get('thresholded_jaccard', float('nan')):.4f}, dice {validation.get('dice', float('nan')):.4f}; "
-        f"lesions over 70% of the image ({large.get('images')}): jaccard {large.get('jaccard', float('nan')):.4f}; "
-        + ", ".join(f"{name} jaccard {b['all']['jaccard']:.4f}" for name, b in baselines.items())
+        f"final {describe_scores('validation', validation.get('all', {}))} at {record.get('size_px')} px; "
+        f"{describe_scores('lesions over 70% of the image', validation.get('large_lesions', {}))}; "
+        + ", ".join(f"{name} jaccard {_number(b['all']['jaccard'])}" for name, b in baselines.items())
     )
     click.echo(json.dumps({"last_epoch": record, "baselines": baselines}, sort_keys=True), err=True)
     click.echo(f"wrote {config.out} (best), {last_checkpoint_path(config.out)} (resumable), {log_path(config.out)}")
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def describe_scores(label: str, means: dict[str, Any]) -> str:
+    """`label on N held-out images: jaccard ..., thresholded jaccard ..., dice ...` (n/a where there is none)."""
+    return (f"{label} on {means.get('images', 0)} held-out images: jaccard {_number(means.get('jaccard'))}, "
+            f"thresholded jaccard {_number(means.get('thresholded_jaccard'))}, dice {_number(means.get('dice'))}")
 
 
 def trainer_is_main() -> bool:

@@ -69,7 +69,7 @@ def score_image(prediction: torch.Tensor, truth: torch.Tensor) -> ImageScore:
 SCORE_NAMES = ("jaccard", "thresholded_jaccard", "dice", "sensitivity", "specificity")
 
 
-def mean_scores(scores: list[ImageScore]) -> dict[str, float]:
+def mean_scores(scores: list[ImageScore]) -> dict[str, float | None]:
     """Means over images of every score, plus the image count."""
     totals = ScoreTotals.empty()
     for score in scores:
@@ -97,10 +97,13 @@ class ScoreTotals:
         """An image whose prediction is missing or unusable counts 0 on every score."""
         self.images += 1
 
-    def means(self) -> dict[str, float]:
-        if self.images == 0:
-            return {name: float("nan") for name in SCORE_NAMES} | {"images": 0}
-        return {name: self.sums[name] / self.images for name in SCORE_NAMES} | {"images": self.images}
+    def means(self) -> dict[str, float | None]:
+        """Means per score (None where there is no image, so that JSON stays standard) and the count."""
+        means: dict[str, float | None] = {name: None for name in SCORE_NAMES}
+        if self.images:
+            means = {name: self.sums[name] / self.images for name in SCORE_NAMES}
+        means["images"] = self.images
+        return means
 
     def to_tensor(self) -> torch.Tensor:
         return torch.tensor([*(self.sums[name] for name in SCORE_NAMES), float(self.images)], dtype=torch.float64)

@@ -68,7 +68,7 @@ def test_train_cli_trains_validates_and_saves(tmp_path: Path) -> None:
             "--encoder-weights", "none", "--workers", "0", "--val-count", "2", "--device", "cpu"]
     result = CliRunner().invoke(cli.main, [str(a) for a in args])
     assert result.exit_code == 0, result.output
-    assert "final validation on 2 held-out images at 64 px" in result.output
+    assert "final validation on 2 held-out images: jaccard" in result.output and "at 64 px" in result.output
     checkpoint = load_checkpoint(out)
     assert checkpoint.metadata.size_px == 1024 and checkpoint.metadata.train_size_px == 64
     assert len(checkpoint.provenance["val_ids"]) == 2
