@@ -200,3 +200,17 @@ def test_config_file_and_flags(tmp_path: Path) -> None:
     saved = load_checkpoint(out).provenance["config"]
     assert saved["seed"] == 5 and saved["stages"][0]["batch_size"] == 2 and saved["stages"][0]["size_px"] == 64
     shutil.rmtree(tmp_path / "cache", ignore_errors=True)
+
+
+def test_freeze_epochs_keep_the_encoder_fixed_while_the_decoder_learns(tmp_path: Path) -> None:
+    from dermseg_train.model import build_model
+
+    config = _config(tmp_path, stages=[StageConfig(64, epochs=1, batch_size=2, freeze_epochs=1)])
+    Trainer(config).run()
+    torch.manual_seed(config.seed)
+    initial = build_model(encoder_weights=None).state_dict()
+    trained = load_checkpoint(last_checkpoint_path(config.out)).state_dict
+    assert torch.equal(trained["encoder.layer4.2.conv2.weight"], initial["encoder.layer4.2.conv2.weight"])
+    assert torch.equal(trained["encoder.stem.0.weight"], initial["encoder.stem.0.weight"])
+    assert not torch.equal(trained["head.weight"], initial["head.weight"])
+

@@ -136,3 +136,10 @@ def test_python_api_segments_files_and_arrays(onnx_path: Path) -> None:
         array = np.zeros((50, 70, 3), dtype=np.uint8)
         (from_array,) = segmenter.segment([array])
         assert from_array.shape == (50, 70)
+
+
+def test_a_tensorrt_plan_is_refused_with_exit_4_until_supported(tmp_path: Path) -> None:
+    plan = tmp_path / "model.plan"
+    plan.write_bytes(b"plan")
+    result = CliRunner().invoke(cli_run.main, ["--engine", str(plan), str(sample_image_paths()[0]), "-o", str(tmp_path)])
+    assert result.exit_code == 4 and "TensorRT plans are not supported" in result.stderr

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import UserError
+from ..errors import BackendUnavailableError, UserError
 from .base import Backend
 
 
@@ -30,9 +30,17 @@ BACKENDS_BY_SUFFIX: dict[str, Callable[[Path, torch.device, int | None], Backend
 }
 
 
+NOT_YET_SUPPORTED = {
+    ".plan": "TensorRT plans are not supported by this version of dermseg; use the .onnx or .pt model",
+    ".engine": "TensorRT engines are not supported by this version of dermseg; use the .onnx or .pt model",
+}
+
+
 def open_backend(path: str | Path, device: torch.device | None = None, size_px: int | None = None) -> Backend:
     """Open a model file with the backend its suffix names, on `device` (CPU by default)."""
     path = Path(path)
+    if path.suffix.lower() in NOT_YET_SUPPORTED:
+        raise BackendUnavailableError(f"{path}: {NOT_YET_SUPPORTED[path.suffix.lower()]}")
     factory = BACKENDS_BY_SUFFIX.get(path.suffix.lower())
     if factory is None:
         known = ", ".join(sorted(BACKENDS_BY_SUFFIX))
