@@ -69,14 +69,6 @@ def score_image(prediction: torch.Tensor, truth: torch.Tensor) -> ImageScore:
 SCORE_NAMES = ("jaccard", "thresholded_jaccard", "dice", "sensitivity", "specificity")
 
 
-def mean_scores(scores: list[ImageScore]) -> dict[str, float | None]:
-    """Means over images of every score, plus the image count."""
-    totals = ScoreTotals.empty()
-    for score in scores:
-        totals.add(score)
-    return totals.means()
-
-
 @dataclass
 class ScoreTotals:
     """Sums of the per-image scores and the image count: what processes add up before taking means."""
