@@ -9,6 +9,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+FILE_MODE = 0o666 & ~_umask()
+"""Permissions of written files: what `open()` would give (mkstemp's temp files are 0600)."""
 TEMP_PREFIX = ".dermseg-tmp-"
 """Temp files start with this and the writing process's id; input discovery never takes them as images."""
 
@@ -28,6 +37,7 @@ def atomic_open(path: str | Path) -> Iterator[BinaryIO]:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

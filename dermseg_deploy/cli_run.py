@@ -15,7 +15,8 @@ from tqdm import tqdm
 
 from . import __version__
 from .atomic import remove_stale_temp_files
-from .backends import open_backend
+from .backends import BackendOptions, open_backend
+from .backends.options import ORT_PROVIDERS, TORCH_PRECISIONS
 from .cli_common import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_INPUTS_FAILED, handle_errors
 from .decode import DEFAULT_MAX_PIXELS
 from .devices import resolve_device
@@ -43,7 +44,7 @@ def _check_threshold(ctx: click.Context, param: click.Parameter, value: float | 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dermseg-run")
 @click.option("--engine", "model_path", required=True, type=click.Path(path_type=Path),
-              help="Model file: .pt (PyTorch) or .onnx (ONNX Runtime).")
+              help="Model file: .pt (PyTorch), .onnx (ONNX Runtime) or .plan/.engine (TensorRT).")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-o", "--output", "out_dir", default=Path("masks"), show_default=True, type=click.Path(path_type=Path),
               help="Output folder; masks mirror each input folder's tree.")
@@ -61,12 +62,22 @@ def _check_threshold(ctx: click.Context, param: click.Parameter, value: float | 
               help="Threads that read/decode inputs and encode/write outputs.")
 @click.option("--report", "report_path", type=click.Path(path_type=Path), default=None,
               help="Also write the failed inputs alone, with their reasons, to this CSV.")
+@click.option("--provider", type=click.Choice(ORT_PROVIDERS), default="auto", show_default=True,
+              help=".onnx: ONNX Runtime execution provider (auto: CPU on the CPU, CUDA on a GPU); tensorrt wants "
+                   "the .fp16.onnx file.")
+@click.option("--trust-plan", is_flag=True,
+              help=".plan: allow a version-compatible plan built by an older TensorRT to run the host code it carries.")
+@click.option("--precision", type=click.Choice(TORCH_PRECISIONS), default="fp32", show_default=True,
+              help=".pt: PyTorch precision.")
+@click.option("--channels-last", is_flag=True, help=".pt: channels-last memory format (faster FP16 on CUDA).")
+@click.option("--cuda-graphs", is_flag=True, help=".pt on CUDA: capture and replay a CUDA graph per batch shape.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @handle_errors
 def main(
     model_path: Path, inputs: tuple[Path, ...], out_dir: Path, size_px: int | None, batch_size: int, device: str,
     threshold: float | None, overwrite: bool, overlay: bool, max_pixels: int, io_threads: int,
-    report_path: Path | None, quiet: bool,
+    report_path: Path | None, provider: str, trust_plan: bool, precision: str, channels_last: bool, cuda_graphs: bool,
+    quiet: bool,
 ) -> None:
     """Segment skin lesions in image files and folders (recursive); write <name>_segmentation.png masks.
 
@@ -95,7 +106,8 @@ def main(
         click.echo(f"error: {error}", err=True)
     stop = StopFlag()
     results: list[ItemResult] = []
-    with Segmenter(open_backend(model_path, torch_device, size_px), threshold) as segmenter, stop.on_sigint():
+    backend_options = BackendOptions(provider, trust_plan, precision, channels_last, cuda_graphs)
+    with Segmenter(open_backend(model_path, torch_device, size_px, backend_options), threshold) as segmenter, stop.on_sigint():
         start = time.perf_counter()
         bar = tqdm(total=len(plan.items), unit="img", disable=quiet, file=sys.stderr, dynamic_ncols=True)
         try:

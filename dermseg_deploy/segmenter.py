@@ -14,7 +14,7 @@ from types import TracebackType
 import numpy as np
 import torch
 
-from .backends import Backend, open_backend
+from .backends import Backend, BackendOptions, open_backend
 from .decode import DEFAULT_MAX_PIXELS, read_image
 from .devices import resolve_device
 from .errors import UserError
@@ -46,10 +46,11 @@ class Segmenter:
 
     @classmethod
     def open(
-        cls, model_path: str | Path, device: str = "cpu", size_px: int | None = None, threshold: float | None = None
+        cls, model_path: str | Path, device: str = "cpu", size_px: int | None = None, threshold: float | None = None,
+        options: BackendOptions | None = None,
     ) -> Segmenter:
-        """Open `.pt` or `.onnx`; `device` is auto, cpu, cuda or cuda:N."""
-        return cls(open_backend(model_path, resolve_device(device), size_px), threshold)
+        """Open `.pt`, `.onnx` or `.plan`; `device` is auto, cpu, cuda or cuda:N."""
+        return cls(open_backend(model_path, resolve_device(device), size_px, options), threshold)
 
     def predict_masks(self, images: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """(3,H,W) uint8 images -> (H,W) uint8 masks of 0/255 on the backend's device, one per image."""

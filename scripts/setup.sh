@@ -8,3 +8,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".[dev]"
+# Type stubs for the TensorRT code (TensorRT itself is not needed): without its dependencies, which
+# would pull TensorRT, then patched so that mypy can parse them.
+.venv/bin/python -m pip install --quiet --no-deps "tensorrt-stubs==10.13.0.35.1"
+.venv/bin/python scripts/patch_tensorrt_stubs.py

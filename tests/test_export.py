@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from dermseg_deploy import cli_export
 from dermseg_deploy.backends.onnxruntime_backend import OnnxRuntimeBackend
 from dermseg_deploy.export.parity import compare_logits, mask_iou
+from dermseg_deploy.tensorrt.availability import tensorrt_installed
 
 
 def test_exported_onnx_has_a_dynamic_batch_and_matches_pytorch(onnx_path: Path, calibrated_model: torch.nn.Module) -> None:
@@ -23,20 +24,27 @@ def test_exported_onnx_has_a_dynamic_batch_and_matches_pytorch(onnx_path: Path, 
             assert torch.allclose(backend.infer(x), expected, atol=1e-3)
 
 
-def test_export_cli_writes_onnx_next_to_the_checkpoint_and_passes_parity(checkpoint_path: Path, tmp_path: Path) -> None:
+@pytest.mark.skipif(tensorrt_installed(), reason="TensorRT is installed here: the plan is built (tests marked tensorrt)")
+def test_export_cli_without_tensorrt_writes_both_onnx_files_then_exits_4(checkpoint_path: Path, tmp_path: Path) -> None:
     model = tmp_path / "model.pt"
     shutil.copy(checkpoint_path, model)
     result = CliRunner().invoke(cli_export.main, [str(model), "--size", "64"])
-    assert result.exit_code == 0, result.output
-    assert (tmp_path / "model.onnx").is_file()
-    assert "max |logit diff|" in result.output and ": PASS" in result.output
-    assert "not written: model.fp16.onnx and model.plan" in result.output
+    assert result.exit_code == 4, result.output
+    assert (tmp_path / "model.onnx").is_file() and (tmp_path / "model.fp16.onnx").is_file()
+    assert not (tmp_path / "model.plan").exists()
+    assert "parity onnxruntime-cpu vs pytorch-cpu" in result.output and ": PASS" in result.output
+    assert "weight rounding only" in result.output and "FP16 arithmetic (PyTorch half vs FP32" in result.output
+    assert "calibrated on 4 real images from the shipped samples" in result.output
+    assert "needs TensorRT, which is not installed: pip install 'dermseg[tensorrt]'" in result.stderr
+    assert "--no-engine" in result.stderr
 
 
-def test_export_cli_honours_output_dir(checkpoint_path: Path, tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli_export.main, [str(checkpoint_path), "--size", "64", "-o", str(tmp_path / "out")])
+def test_export_cli_with_no_engine_exits_0_and_honours_output_dir(checkpoint_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli_export.main, [str(checkpoint_path), "--size", "64", "-o", str(out), "--no-engine"])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "out" / f"{checkpoint_path.stem}.onnx").is_file()
+    assert (out / f"{checkpoint_path.stem}.onnx").is_file() and (out / f"{checkpoint_path.stem}.fp16.onnx").is_file()
+    assert "not built: model.plan (--no-engine)" in result.output
 
 
 def test_parity_failure_exits_3(checkpoint_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -46,9 +54,9 @@ def test_parity_failure_exits_3(checkpoint_path: Path, tmp_path: Path, monkeypat
         return real(model, batch) + 0.01
 
     monkeypatch.setattr(cli_export, "pytorch_logits", drifted)
-    result = CliRunner().invoke(cli_export.main, [str(checkpoint_path), "--size", "64", "-o", str(tmp_path)])
+    result = CliRunner().invoke(cli_export.main, [str(checkpoint_path), "--size", "64", "-o", str(tmp_path), "--no-engine"])
     assert result.exit_code == 3, result.output
-    assert ": FAIL" in result.output and "parity check failed" in result.stderr
+    assert ": FAIL" in result.output and "FP32 parity check failed" in result.stderr
 
 
 @pytest.mark.parametrize("args,code,message", [

@@ -14,6 +14,7 @@ from click.testing import CliRunner, Result
 from dermseg_deploy import Segmenter, cli_run
 from dermseg_deploy.atomic import TEMP_PREFIX
 from dermseg_deploy.samples import sample_image_paths
+from dermseg_deploy.tensorrt.availability import tensorrt_installed
 
 from .helpers import displayed_size, iou, read_png
 
@@ -138,8 +139,10 @@ def test_python_api_segments_files_and_arrays(onnx_path: Path) -> None:
         assert from_array.shape == (50, 70)
 
 
-def test_a_tensorrt_plan_is_refused_with_exit_4_until_supported(tmp_path: Path) -> None:
+@pytest.mark.skipif(tensorrt_installed(), reason="TensorRT is installed here")
+def test_a_tensorrt_plan_without_tensorrt_exits_4_with_the_install_hint(tmp_path: Path) -> None:
     plan = tmp_path / "model.plan"
     plan.write_bytes(b"plan")
     result = CliRunner().invoke(cli_run.main, ["--engine", str(plan), str(sample_image_paths()[0]), "-o", str(tmp_path)])
-    assert result.exit_code == 4 and "TensorRT plans are not supported" in result.stderr
+    assert result.exit_code == 4, result.output
+    assert "needs TensorRT, which is not installed: pip install 'dermseg[tensorrt]'" in result.stderr

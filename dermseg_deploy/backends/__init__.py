@@ -1,4 +1,4 @@
-"""Backends by model-file suffix: `.pt` (PyTorch), `.onnx` (ONNX Runtime)."""
+"""Backends by model-file suffix: `.pt` (PyTorch), `.onnx` (ONNX Runtime), `.plan`/`.engine` (TensorRT)."""
 
 from __future__ import annotations
 
@@ -7,45 +7,52 @@ from pathlib import Path
 
 import torch
 
-from ..errors import BackendUnavailableError, UserError
+from ..errors import UserError
 from .base import Backend
+from .options import BackendOptions
 
 
-def _torch(path: Path, device: torch.device, size_px: int | None) -> Backend:
+def _torch(path: Path, device: torch.device, size_px: int | None, options: BackendOptions) -> Backend:
     from .torch_backend import TorchBackend
 
-    return TorchBackend.from_checkpoint(path, device, size_px)
+    return TorchBackend.from_checkpoint(path, device, size_px, options)
 
 
-def _onnxruntime(path: Path, device: torch.device, size_px: int | None) -> Backend:
+def _onnxruntime(path: Path, device: torch.device, size_px: int | None, options: BackendOptions) -> Backend:
     from .onnxruntime_backend import OnnxRuntimeBackend
 
-    return OnnxRuntimeBackend(path, device, size_px)
+    return OnnxRuntimeBackend(path, device, size_px, options.provider, options.ort_cache_dir)
 
 
-BACKENDS_BY_SUFFIX: dict[str, Callable[[Path, torch.device, int | None], Backend]] = {
+def _tensorrt(path: Path, device: torch.device, size_px: int | None, options: BackendOptions) -> Backend:
+    from ..tensorrt.availability import require_tensorrt
+
+    require_tensorrt(f"{path} (a TensorRT plan)")
+    from ..tensorrt.engine_runtime import TensorRTBackend
+
+    return TensorRTBackend(path, device, size_px, options.trust_plan)
+
+
+BackendFactory = Callable[[Path, torch.device, int | None, BackendOptions], Backend]
+BACKENDS_BY_SUFFIX: dict[str, BackendFactory] = {
     ".pt": _torch,
     ".pth": _torch,
     ".onnx": _onnxruntime,
+    ".plan": _tensorrt,
+    ".engine": _tensorrt,
 }
 
 
-NOT_YET_SUPPORTED = {
-    ".plan": "TensorRT plans are not supported by this version of dermseg; use the .onnx or .pt model",
-    ".engine": "TensorRT engines are not supported by this version of dermseg; use the .onnx or .pt model",
-}
-
-
-def open_backend(path: str | Path, device: torch.device | None = None, size_px: int | None = None) -> Backend:
+def open_backend(
+    path: str | Path, device: torch.device | None = None, size_px: int | None = None, options: BackendOptions | None = None
+) -> Backend:
     """Open a model file with the backend its suffix names, on `device` (CPU by default)."""
     path = Path(path)
-    if path.suffix.lower() in NOT_YET_SUPPORTED:
-        raise BackendUnavailableError(f"{path}: {NOT_YET_SUPPORTED[path.suffix.lower()]}")
     factory = BACKENDS_BY_SUFFIX.get(path.suffix.lower())
     if factory is None:
         known = ", ".join(sorted(BACKENDS_BY_SUFFIX))
         raise UserError(f"{path}: unknown model file type {path.suffix!r} (known: {known})")
-    return factory(path, device or torch.device("cpu"), size_px)
+    return factory(path, device or torch.device("cpu"), size_px, options or BackendOptions())
 
 
-__all__ = ["BACKENDS_BY_SUFFIX", "Backend", "open_backend"]
+__all__ = ["BACKENDS_BY_SUFFIX", "Backend", "BackendOptions", "open_backend"]

@@ -1,4 +1,4 @@
-"""ONNX Runtime backend for `.onnx` files: the CPU provider, or CUDA when asked for and really active."""
+"""ONNX Runtime backend for `.onnx` files: the CPU provider, or CUDA or TensorRT when asked for and really active."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from .base import Backend
 
 CPU_PROVIDER = "CPUExecutionProvider"
 CUDA_PROVIDER = "CUDAExecutionProvider"
+TENSORRT_PROVIDER = "TensorrtExecutionProvider"
+PROVIDER_BY_NAME = {"cpu": CPU_PROVIDER, "cuda": CUDA_PROVIDER, "tensorrt": TENSORRT_PROVIDER}
 
 
 def _import_onnxruntime() -> Any:
@@ -38,19 +40,40 @@ def read_onnx_metadata(session: Any, source: str) -> ModelMetadata:
 class OnnxRuntimeBackend(Backend):
     """ONNX Runtime inference with a fixed square input size and a dynamic batch dimension."""
 
-    def __init__(self, path: str | Path, device: torch.device, size_px: int | None = None) -> None:
+    def __init__(
+        self, path: str | Path, device: torch.device, size_px: int | None = None, provider: str = "auto",
+        cache_dir: Path | None = None,
+    ) -> None:
+        """`provider`: auto (CPU on the CPU, CUDA on a GPU), cpu, cuda or tensorrt; the TensorRT provider keeps
+        its engines and timing cache in `cache_dir` (default: `<model>.ort-trt-cache` beside the model)."""
         ort = _import_onnxruntime()
         path = Path(path)
         if not path.is_file():
             raise ModelFileError(f"{path}: ONNX model not found")
+        name = provider if provider != "auto" else ("cuda" if device.type == "cuda" else "cpu")
+        if name not in PROVIDER_BY_NAME:
+            raise UserError(f"--provider {provider}: use auto, cpu, cuda or tensorrt")
+        wanted = PROVIDER_BY_NAME[name]
+        if (device.type == "cuda") != (name != "cpu"):
+            raise UserError(f"--provider {name} does not run on device {device}; use --device cpu with the CPU "
+                            "provider and a CUDA device with the cuda or tensorrt provider")
+        if wanted not in ort.get_available_providers():
+            raise BackendUnavailableError(
+                f"the {wanted} was requested but this onnxruntime does not have it "
+                f"(available: {', '.join(ort.get_available_providers())}); install dermseg[gpu]"
+            )
         providers: list[Any] = [CPU_PROVIDER]
-        if device.type == "cuda":
-            if CUDA_PROVIDER not in ort.get_available_providers():
-                raise BackendUnavailableError(
-                    f"device {device} was requested but this onnxruntime has no CUDA provider "
-                    f"(available: {', '.join(ort.get_available_providers())}); install dermseg[gpu]"
-                )
-            providers = [(CUDA_PROVIDER, {"device_id": device.index or 0}), CPU_PROVIDER]
+        index = device.index or 0
+        if name == "cuda":
+            providers = [(CUDA_PROVIDER, {"device_id": index}), CPU_PROVIDER]
+        elif name == "tensorrt":
+            cache = cache_dir or path.with_name(path.stem + ".ort-trt-cache")
+            cache.mkdir(parents=True, exist_ok=True)
+            trt_options = {
+                "device_id": index, "trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache),
+                "trt_timing_cache_enable": True, "trt_timing_cache_path": str(cache),
+            }
+            providers = [(TENSORRT_PROVIDER, trt_options), (CUDA_PROVIDER, {"device_id": index}), CPU_PROVIDER]
         options = ort.SessionOptions()
         options.log_severity_level = 3
         try:
@@ -58,10 +81,9 @@ class OnnxRuntimeBackend(Backend):
         except Exception as exc:
             raise ModelFileError(f"{path}: ONNX Runtime cannot load it ({str(exc).strip().splitlines()[0]})") from exc
         active = self.session.get_providers()
-        if device.type == "cuda" and (not active or active[0] != CUDA_PROVIDER):
+        if not active or active[0] != wanted:
             raise BackendUnavailableError(
-                f"device {device} was requested but ONNX Runtime did not activate the CUDA provider "
-                f"(active: {', '.join(active)})"
+                f"the {wanted} was requested but ONNX Runtime did not activate it (active: {', '.join(active)})"
             )
         self.metadata = read_onnx_metadata(self.session, str(path))
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
@@ -80,7 +102,7 @@ class OnnxRuntimeBackend(Backend):
             )
         self.metadata = self.metadata.with_updates(size_px=built_size)
         self.device = device
-        self.name = "onnxruntime-cuda" if device.type == "cuda" else "onnxruntime-cpu"
+        self.name = f"onnxruntime-{name}"
 
     def infer(self, images: torch.Tensor) -> torch.Tensor:
         images = images.to(self.device, torch.float32).contiguous()

@@ -1,4 +1,8 @@
-"""PyTorch backend for `.pt` checkpoints (imports the model definition lazily)."""
+"""PyTorch backend for `.pt` checkpoints (imports the model definition lazily).
+
+FP32 eager by default; on CUDA it can run FP16 with channels-last memory and replay CUDA graphs
+captured once per batch shape (the fast path where TensorRT is absent).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,12 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import load_checkpoint, model_from_checkpoint
-from ..errors import UserError
+from ..errors import BackendUnavailableError, UserError
 from ..metadata import ModelMetadata
 from .base import Backend
+from .options import BackendOptions
+
+GRAPH_WARMUP_RUNS = 3
 
 
 def _check_size(size_px: int) -> None:
@@ -18,28 +25,73 @@ def _check_size(size_px: int) -> None:
 
 
 class TorchBackend(Backend):
-    """Eager PyTorch FP32 inference of a dermseg checkpoint; any input size that is a multiple of 32."""
+    """PyTorch inference of a dermseg checkpoint; any input size that is a multiple of 32."""
 
     accepts_any_size = True
 
-    def __init__(self, model: torch.nn.Module, metadata: ModelMetadata, device: torch.device) -> None:
+    def __init__(
+        self, model: torch.nn.Module, metadata: ModelMetadata, device: torch.device, options: BackendOptions | None = None
+    ) -> None:
         """Wrap an nn.Module (moved to `device`, eval mode); `from_checkpoint` opens a `.pt` file."""
+        options = options or BackendOptions()
         _check_size(metadata.size_px)
+        if options.cuda_graphs and device.type != "cuda":
+            raise BackendUnavailableError(f"CUDA graphs were requested but the device is {device}")
+        self.dtype = torch.float16 if options.precision == "fp16" else torch.float32
+        self.memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
         self.model = model.to(device).eval()
+        if self.dtype != torch.float32:
+            self.model = self.model.to(self.dtype)
+        if options.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.metadata = metadata
         self.device = device
-        self.name = "pytorch-fp32"
+        self.cuda_graphs = options.cuda_graphs
+        self._graphs: dict[tuple[int, ...], tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
+        parts = [f"pytorch-{options.precision}"]
+        parts += ["channels-last"] * options.channels_last + ["cuda-graphs"] * options.cuda_graphs
+        self.name = "-".join(parts)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: torch.device, size_px: int | None = None) -> TorchBackend:
+    def from_checkpoint(
+        cls, path: str | Path, device: torch.device, size_px: int | None = None, options: BackendOptions | None = None
+    ) -> TorchBackend:
         if size_px is not None:
             _check_size(size_px)
         checkpoint = load_checkpoint(path)
         metadata = checkpoint.metadata
         if size_px is not None:
             metadata = metadata.with_updates(size_px=size_px)
-        return cls(model_from_checkpoint(checkpoint, str(path)), metadata, device)
+        return cls(model_from_checkpoint(checkpoint, str(path)), metadata, device, options)
+
+    def _prepare(self, images: torch.Tensor) -> torch.Tensor:
+        return images.to(self.device, self.dtype).contiguous(memory_format=self.memory_format)
+
+    def _graph(self, shape: tuple[int, ...]) -> tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]:
+        """Capture the model for one input shape (after warm-up runs on a side stream, as PyTorch requires)."""
+        if shape not in self._graphs:
+            static_in = torch.zeros(shape, dtype=self.dtype, device=self.device).contiguous(memory_format=self.memory_format)
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):
+                for _ in range(GRAPH_WARMUP_RUNS):
+                    self.model(static_in)
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                static_out = self.model(static_in)
+            self._graphs[shape] = (graph, static_in, static_out)
+        return self._graphs[shape]
 
     @torch.inference_mode()
     def infer(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model(images.to(self.device, torch.float32)).float()
+        x = self._prepare(images)
+        if not self.cuda_graphs:
+            return self.model(x).float()
+        graph, static_in, static_out = self._graph(tuple(x.shape))
+        static_in.copy_(x)
+        graph.replay()
+        return static_out.float().clone() if static_out.dtype == torch.float32 else static_out.float()
+
+    def close(self) -> None:
+        self._graphs.clear()

@@ -33,6 +33,10 @@ class ParityReport:
         return min(self.ious) if self.ious else 1.0
 
     @property
+    def mean_iou(self) -> float:
+        return sum(self.ious) / len(self.ious) if self.ious else 1.0
+
+    @property
     def passed(self) -> bool:
         return self.max_abs_logit_diff <= self.atol and self.worst_iou >= self.min_iou
 

@@ -1,0 +1,78 @@
+"""Real images for export: a calibration set for AutoCast and a disjoint set for the numerical checks."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..decode import IMAGE_SUFFIXES, read_image
+from ..errors import UserError
+from ..metadata import ModelMetadata
+from ..preprocess import preprocess_batch
+from ..samples import sample_image_paths
+
+SYNTHETIC_SEED = 0
+
+
+def image_files(folder: Path | None) -> list[Path]:
+    """Images in `folder` (recursively, sorted), or the samples dermseg ships when `folder` is None."""
+    if folder is None:
+        return sample_image_paths()
+    if not folder.is_dir():
+        raise UserError(f"{folder}: image folder not found")
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ExportImages:
+    """Calibration images (empty when synthetic) and check images; no file is in both."""
+
+    calibration: tuple[Path, ...]
+    check: tuple[Path, ...]
+    calibration_source: str
+
+
+def choose_export_images(
+    calib_dir: Path | None, check_dir: Path | None, calib_count: int, check_count: int, synthetic: bool
+) -> ExportImages:
+    """Take `calib_count` calibration images, then `check_count` check images that are not among them.
+
+    With both folders left at the default (the shipped samples), the first images calibrate and the
+    following ones check.
+    """
+    calibration: list[Path] = []
+    if not synthetic:
+        calibration = image_files(calib_dir)[:calib_count]
+        if not calibration:
+            raise UserError(f"no calibration images in {calib_dir or 'the shipped samples'}")
+    used = {_digest(p) for p in calibration}
+    check = [p for p in image_files(check_dir) if _digest(p) not in used][:check_count]
+    if not check:
+        raise UserError(
+            f"no check images left in {check_dir or 'the shipped samples'} once the calibration images are "
+            "set aside; pass --parity-images DIR with other real images"
+        )
+    source = (
+        f"{calib_count} SYNTHETIC random inputs (--synthetic-calib; not real images)" if synthetic
+        else f"{len(calibration)} real images from {calib_dir or 'the shipped samples'}"
+    )
+    return ExportImages(tuple(calibration), tuple(check), source)
+
+
+def load_batch(paths: tuple[Path, ...] | list[Path], metadata: ModelMetadata) -> torch.Tensor:
+    """Decode and preprocess images into one (N,3,S,S) float32 batch."""
+    return preprocess_batch([read_image(p) for p in paths], metadata)
+
+
+def synthetic_batch(count: int, metadata: ModelMetadata) -> torch.Tensor:
+    """Seeded random images in the normalised input range: only when the user asks for them."""
+    generator = torch.Generator().manual_seed(SYNTHETIC_SEED)
+    pixels = torch.randint(0, 256, (count, 3, metadata.size_px, metadata.size_px), generator=generator)
+    return preprocess_batch(list(pixels.to(torch.uint8)), metadata)

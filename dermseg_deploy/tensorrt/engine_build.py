@@ -1,0 +1,120 @@
+"""FP16 ONNX -> TensorRT plan: a strongly typed network, one batch profile, a timing cache beside it.
+
+Written to the TensorRT 10.8+ and 11.x Python APIs (the calls are type-checked against tensorrt-stubs).
+Import only after `availability.require_tensorrt`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import tensorrt as trt
+import torch
+
+from ..atomic import atomic_write_bytes
+from ..errors import CheckFailedError, ModelFileError
+from ..metadata import ModelMetadata
+from .build_options import BuildOptions
+from .sidecar import PlanSidecar, TensorSpec, write_sidecar
+
+HARDWARE_LEVEL_BY_NAME = {
+    "none": trt.HardwareCompatibilityLevel.NONE,
+    "ampere_plus": trt.HardwareCompatibilityLevel.AMPERE_PLUS,
+    "same_compute_capability": trt.HardwareCompatibilityLevel.SAME_COMPUTE_CAPABILITY,
+}
+
+
+class EngineBuildError(CheckFailedError):
+    """The ONNX parser or the TensorRT builder failed."""
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def timing_cache_path(plan_path: Path) -> Path:
+    """`model.plan` -> `model.timing.cache`, beside the engine it helps build."""
+    return plan_path.with_name(plan_path.stem + ".timing.cache")
+
+
+def _parse_onnx(network: trt.INetworkDefinition, logger: trt.ILogger, onnx_path: Path) -> None:
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = [str(parser.get_error(index)) for index in range(parser.num_errors)]
+        listed = "; ".join(errors) or "no error recorded"
+        raise EngineBuildError(f"{onnx_path}: TensorRT's ONNX parser failed with {len(errors)} error(s): {listed}")
+
+
+def _tensor_spec(tensor: trt.ITensor) -> TensorSpec:
+    shape = tensor.shape
+    return TensorSpec(tensor.name, str(tensor.dtype).rsplit(".", 1)[-1].lower(), tuple(shape[i] for i in range(len(shape))))
+
+
+def _configure(
+    builder: trt.Builder, network: trt.INetworkDefinition, metadata: ModelMetadata, options: BuildOptions,
+    cache_bytes: bytes,
+) -> trt.IBuilderConfig:
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_bytes)
+    config.builder_optimization_level = options.optimization_level
+    minimum, optimum, maximum = options.profile.shapes(metadata.size_px)
+    profile = builder.create_optimization_profile()
+    profile.set_shape(metadata.input_name, trt.Dims(list(minimum)), trt.Dims(list(optimum)), trt.Dims(list(maximum)))
+    config.add_optimization_profile(profile)
+    cache = config.create_timing_cache(cache_bytes)
+    if not config.set_timing_cache(cache, ignore_mismatch=False):
+        raise EngineBuildError("TensorRT refused the timing cache; delete it and build again")
+    if options.version_compatible:
+        config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
+    config.hardware_compatibility_level = HARDWARE_LEVEL_BY_NAME[options.hardware_compatibility]
+    return config
+
+
+def build_engine(
+    onnx_path: Path, plan_path: Path, metadata: ModelMetadata, options: BuildOptions, device_index: int = 0
+) -> PlanSidecar:
+    """Build `plan_path` (and `plan_path`.json, and the timing cache) from an FP16 ONNX file; atomic writes."""
+    if not onnx_path.is_file():
+        raise ModelFileError(f"{onnx_path}: ONNX model not found")
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
+    _parse_onnx(network, logger, onnx_path)
+    names_in = [network.get_input(i).name for i in range(network.num_inputs)]
+    names_out = [network.get_output(i).name for i in range(network.num_outputs)]
+    if names_in != [metadata.input_name] or names_out != [metadata.output_name]:
+        raise ModelFileError(f"{onnx_path}: I/O {names_in} -> {names_out}, expected {metadata.input_name} -> "
+                             f"{metadata.output_name}")
+    cache_path = timing_cache_path(plan_path)
+    cache_bytes = cache_path.read_bytes() if cache_path.is_file() else b""
+    config = _configure(builder, network, metadata, options, cache_bytes)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise EngineBuildError(f"{onnx_path}: TensorRT's builder returned no engine (its log above says why)")
+    plan_bytes = bytes(memoryview(serialized))
+    atomic_write_bytes(cache_path, bytes(config.get_timing_cache().serialize()))
+    properties = torch.cuda.get_device_properties(device_index)
+    sidecar = PlanSidecar(
+        metadata=metadata,
+        tensorrt_version=trt.__version__,
+        gpu_name=properties.name,
+        compute_capability=(properties.major, properties.minor),
+        precision="fp16 (strongly typed from the FP16 ONNX)",
+        inputs=tuple(_tensor_spec(network.get_input(i)) for i in range(network.num_inputs)),
+        outputs=tuple(_tensor_spec(network.get_output(i)) for i in range(network.num_outputs)),
+        source_onnx=onnx_path.name,
+        source_onnx_sha256=file_sha256(onnx_path),
+        batch_profile=options.profile.to_dict(),
+        version_compatible=options.version_compatible,
+        hardware_compatibility=options.hardware_compatibility,
+        plan_sha256=hashlib.sha256(plan_bytes).hexdigest(),
+        extra={"workspace_bytes": options.workspace_bytes, "optimization_level": options.optimization_level},
+    )
+    atomic_write_bytes(plan_path, plan_bytes)
+    write_sidecar(plan_path, sidecar)
+    return sidecar

@@ -1,0 +1,114 @@
+"""The TensorRT backend for `.plan`/`.engine` files, with the sidecar checked before deserialising.
+
+Buffers are torch CUDA tensors (no copies, no pycuda); TensorRT runs on its own stream, which first
+waits on the stream that preprocessed the batch. Import only after `availability.require_tensorrt`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import tensorrt as trt
+import torch
+
+from ..backends.base import Backend
+from ..errors import BackendUnavailableError, ModelFileError, UserError
+from .batch_profile import split_batch
+from .sidecar import REBUILD_HINT, PlanIncompatibleError, check_compatibility, read_sidecar
+
+TORCH_DTYPE_BY_TRT: dict[trt.DataType, torch.dtype] = {
+    trt.DataType.FLOAT: torch.float32,
+    trt.DataType.HALF: torch.float16,
+    trt.DataType.BF16: torch.bfloat16,
+    trt.DataType.INT32: torch.int32,
+    trt.DataType.INT64: torch.int64,
+    trt.DataType.INT8: torch.int8,
+    trt.DataType.UINT8: torch.uint8,
+    trt.DataType.BOOL: torch.bool,
+}
+
+
+def _torch_dtype(dtype: trt.DataType, name: str, source: Path) -> torch.dtype:
+    if dtype not in TORCH_DTYPE_BY_TRT:
+        raise ModelFileError(f"{source}: tensor {name!r} has TensorRT type {dtype}, which dermseg cannot bind")
+    return TORCH_DTYPE_BY_TRT[dtype]
+
+
+class TensorRTBackend(Backend):
+    """Runs a TensorRT plan built by dermseg-export; batches above the profile's maximum are split."""
+
+    def __init__(
+        self, plan_path: str | Path, device: torch.device, size_px: int | None = None, trust_host_code: bool = False
+    ) -> None:
+        plan_path = Path(plan_path)
+        if device.type != "cuda" or not torch.cuda.is_available():
+            raise BackendUnavailableError(f"{plan_path}: a TensorRT plan runs on a CUDA GPU; none is available here")
+        if not plan_path.is_file():
+            raise ModelFileError(f"{plan_path}: TensorRT plan not found")
+        sidecar = read_sidecar(plan_path)
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        self.device = torch.device("cuda", index)
+        capability = torch.cuda.get_device_capability(index)
+        decision = check_compatibility(sidecar, plan_path, trt.__version__, capability, trust_host_code)
+        if size_px is not None and size_px != sidecar.metadata.size_px:
+            raise UserError(f"--size {size_px}: {plan_path.name} was built for {sidecar.metadata.size_px}x"
+                            f"{sidecar.metadata.size_px} input; export again with dermseg-export --size {size_px}")
+        self.metadata = sidecar.metadata
+        self.name = "tensorrt"
+        self._logger = trt.Logger(trt.Logger.WARNING)
+        self._runtime = trt.Runtime(self._logger)
+        self._runtime.engine_host_code_allowed = decision.allow_host_code
+        with torch.cuda.device(self.device):
+            engine = self._runtime.deserialize_cuda_engine(plan_path.read_bytes())
+            if engine is None:
+                raise PlanIncompatibleError(
+                    f"{plan_path}: TensorRT {trt.__version__} could not deserialise this plan (another TensorRT "
+                    f"build, GPU or a damaged file; its log above says which); {REBUILD_HINT}"
+                )
+            self._engine = engine
+            context = engine.create_execution_context()
+            if context is None:
+                raise BackendUnavailableError(f"{plan_path}: TensorRT could not create an execution context (GPU memory?)")
+            self._context = context
+            self._stream = torch.cuda.Stream(self.device)
+        self._input_dtype, self._output_dtype = self._check_io(plan_path)
+        self.max_batch = int(engine.get_tensor_profile_shape(self.metadata.input_name, 0)[2][0])
+
+    def _check_io(self, plan_path: Path) -> tuple[torch.dtype, torch.dtype]:
+        engine = self._engine
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+        if inputs != [self.metadata.input_name] or outputs != [self.metadata.output_name]:
+            raise ModelFileError(f"{plan_path}: I/O {inputs} -> {outputs} differ from its sidecar "
+                                 f"({self.metadata.input_name} -> {self.metadata.output_name}); {REBUILD_HINT}")
+        return (
+            _torch_dtype(engine.get_tensor_dtype(inputs[0]), inputs[0], plan_path),
+            _torch_dtype(engine.get_tensor_dtype(outputs[0]), outputs[0], plan_path),
+        )
+
+    def infer(self, images: torch.Tensor) -> torch.Tensor:
+        images = images.to(self.device, self._input_dtype).contiguous()
+        size = self.metadata.size_px
+        logits = torch.empty((images.shape[0], 1, size, size), dtype=self._output_dtype, device=self.device)
+        producer = torch.cuda.current_stream(self.device)
+        self._stream.wait_stream(producer)
+        for part in split_batch(images.shape[0], self.max_batch):
+            chunk, out = images[part], logits[part]
+            if not self._context.set_input_shape(self.metadata.input_name, tuple(chunk.shape)):
+                raise UserError(f"TensorRT refused input shape {tuple(chunk.shape)}")
+            self._context.set_tensor_address(self.metadata.input_name, chunk.data_ptr())
+            self._context.set_tensor_address(self.metadata.output_name, out.data_ptr())
+            if not self._context.execute_async_v3(self._stream.cuda_stream):
+                raise BackendUnavailableError("TensorRT's execute_async_v3 failed (its log above says why)")
+        images.record_stream(self._stream)
+        logits.record_stream(self._stream)
+        producer.wait_stream(self._stream)
+        return logits.float()
+
+    def close(self) -> None:
+        if getattr(self, "_stream", None) is not None:
+            self._stream.synchronize()
+        for name in ("_context", "_engine", "_runtime"):
+            if hasattr(self, name):
+                delattr(self, name)
