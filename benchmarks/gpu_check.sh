@@ -1,55 +1,79 @@
 #!/usr/bin/env bash
-# The one prepared check for a CUDA machine (see ../shared/DESIGN.md: no network, no TensorRT).
-# usage: benchmarks/gpu_check.sh [OUTDIR]      (default: $OUT, else benchmarks/results/gpu-latest)
-# Images: full-resolution JPEGs in gpu_data/images/ (ignored by git; copy some from
-# ../shared/data/isic2017-fullres and carry the folder), else the shipped samples.
-# Runs the gpu-marked tests, trains on gpu_data/isic512 (ISIC 2018 pairs at 512 px, ignored by git;
-# else the shipped samples) with the default stages and rates (512 then 1024 px) from random weights for at most 200 s,
-# and times dermseg-run with that model on CUDA at 1024 px. Under 4 minutes.
+# The one prepared check for a CUDA machine (see ../shared/DESIGN.md: no network, no TensorRT there).
+# usage: benchmarks/gpu_check.sh [--dry-run] [--images DIR] [OUTDIR]   (OUTDIR default: $OUT, else benchmarks/results/gpu-latest)
+#
+# 1. the gpu- and tensorrt-marked tests;
+# 2. trains a small model for about a minute (benchmarks/gpu_train_short.json on gpu_data/isic512, ISIC 2018
+#    pairs at 512 px copied there and ignored by git; else the shipped samples), from random weights;
+# 3. dermseg-bench at 1024 px on the full-resolution images in --images (default gpu_data/images, else the
+#    shipped samples): the naive baseline, PyTorch FP32 eager with TF32 off (the reference) and on, the
+#    PyTorch FP16 fast path, and the TensorRT plan where TensorRT exists; JSON, table and plot in OUTDIR.
+# --dry-run runs the same steps on the CPU at 64 px in seconds (the test suite runs it).
+# Installs nothing from the network. Under 4 minutes on an H100.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-out=${1:-${OUT:-benchmarks/results/gpu-latest}}
+dry_run=0
+images=gpu_data/images
+out=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --dry-run) dry_run=1 ;;
+        --images) images=$2; shift ;;
+        *) out=$1 ;;
+    esac
+    shift
+done
+out=${out:-${OUT:-benchmarks/results/gpu-latest}}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
 status=0
-
-python3 -m pip install -q --no-deps --no-build-isolation -e . >"$out/install.log" 2>&1 || {
-    echo "editable install failed, using PYTHONPATH" | tee -a "$out/install.log"; export PYTHONPATH=$PWD; }
-run() { python3 -c "import sys; from $1 import main; sys.argv[0] = '$2'; main()" "${@:3}"; }
-
-{
-    date -u +"date: %Y-%m-%dT%H:%M:%SZ"
-    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | sed 's/^/gpu: /'
-    python3 -c "import torch, onnxruntime; print('torch:', torch.__version__, 'cuda:', torch.version.cuda); print('onnxruntime:', onnxruntime.__version__, onnxruntime.get_available_providers())"
-    nproc | sed 's/^/cpu count: /'
-} >"$out/environment.txt" 2>&1
-
-python3 -m pytest -q -m gpu tests/test_gpu.py 2>&1 | tee "$out/gpu-tests.txt" || status=1
-
-images=gpu_data/images
 [ -d "$images" ] || images=dermseg_deploy/samples/images
 train_data=gpu_data/isic512
 [ -d "$train_data" ] || train_data=dermseg_deploy/samples
+python=${PYTHON:-python3}
+if [ "$dry_run" = 1 ]; then
+    device=cpu size=64 batches=1,2 bench_time=(--min-seconds 0.2 --min-iterations 1 --warmup 1)
+    train=(--data dermseg_deploy/samples --size 64 --epochs 1 --batch-size 4 --val-count 2 --encoder-weights none --workers 0)
+else
+    device=cuda size=1024 batches=1,8 bench_time=(--min-seconds 2 --min-iterations 5 --warmup 2)
+    train=(--config benchmarks/gpu_train_short.json --data "$train_data")
+    "$python" -m pip install -q --no-deps --no-build-isolation -e . >"$out/install.log" 2>&1 || {
+        echo "editable install failed, using PYTHONPATH" | tee -a "$out/install.log"; export PYTHONPATH=$PWD; }
+fi
+run() { "$python" -c "import sys; from $1 import main; sys.argv[0] = '$2'; main()" "${@:3}"; }
+
+{
+    date -u +"date: %Y-%m-%dT%H:%M:%SZ"
+    [ "$dry_run" = 1 ] && echo "dry run: CPU, ${size} px"
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | sed 's/^/gpu: /'
+    "$python" -c "import torch, onnxruntime; print('torch:', torch.__version__, 'cuda:', torch.version.cuda); print('onnxruntime:', onnxruntime.__version__, onnxruntime.get_available_providers())"
+    nproc | sed 's/^/cpu count: /'
+} >"$out/environment.txt" 2>&1
+
+"$python" -m pytest -q -p no:cacheprovider -m "gpu or tensorrt" tests/test_gpu.py tests/test_gpu_pipeline.py \
+    tests/test_tensorrt_engine.py 2>&1 | tail -15 >"$out/gpu-tests.txt"
+grep -Eq "failed|error" "$out/gpu-tests.txt" && status=1
+cat "$out/gpu-tests.txt"
+
 work=$(mktemp -d)
 {
-    echo "== dermseg-train --config benchmarks/gpu_train.json on $train_data ($(ls "$train_data"/images | wc -l) pairs)"
-    echo "   (default stages and rates: 512 then 1024 px, from random weights; at most 200 s)"
-    timeout 200 python3 -m dermseg_train.cli --config benchmarks/gpu_train.json --data "$train_data" \
-        --out "$work/model.pt" --cache-dir "$work/cache" --device cuda -q 2>&1 || { echo "training ended with status $?"; status=1; }
-    cp "$work/model.log.jsonl" "$out/train_gpu.log.jsonl" 2>/dev/null
-    python3 -c "import json,sys; [print(json.dumps({k: r.get(k) for k in ('epoch','size_px','train_loss','train_images_per_s')} | {'val_jaccard': r.get('validation', {}).get('all', {}).get('jaccard')})) for r in map(json.loads, open(sys.argv[1]))]" "$out/train_gpu.log.jsonl" 2>/dev/null
+    echo "== dermseg-train ${train[*]} (random weights, about a minute)"
+    timeout 150 "$python" -m dermseg_train.cli "${train[@]}" --out "$work/model.pt" --cache-dir "$work/cache" \
+        --device "$device" -q 2>&1 | tail -3 || { echo "training ended with status $?"; status=1; }
     model="$work/model.pt"
-    if [ ! -f "$model" ]; then
-        run dermseg_train.cli dermseg-train --data dermseg_deploy/samples --out "$model" --size 256 --epochs 2 \
-            --batch-size 4 --val-count 2 --encoder-weights none --workers 2 --device cuda -q 2>&1 | tail -2
+    engines=(--engine "$model" --engine "naive:$model" --engine "tf32:$model" --engine "fp16:$model")
+    if "$python" -c "from dermseg_deploy.tensorrt.availability import tensorrt_installed as t; raise SystemExit(not t())"; then
+        echo "== dermseg-export (TensorRT is installed)"
+        run dermseg_deploy.cli_export dermseg-export "$model" --size "$size" -o "$work" 2>&1 && engines+=(--engine "$work/model.plan")
+    else
+        echo "== TensorRT is not installed here: no plan in the benchmark"
     fi
-    for batch in 1 4; do
-        echo "== dermseg-run --device cuda --size 1024 --batch-size $batch on $(ls "$images" | wc -l) images in $images"
-        run dermseg_deploy.cli_run dermseg-run --engine "$model" "$images" -o "$work/masks-$batch" \
-            --size 1024 --batch-size $batch --device cuda --overwrite -q 2>&1 || status=1
-    done
-} >"$out/pipeline.txt" 2>&1
-cat "$out/pipeline.txt"
+    echo "== dermseg-bench at ${size} px on $(ls "$images" | wc -l) images in $images"
+    run dermseg_deploy.cli_bench dermseg-bench "${engines[@]}" --images "$images" --size "$size" --device "$device" \
+        --batch-sizes "$batches" --io-threads 8 "${bench_time[@]}" --json "$out/bench.json" --plot "$out/bench.png" \
+        2>&1 || status=1
+} 2>&1 | tee "$out/bench.txt"
+[ -f "$out/bench.json" ] || status=1
 rm -rf "$work"
-echo "gpu_check status: $status" | tee -a "$out/pipeline.txt"
+echo "gpu_check status: $status" | tee -a "$out/bench.txt"
 exit $status

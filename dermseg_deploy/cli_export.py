@@ -81,8 +81,9 @@ def check_plan(plan_path: Path, batch: torch.Tensor, reference: torch.Tensor, me
               help="Folder for the exported files (default: next to the checkpoint).")
 @click.option("--calib", "calib_dir", type=click.Path(path_type=Path), default=None,
               help="Folder of real images that calibrate the FP16 conversion (default: the shipped samples).")
-@click.option("--calib-count", type=click.IntRange(min=1), default=4, show_default=True,
-              help="How many calibration images (or synthetic inputs) to use.")
+@click.option("--calib-count", type=click.IntRange(min=1), default=2, show_default=True,
+              help="How many calibration images (or synthetic inputs). AutoCast keeps every intermediate tensor of "
+                   "each in memory: about 8 GiB per image at 1024 px.")
 @click.option("--synthetic-calib", is_flag=True, help="Calibrate on seeded random inputs instead of real images.")
 @click.option("--parity-images", "parity_dir", type=click.Path(path_type=Path), default=None,
               help="Folder of real images for the checks; calibration images are left out (default: the samples).")

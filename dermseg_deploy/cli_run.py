@@ -71,13 +71,15 @@ def _check_threshold(ctx: click.Context, param: click.Parameter, value: float | 
               help=".pt: PyTorch precision.")
 @click.option("--channels-last", is_flag=True, help=".pt: channels-last memory format (faster FP16 on CUDA).")
 @click.option("--cuda-graphs", is_flag=True, help=".pt on CUDA: capture and replay a CUDA graph per batch shape.")
+@click.option("--full-decode", is_flag=True,
+              help="Decode every JPEG at full size on the CPU (default: libjpeg's reduced DCT scale where the input is small).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @handle_errors
 def main(
     model_path: Path, inputs: tuple[Path, ...], out_dir: Path, size_px: int | None, batch_size: int, device: str,
     threshold: float | None, overwrite: bool, overlay: bool, max_pixels: int, io_threads: int,
     report_path: Path | None, provider: str, trust_plan: bool, precision: str, channels_last: bool, cuda_graphs: bool,
-    quiet: bool,
+    full_decode: bool, quiet: bool,
 ) -> None:
     """Segment skin lesions in image files and folders (recursive); write <name>_segmentation.png masks.
 
@@ -101,7 +103,7 @@ def main(
     removed = remove_stale_temp_files(out_dir)
     if removed:
         click.echo(f"removed {len(removed)} temp file(s) left in {out_dir} by an interrupted run", err=True)
-    options = RunOptions(batch_size, overwrite, overlay, max_pixels, io_threads)
+    options = RunOptions(batch_size, overwrite, overlay, max_pixels, io_threads, draft=not full_decode)
     for error in plan.errors:
         click.echo(f"error: {error}", err=True)
     stop = StopFlag()
@@ -115,6 +117,8 @@ def main(
                 results.append(result)
                 if result.status == STATUS_FAILED:
                     tqdm.write(f"error: {result.item.source}: {result.error}", file=sys.stderr)
+                elif result.error:
+                    tqdm.write(f"note: {result.item.source}: {result.error}", file=sys.stderr)
                 bar.update(1)
         finally:
             bar.close()

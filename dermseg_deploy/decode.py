@@ -51,10 +51,19 @@ def _to_rgb_array(image: Image.Image) -> np.ndarray:
     return np.array(image, dtype=np.uint8)
 
 
-def decode_image(data: bytes, name: object = "<bytes>", max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.Tensor:
+EXIF_ORIENTATION_TAG = 0x0112
+SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})
+
+
+def decode_image(
+    data: bytes, name: object = "<bytes>", max_pixels: int = DEFAULT_MAX_PIXELS, draft_min_side_px: int | None = None
+) -> torch.Tensor:
     """Decode JPEG/PNG/BMP/TIFF bytes to a (3, H, W) uint8 RGB tensor with EXIF orientation applied.
 
-    Raises InputImageError (naming `name`) for empty, truncated, unknown or oversized images.
+    With `draft_min_side_px`, a JPEG is decoded at the largest libjpeg DCT scale (1/2, 1/4, 1/8) that still
+    leaves both sides at least that long, which is much faster for a large photo going to a small input;
+    `displayed_size` gives the full size. Raises InputImageError (naming `name`) for empty, truncated,
+    unknown or oversized images.
     """
     if not data:
         raise InputImageError(name, "is empty (0 bytes)")
@@ -67,6 +76,8 @@ def decode_image(data: bytes, name: object = "<bytes>", max_pixels: int = DEFAUL
                     raise InputImageError(
                         name, f"has {width}x{height} = {width * height} pixels, over the limit of {max_pixels}"
                     )
+                if draft_min_side_px is not None and image.format == "JPEG":
+                    image.draft("RGB", (draft_min_side_px, draft_min_side_px))
                 image.load()
                 oriented = ImageOps.exif_transpose(image)
                 array = _to_rgb_array(oriented if oriented is not None else image)
@@ -81,6 +92,27 @@ def decode_image(data: bytes, name: object = "<bytes>", max_pixels: int = DEFAUL
     if array.ndim != 3 or array.shape[0] == 0 or array.shape[1] == 0:
         raise InputImageError(name, f"decoded to an unusable shape {array.shape}")
     return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).contiguous()
+
+
+def displayed_size(data: bytes, name: object = "<bytes>") -> tuple[int, int]:
+    """(height, width) of an image as a viewer shows it (EXIF orientation applied), from its header alone."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            orientation = image.getexif().get(EXIF_ORIENTATION_TAG, 1)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise InputImageError(name, f"cannot be decoded ({exc})") from exc
+    return (width, height) if orientation in SWAPPING_ORIENTATIONS else (height, width)
+
+
+def exif_orientation(data: bytes) -> int:
+    """The EXIF orientation (1-8) of an image's bytes; 1 when absent or unreadable."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            value = int(image.getexif().get(EXIF_ORIENTATION_TAG, 1))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, TypeError):
+        return 1
+    return value if 1 <= value <= 8 else 1
 
 
 def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.Tensor:

@@ -17,11 +17,12 @@ from pathlib import Path
 import torch
 
 from .atomic import atomic_write_bytes
-from .decode import DEFAULT_MAX_PIXELS, read_image
+from .decode import DEFAULT_MAX_PIXELS
 from .errors import InputImageError, OutputWriteError
 from .inputs import WorkItem
 from .postprocess import encode_png, lesion_fraction, render_overlay
 from .segmenter import Segmenter
+from .stages import HostStages, Prepared, StageConfig, make_stages
 
 STATUS_OK, STATUS_SKIPPED, STATUS_FAILED = "ok", "skipped", "failed"
 MANIFEST_NAME = "manifest.csv"
@@ -35,14 +36,7 @@ class ItemResult:
     seconds: float = 0.0
     lesion_area_fraction: float | None = None
     error: str | None = None
-
-
-@dataclass(frozen=True)
-class _Decoded:
-    item: WorkItem
-    image: torch.Tensor | None
-    seconds: float
-    error: str | None
+    """For a failed item, why; for a segmented one, a note (e.g. the GPU decoder refused it)."""
 
 
 @dataclass(frozen=True)
@@ -52,34 +46,28 @@ class RunOptions:
     overlay: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
     io_threads: int = 4
+    draft: bool = True
+    """Decode large JPEGs at a reduced DCT scale on the CPU (masks change little; see benchmarks/README.md)."""
 
 
-def _decode(item: WorkItem, max_pixels: int) -> _Decoded:
+def _write(item: WorkItem, image: torch.Tensor | None, mask: torch.Tensor, size_hw: tuple[int, int],
+           stages: HostStages) -> tuple[float, float]:
+    """Upsample (CPU stages), encode and atomically write the mask (and overlay); returns (fraction, seconds)."""
     start = time.perf_counter()
-    try:
-        image = read_image(item.source, max_pixels)
-    except InputImageError as exc:
-        return _Decoded(item, None, time.perf_counter() - start, exc.reason)
-    return _Decoded(item, image, time.perf_counter() - start, None)
-
-
-def _write(item: WorkItem, image: torch.Tensor, mask: torch.Tensor, overlay: bool) -> tuple[float, float]:
-    """Encode and atomically write the mask (and overlay); returns (lesion fraction, seconds)."""
-    start = time.perf_counter()
-    mask = mask.cpu()
+    mask = stages.finish_mask(mask, size_hw)
     fraction = lesion_fraction(mask)
     try:
         atomic_write_bytes(item.mask_path, encode_png(mask))
-        if overlay:
+        if image is not None:
             atomic_write_bytes(item.overlay_path, render_overlay(image, mask))
     except OSError as exc:
         raise OutputWriteError(f"{item.mask_path}: cannot write ({exc.strerror or exc})") from exc
     return fraction, time.perf_counter() - start
 
 
-def _batches(decoded: Iterator[_Decoded], batch_size: int) -> Iterator[list[_Decoded]]:
-    batch: list[_Decoded] = []
-    for entry in decoded:
+def _batches(prepared: Iterator[Prepared], batch_size: int) -> Iterator[list[Prepared]]:
+    batch: list[Prepared] = []
+    for entry in prepared:
         batch.append(entry)
         if len(batch) == batch_size:
             yield batch
@@ -88,21 +76,31 @@ def _batches(decoded: Iterator[_Decoded], batch_size: int) -> Iterator[list[_Dec
         yield batch
 
 
-def _prefetch(pool: ThreadPoolExecutor, items: list[WorkItem], options: RunOptions) -> Iterator[_Decoded]:
-    """Decode in the pool, at most two batches ahead of the consumer, in input order."""
-    ahead: deque[Future[_Decoded]] = deque()
+def _prefetch(pool: ThreadPoolExecutor, items: list[WorkItem], stages: HostStages, batch_size: int) -> Iterator[Prepared]:
+    """Prepare in the pool, at most two batches ahead of the consumer, in input order (a bounded queue)."""
+    ahead: deque[Future[Prepared]] = deque()
     pending = iter(items)
-    limit = 2 * options.batch_size
+    limit = 2 * batch_size
     for item in pending:
-        ahead.append(pool.submit(_decode, item, options.max_pixels))
+        ahead.append(pool.submit(stages.prepare, item))
         if len(ahead) >= limit:
             break
     while ahead:
         result = ahead.popleft().result()
         next_item = next(pending, None)
         if next_item is not None:
-            ahead.append(pool.submit(_decode, next_item, options.max_pixels))
+            ahead.append(pool.submit(stages.prepare, next_item))
         yield result
+
+
+def stages_for(segmenter: Segmenter, options: RunOptions) -> HostStages:
+    backend = segmenter.backend
+    config = StageConfig(segmenter.metadata, backend.device, backend.input_dtype, options.max_pixels, options.overlay,
+                         options.draft)
+    return make_stages(config)
+
+
+_InFlight = deque[tuple[Prepared, float, Future[tuple[float, float]]]]
 
 
 def run_pipeline(
@@ -113,8 +111,10 @@ def run_pipeline(
 ) -> Iterator[ItemResult]:
     """Segment every item; existing masks are skipped unless `overwrite`; bad inputs become failed results.
 
-    `should_stop` is asked before each batch: once it says yes, the batches already inferred are written
-    and the rest is left untouched (no result for them).
+    Readers prepare batch k+1 while the backend works on batch k and writers encode batch k-1; each queue
+    holds at most two batches, so memory stays flat however many images there are. `should_stop` is asked
+    before each batch: once it says yes, the batches already inferred are written and the rest is left
+    untouched (no result for them).
     """
     todo: list[WorkItem] = []
     for item in items:
@@ -122,33 +122,36 @@ def run_pipeline(
             yield ItemResult(item, STATUS_SKIPPED)
         else:
             todo.append(item)
-    with ThreadPoolExecutor(options.io_threads, thread_name_prefix="dermseg-decode") as readers, \
+    stages = stages_for(segmenter, options)
+    with ThreadPoolExecutor(options.io_threads, thread_name_prefix="dermseg-read") as readers, \
             ThreadPoolExecutor(options.io_threads, thread_name_prefix="dermseg-write") as writers:
-        in_flight: deque[tuple[_Decoded, float, Future[tuple[float, float]]]] = deque()
-        for batch in _batches(_prefetch(readers, todo, options), options.batch_size):
+        in_flight: _InFlight = deque()
+        for batch in _batches(_prefetch(readers, todo, stages, options.batch_size), options.batch_size):
             if should_stop():
                 readers.shutdown(wait=False, cancel_futures=True)
                 break
-            good = [entry for entry in batch if entry.image is not None]
             start = time.perf_counter()
-            masks = segmenter.predict_masks([entry.image for entry in good if entry.image is not None])
+            inputs, good = stages.to_batch(batch)
+            masks = stages.to_masks(segmenter.backend.infer(inputs), good) if good else []
             share = (time.perf_counter() - start) / max(1, len(good))
             mask_of = {id(entry): mask for entry, mask in zip(good, masks)}
             yield from _drain(in_flight)
             for entry in batch:
-                if entry.image is None:
-                    yield ItemResult(entry.item, STATUS_FAILED, entry.seconds, error=entry.error)
+                if id(entry) not in mask_of:
+                    yield ItemResult(entry.item, STATUS_FAILED, entry.seconds, error=entry.error or "was not segmented")
                     continue
-                future = writers.submit(_write, entry.item, entry.image, mask_of[id(entry)], options.overlay)
+                future = writers.submit(_write, entry.item, entry.overlay_image, mask_of[id(entry)], entry.size_hw, stages)
                 in_flight.append((entry, share, future))
         yield from _drain(in_flight)
 
 
-def _drain(in_flight: deque[tuple[_Decoded, float, Future[tuple[float, float]]]]) -> Iterator[ItemResult]:
+def _drain(in_flight: _InFlight) -> Iterator[ItemResult]:
+    """Results of the writes queued so far (keeps one batch of writes running behind inference)."""
     while in_flight:
         entry, share, future = in_flight.popleft()
         fraction, write_seconds = future.result()  # an OutputWriteError ends the run: the disk is the problem
-        yield ItemResult(entry.item, STATUS_OK, entry.seconds + share + write_seconds, fraction)
+        note = "; ".join(entry.notes) or None
+        yield ItemResult(entry.item, STATUS_OK, entry.seconds + share + write_seconds, fraction, note)
 
 
 def write_manifest(

@@ -34,7 +34,7 @@ def test_export_cli_without_tensorrt_writes_both_onnx_files_then_exits_4(checkpo
     assert not (tmp_path / "model.plan").exists()
     assert "parity onnxruntime-cpu vs pytorch-cpu" in result.output and ": PASS" in result.output
     assert "weight rounding only" in result.output and "FP16 arithmetic (PyTorch half vs FP32" in result.output
-    assert "calibrated on 4 real images from the shipped samples" in result.output
+    assert "calibrated on 2 real images from the shipped samples" in result.output
     assert "needs TensorRT, which is not installed: pip install 'dermseg[tensorrt]'" in result.stderr
     assert "--no-engine" in result.stderr
 

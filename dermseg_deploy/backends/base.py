@@ -19,6 +19,8 @@ class Backend(abc.ABC):
     metadata: ModelMetadata
     device: torch.device
     name: str
+    input_dtype: torch.dtype = torch.float32
+    """The dtype `infer` consumes without a conversion (preprocessing writes straight into it)."""
     accepts_any_size: bool = False
     """True where the model runs at any multiple of 32 (PyTorch); False for a fixed-size export."""
 

@@ -38,6 +38,7 @@ class TorchBackend(Backend):
         if options.cuda_graphs and device.type != "cuda":
             raise BackendUnavailableError(f"CUDA graphs were requested but the device is {device}")
         self.dtype = torch.float16 if options.precision == "fp16" else torch.float32
+        self.input_dtype = self.dtype
         self.memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
         self.model = model.to(device).eval()
         if self.dtype != torch.float32:

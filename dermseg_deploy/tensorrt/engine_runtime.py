@@ -72,6 +72,7 @@ class TensorRTBackend(Backend):
             self._context = context
             self._stream = torch.cuda.Stream(self.device)
         self._input_dtype, self._output_dtype = self._check_io(plan_path)
+        self.input_dtype = self._input_dtype
         self.max_batch = int(engine.get_tensor_profile_shape(self.metadata.input_name, 0)[2][0])
 
     def _check_io(self, plan_path: Path) -> tuple[torch.dtype, torch.dtype]:

@@ -1,0 +1,60 @@
+"""`--engine` specs: a model file, optionally with a prefix that picks a variant.
+
+    model.plan / model.onnx / model.pt    the file's own backend (a .pt runs FP32 eager, TF32 off)
+    tf32:model.pt                         PyTorch FP32 eager with TF32 on (CUDA)
+    fp16:model.pt                         the PyTorch fast path: FP16, channels-last, CUDA graphs on CUDA
+    ort-tensorrt:model.fp16.onnx          ONNX Runtime's TensorRT provider (ort-cuda: its CUDA provider)
+    naive:model.pt                        the naive baseline: PIL, eager FP32, one image at a time
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..backends import BackendOptions
+from ..errors import UserError
+
+PREFIXES = ("naive", "tf32", "fp16", "ort-tensorrt", "ort-cuda")
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    text: str
+    path: Path
+    variant: str = ""
+    options: BackendOptions = field(default_factory=BackendOptions)
+    tf32: bool = False
+
+    @property
+    def naive(self) -> bool:
+        return self.variant == "naive"
+
+
+def parse_engine(text: str, device: torch.device) -> EngineSpec:
+    """Turn `[variant:]path` into an EngineSpec; variants that need a .pt say so."""
+    variant, _, rest = text.partition(":")
+    if variant not in PREFIXES:
+        variant, rest = "", text
+    path = Path(rest)
+    if not path.is_file():
+        raise UserError(f"--engine {text}: {path} not found")
+    if variant in ("naive", "tf32", "fp16") and path.suffix.lower() not in (".pt", ".pth"):
+        raise UserError(f"--engine {text}: the {variant} variant runs a PyTorch checkpoint (.pt)")
+    if variant.startswith("ort-") and path.suffix.lower() != ".onnx":
+        raise UserError(f"--engine {text}: the {variant} variant runs an ONNX file")
+    cuda = device.type == "cuda"
+    options = BackendOptions()
+    if variant == "fp16":
+        options = BackendOptions(precision="fp16", channels_last=cuda, cuda_graphs=cuda)
+    elif variant.startswith("ort-"):
+        options = BackendOptions(provider=variant.removeprefix("ort-"))
+    return EngineSpec(text, path, variant, options, tf32=variant == "tf32")
+
+
+def set_tf32(enabled: bool) -> None:
+    """TF32 for matmuls and cuDNN convolutions (cuDNN's default is on: FP32 baselines turn it off)."""
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    torch.backends.cudnn.allow_tf32 = enabled

@@ -1,0 +1,55 @@
+"""What a benchmark ran on: recorded with every result."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from typing import Any
+
+import torch
+
+
+def _nvidia_driver() -> str | None:
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
+
+
+def _version(module: str) -> str | None:
+    try:
+        imported = __import__(module)
+    except ImportError:
+        return None
+    return str(getattr(imported, "__version__", "unknown"))
+
+
+def describe_environment(device: torch.device) -> dict[str, Any]:
+    """GPU, driver, CUDA, TensorRT, ONNX Runtime, torch versions, CPU count and the TF32 settings."""
+    from ..tensorrt.availability import tensorrt_installed
+
+    env: dict[str, Any] = {
+        "device": str(device),
+        "cpu_count": os.cpu_count(),
+        "cpu": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": _version("torchvision"),
+        "onnxruntime": _version("onnxruntime"),
+        "tensorrt": _version("tensorrt") if tensorrt_installed() else None,
+        "torch_threads": torch.get_num_threads(),
+    }
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        env.update({
+            "gpu": props.name,
+            "gpu_memory_gib": round(props.total_memory / 2**30, 1),
+            "compute_capability": f"{props.major}.{props.minor}",
+            "cuda": torch.version.cuda,
+            "cudnn": torch.backends.cudnn.version(),
+            "driver": _nvidia_driver(),
+        })
+    return env

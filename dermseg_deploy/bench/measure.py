@@ -1,0 +1,219 @@
+"""Time each stage of segmentation, the inference alone, and the whole `dermseg-run` pipeline.
+
+Stage latencies are per batch, in milliseconds: on CUDA from CUDA events on the current stream
+(inference: GPU compute time, as trtexec's), on the CPU from `perf_counter`.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from ..atomic import atomic_write_bytes
+from ..decode import decode_image, displayed_size, exif_orientation
+from ..gpu_decode import decode_jpegs_on_gpu, is_jpeg
+from ..inputs import plan_inputs
+from ..metadata import ModelMetadata
+from ..orientation import apply_orientation
+from ..pipeline import STATUS_OK, RunOptions, run_pipeline
+from ..postprocess import encode_png, logits_to_masks, upsample_mask
+from ..preprocess import normalize, resize_image
+from ..segmenter import Segmenter
+from .stats import summarize_ms
+
+STAGES = ("read", "decode", "preprocess", "inference", "postprocess", "encode_write")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    batch_size: int
+    warmup_iterations: int = 2
+    min_iterations: int = 5
+    min_seconds: float = 3.0
+    io_threads: int = 4
+
+
+@dataclass
+class BenchResult:
+    engine: str
+    backend: str
+    batch_size: int
+    stage_ms: dict[str, dict[str, float]] = field(default_factory=dict)
+    inference_images_per_s: float = 0.0
+    end_to_end_images_per_s: float = 0.0
+    end_to_end_images: int = 0
+    mean_iou_vs_reference: float | None = None
+    reference: str | None = None
+    tf32: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class StageTimer:
+    """Times a callable: CUDA events on `device`'s current stream, or perf_counter on the CPU."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+
+    def __call__(self, fn: Callable[[], T]) -> tuple[T, float]:
+        if self.device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            result = fn()
+            end.record()
+            end.synchronize()
+            return result, float(start.elapsed_time(end))
+        begin = time.perf_counter()
+        result = fn()
+        return result, (time.perf_counter() - begin) * 1000.0
+
+
+def _decode_batch(blobs: list[tuple[Path, bytes]], device: torch.device, size_px: int, draft: bool) -> list[torch.Tensor]:
+    if device.type != "cuda":
+        return [decode_image(data, path, draft_min_side_px=size_px if draft else None) for path, data in blobs]
+    jpegs = [index for index, (_, data) in enumerate(blobs) if is_jpeg(data)]
+    decoded = decode_jpegs_on_gpu([blobs[i][1] for i in jpegs], device)
+    images: list[torch.Tensor | None] = [None] * len(blobs)
+    for index, pixels in zip(jpegs, decoded):
+        if pixels is not None:
+            images[index] = apply_orientation(pixels, exif_orientation(blobs[index][1]))
+    return [
+        image if image is not None else decode_image(blobs[i][1], blobs[i][0]).to(device) for i, image in enumerate(images)
+    ]
+
+
+def _preprocess(pixels: list[torch.Tensor], metadata: ModelMetadata, dtype: torch.dtype) -> torch.Tensor:
+    size = metadata.size_px
+    return torch.stack([normalize(resize_image(p, size), metadata.mean, metadata.std) for p in pixels]).to(dtype)
+
+
+def _postprocess(logits: torch.Tensor, metadata: ModelMetadata, sizes: list[tuple[int, int]]) -> list[torch.Tensor]:
+    masks = logits_to_masks(logits, metadata.logit_threshold)
+    return [upsample_mask(m, h, w).cpu() for m, (h, w) in zip(masks, sizes)]
+
+
+def measure_stages(
+    segmenter: Segmenter, images: list[Path], settings: BenchSettings, out_dir: Path, draft: bool = True
+) -> dict[str, dict[str, float]]:
+    """Run the stages one after another on batches cycled from `images`; warm-up batches are not recorded."""
+    backend, metadata = segmenter.backend, segmenter.metadata
+    device, size = backend.device, metadata.size_px
+    timer = StageTimer(device)
+    samples: dict[str, list[float]] = {stage: [] for stage in STAGES}
+    iteration, cursor, started = 0, 0, time.perf_counter()
+    while True:
+        recorded = iteration - settings.warmup_iterations
+        if recorded >= settings.min_iterations and time.perf_counter() - started >= settings.min_seconds:
+            break
+        paths = [images[(cursor + k) % len(images)] for k in range(settings.batch_size)]
+        cursor += settings.batch_size
+        begin = time.perf_counter()
+        blobs = [(p, p.read_bytes()) for p in paths]
+        read_ms = (time.perf_counter() - begin) * 1000.0
+        sizes = [displayed_size(data, path) for path, data in blobs]
+        pixels, decode_ms = timer(partial(_decode_batch, blobs, device, size, draft))
+        batch, preprocess_ms = timer(partial(_preprocess, pixels, metadata, backend.input_dtype))
+        logits, inference_ms = timer(partial(backend.infer, batch))
+        masks, postprocess_ms = timer(partial(_postprocess, logits, metadata, sizes))
+        begin = time.perf_counter()
+        for index, mask in enumerate(masks):
+            atomic_write_bytes(out_dir / f"stage-{index}.png", encode_png(mask))
+        write_ms = (time.perf_counter() - begin) * 1000.0
+        if recorded >= 0:
+            for stage, value in zip(STAGES, (read_ms, decode_ms, preprocess_ms, inference_ms, postprocess_ms, write_ms)):
+                samples[stage].append(value)
+        iteration += 1
+    return {stage: summarize_ms(values) for stage, values in samples.items()}
+
+
+def measure_end_to_end(segmenter: Segmenter, images: list[Path], settings: BenchSettings, out_dir: Path,
+                       min_seconds: float, draft: bool = True) -> tuple[float, int]:
+    """Images/s of `run_pipeline` (what `dermseg-run` does), passes over `images` until `min_seconds` passed."""
+    plan = plan_inputs(list(images), out_dir)
+    options = RunOptions(settings.batch_size, overwrite=True, io_threads=settings.io_threads, draft=draft)
+    done, started = 0, time.perf_counter()
+    while True:
+        done += sum(r.status == STATUS_OK for r in run_pipeline(segmenter, plan.items, options))
+        elapsed = time.perf_counter() - started
+        if elapsed >= min_seconds:
+            return done / elapsed, done
+
+
+class NaiveBaseline:
+    """PIL decode and resize, the model in PyTorch eager FP32, PIL nearest upsample and PNG write; one image at a time."""
+
+    def __init__(self, model: torch.nn.Module, metadata: ModelMetadata, device: torch.device) -> None:
+        self.model = model.to(device).float().eval()
+        self.metadata = metadata
+        self.device = device
+        self.timer = StageTimer(device)
+
+    @torch.inference_mode()
+    def run_one(self, path: Path, out_path: Path) -> dict[str, float]:
+        metadata, size = self.metadata, self.metadata.size_px
+        begin = time.perf_counter()
+        data = path.read_bytes()
+        read_ms = (time.perf_counter() - begin) * 1000.0
+        begin = time.perf_counter()
+        image = ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB")
+        decode_ms = (time.perf_counter() - begin) * 1000.0
+        begin = time.perf_counter()
+        small = np.asarray(image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32) / 255.0
+        x = (small - np.array(metadata.mean, np.float32)) / np.array(metadata.std, np.float32)
+        tensor = torch.from_numpy(x).permute(2, 0, 1)[None].contiguous().to(self.device)
+        preprocess_ms = (time.perf_counter() - begin) * 1000.0
+        logits, inference_ms = self.timer(lambda: self.model(tensor))
+        begin = time.perf_counter()
+        mask = ((logits[0, 0] > metadata.logit_threshold).to(torch.uint8) * 255).cpu().numpy()
+        full = Image.fromarray(mask).resize(image.size, Image.Resampling.NEAREST)
+        postprocess_ms = (time.perf_counter() - begin) * 1000.0
+        begin = time.perf_counter()
+        full.save(out_path, format="PNG")
+        write_ms = (time.perf_counter() - begin) * 1000.0
+        return dict(zip(STAGES, (read_ms, decode_ms, preprocess_ms, inference_ms, postprocess_ms, write_ms)))
+
+    def measure(
+        self, images: list[Path], settings: BenchSettings, out_dir: Path
+    ) -> tuple[dict[str, dict[str, float]], float, int]:
+        """Stage latencies (per image), and images/s over whole passes after one warm-up image."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.run_one(images[0], out_dir / "warmup.png")
+        samples: dict[str, list[float]] = {stage: [] for stage in STAGES}
+        done, started = 0, time.perf_counter()
+        while True:
+            for path in images:
+                for stage, value in self.run_one(path, out_dir / f"{path.stem}_segmentation.png").items():
+                    samples[stage].append(value)
+                done += 1
+            elapsed = time.perf_counter() - started
+            if elapsed >= settings.min_seconds and done >= settings.min_iterations:
+                return {stage: summarize_ms(v) for stage, v in samples.items()}, done / elapsed, done
+
+
+def masks_iou(folder: Path, reference: Path) -> float | None:
+    """Mean IoU over the `*_segmentation.png` masks both folders hold (None when none is shared)."""
+    ious: list[float] = []
+    for mask_path in sorted(reference.glob("*_segmentation.png")):
+        other = folder / mask_path.name
+        if not other.is_file():
+            continue
+        with Image.open(mask_path) as a, Image.open(other) as b:
+            x, y = np.asarray(a) > 128, np.asarray(b) > 128
+        if x.shape != y.shape:
+            ious.append(0.0)
+            continue
+        union = int((x | y).sum())
+        ious.append(1.0 if union == 0 else int((x & y).sum()) / union)
+    return sum(ious) / len(ious) if ious else None
