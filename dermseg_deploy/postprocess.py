@@ -27,7 +27,7 @@ def upsample_mask(mask: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 def lesion_fraction(mask: torch.Tensor) -> float:
     """Share of the pixels marked as lesion in a 0/255 mask."""
-    return float((mask > 0).float().mean().item())
+    return int(torch.count_nonzero(mask).item()) / max(1, mask.numel())
 
 
 def encode_png(mask: torch.Tensor) -> bytes:

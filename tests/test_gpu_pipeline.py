@@ -92,7 +92,8 @@ def test_fp16_fast_path_matches_fp32(checkpoint_path: Path) -> None:
         second = fast.infer(batch.flip(0))  # the graph replays with new data
     ious = [mask_iou(a > 0, b > 0) for a, b in zip(reference, first)]
     assert float(np.mean(ious)) >= 0.99, ious
-    assert torch.allclose(second.flip(0), first, atol=1e-2)
+    replayed = [mask_iou(a > 0, b > 0) for a, b in zip(second.flip(0), first)]
+    assert float(np.mean(replayed)) >= 0.999 and not torch.equal(second, first), replayed
 
 
 def test_segmenter_on_cuda_with_fp16_fast_path(checkpoint_path: Path) -> None:

@@ -40,6 +40,8 @@ class TorchBackend(Backend):
         self.dtype = torch.float16 if options.precision == "fp16" else torch.float32
         self.input_dtype = self.dtype
         self.memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels once
         self.model = model.to(device).eval()
         if self.dtype != torch.float32:
             self.model = self.model.to(self.dtype)

@@ -50,7 +50,7 @@ def write_plot(path: Path, results: list[BenchResult], title: str) -> None:
         for value, colour, label in ((r.end_to_end_images_per_s, (31, 119, 180), "end-to-end"),
                                      (r.inference_images_per_s, (255, 127, 14), "inference")):
             draw.rectangle([left, y, left + max(1, int(value * scale)), y + bar_h - 2], fill=colour)
-            draw.text((left + int(value * scale) + 6, y), f"{value:.1f} img/s {label}", fill="black")
+            draw.text((left + int(value * scale) + 6, y), f"{label}: {value:.1f} images/s", fill="black")
             y += bar_h
         y += gap
     draw.text((10, height - 25), "blue: end-to-end dermseg-run pipeline; orange: inference only", fill="black")
