@@ -119,3 +119,14 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.
     """Read and decode one image file to a (3, H, W) uint8 RGB tensor."""
     path = Path(path)
     return decode_image(read_file_bytes(path), path, max_pixels)
+
+
+def read_image_for_input(
+    path: str | Path, size_px: int, max_pixels: int = DEFAULT_MAX_PIXELS, draft: bool = True
+) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Decode for a `size_px` network input as `dermseg-run` does on the CPU (draft-scaled JPEGs unless
+    `draft` is False); returns the pixels and the displayed (height, width) the mask must have."""
+    path = Path(path)
+    data = read_file_bytes(path)
+    pixels = decode_image(data, path, max_pixels, size_px if draft else None)
+    return pixels, (displayed_size(data, path) if draft else (pixels.shape[-2], pixels.shape[-1]))

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .backends import Backend, BackendOptions, open_backend
-from .decode import DEFAULT_MAX_PIXELS, read_image
+from .decode import DEFAULT_MAX_PIXELS, read_image_for_input
 from .devices import resolve_device
 from .errors import UserError
 from .postprocess import logits_to_masks, upsample_mask
@@ -52,15 +52,24 @@ class Segmenter:
         """Open `.pt`, `.onnx` or `.plan`; `device` is auto, cpu, cuda or cuda:N."""
         return cls(open_backend(model_path, resolve_device(device), size_px, options), threshold)
 
-    def predict_masks(self, images: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        """(3,H,W) uint8 images -> (H,W) uint8 masks of 0/255 on the backend's device, one per image."""
+    def predict_masks(
+        self, images: Sequence[torch.Tensor], sizes: Sequence[tuple[int, int]] | None = None
+    ) -> list[torch.Tensor]:
+        """(3,H,W) uint8 images -> uint8 masks of 0/255 on the backend's device, one per image, each of the
+        image's own size or of `sizes` (height, width) where given (for draft-decoded images)."""
         if not images:
             return []
         device = self.backend.device
         batch = preprocess_batch([image.to(device) for image in images], self.metadata)
         logits = self.backend.infer(batch)
         masks = logits_to_masks(logits, self.metadata.logit_threshold)
-        return [upsample_mask(mask, image.shape[-2], image.shape[-1]) for mask, image in zip(masks, images)]
+        targets = list(sizes) if sizes is not None else [(image.shape[-2], image.shape[-1]) for image in images]
+        return [upsample_mask(mask, height, width) for mask, (height, width) in zip(masks, targets)]
+
+    def predict_files(self, paths: Sequence[str | Path], max_pixels: int = DEFAULT_MAX_PIXELS) -> list[torch.Tensor]:
+        """Image files -> masks of their displayed size, decoded as `dermseg-run` decodes them."""
+        decoded = [read_image_for_input(path, self.metadata.size_px, max_pixels) for path in paths]
+        return self.predict_masks([pixels for pixels, _ in decoded], [size for _, size in decoded])
 
     def segment(self, images: Sequence[ImageLike], batch_size: int = 8) -> list[np.ndarray]:
         """RGB images -> (H,W) uint8 numpy masks of 0/255, each the size of its image."""
@@ -72,7 +81,7 @@ class Segmenter:
 
     def segment_file(self, path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
         """One image file -> its (H,W) uint8 mask of 0/255 (EXIF orientation applied, as a viewer shows it)."""
-        return self.segment([read_image(path, max_pixels)])[0]
+        return self.predict_files([path], max_pixels)[0].cpu().numpy()
 
     def close(self) -> None:
         self.backend.close()

@@ -14,7 +14,6 @@ import torch
 from PIL import Image
 
 from dermseg_deploy.atomic import atomic_write_bytes
-from dermseg_deploy.decode import read_image
 from dermseg_deploy.errors import InputImageError
 from dermseg_deploy.inputs import MASK_SUFFIX
 from dermseg_deploy.segmenter import Segmenter
@@ -43,7 +42,7 @@ def evaluate_segmenter(segmenter: Segmenter, pairs: Sequence[Pair], batch_size: 
     results = []
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start : start + batch_size]
-        predictions = segmenter.predict_masks([read_image(p.image) for p in chunk])
+        predictions = segmenter.predict_files([p.image for p in chunk])
         for pair, prediction in zip(chunk, predictions):
             truth = read_mask(pair.mask)
             results.append(_evaluation(pair, truth, prediction.cpu()))
