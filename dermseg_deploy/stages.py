@@ -79,6 +79,9 @@ class HostStages:
     def to_batch(self, prepared: list[Prepared]) -> tuple[torch.Tensor, list[Prepared]]:
         ok = [p for p in prepared if p.error is None and p.network_input is not None]
         inputs = [p.network_input for p in ok if p.network_input is not None]
+        if not inputs:
+            size = self.config.metadata.size_px
+            return torch.empty((0, 3, size, size), dtype=self.config.input_dtype), []
         return torch.stack(inputs).to(self.config.input_dtype), ok
 
     def to_masks(self, logits: torch.Tensor, prepared: list[Prepared]) -> list[torch.Tensor]:

@@ -146,3 +146,16 @@ def test_a_tensorrt_plan_without_tensorrt_exits_4_with_the_install_hint(tmp_path
     result = CliRunner().invoke(cli_run.main, ["--engine", str(plan), str(sample_image_paths()[0]), "-o", str(tmp_path)])
     assert result.exit_code == 4, result.output
     assert "needs TensorRT, which is not installed: pip install 'dermseg[tensorrt]'" in result.stderr
+
+
+def test_a_batch_of_only_bad_inputs_fails_them_and_goes_on(tmp_path: Path, onnx_path: Path) -> None:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for index in range(4):
+        (inputs / f"a{index}_broken.jpg").write_bytes(b"not an image")
+    shutil.copy(sample_image_paths()[0], inputs / "z_good.jpg")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli_run.main, ["--engine", str(onnx_path), str(inputs), "-o", str(out), "-q",
+                                               "--batch-size", "4"])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.count("error:") == 4 and (out / "z_good_segmentation.png").is_file()
