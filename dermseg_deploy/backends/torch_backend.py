@@ -40,8 +40,10 @@ class TorchBackend(Backend):
         self.dtype = torch.float16 if options.precision == "fp16" else torch.float32
         self.input_dtype = self.dtype
         self.memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
-        if device.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels once
+        if device.type == "cuda" and not torch.are_deterministic_algorithms_enabled():
+            # Fixed input sizes: let cuDNN time its kernels once and keep the fastest (a process-wide setting,
+            # left alone when the caller asked for deterministic algorithms, as `dermseg-train --deterministic` does).
+            torch.backends.cudnn.benchmark = True
         self.model = model.to(device).eval()
         if self.dtype != torch.float32:
             self.model = self.model.to(self.dtype)
