@@ -40,16 +40,6 @@ def onnxruntime_cpu_logits(onnx_path: Path, batch: torch.Tensor) -> torch.Tensor
         return torch.cat([backend.infer(image[None]) for image in batch])
 
 
-def check_onnx_parity(
-    model: torch.nn.Module, onnx_path: Path, metadata: ModelMetadata, batch: torch.Tensor, atol: float, min_iou: float
-) -> ParityReport:
-    """ONNX Runtime (CPU) against PyTorch (CPU, FP32) on the same preprocessed real images."""
-    return compare_logits(
-        pytorch_logits(model, batch), onnxruntime_cpu_logits(onnx_path, batch), metadata.logit_threshold, atol, min_iou,
-        "pytorch-cpu", "onnxruntime-cpu",
-    )
-
-
 def build_plan(fp16_path: Path, plan_path: Path, metadata: ModelMetadata, device: torch.device, options: BuildOptions) -> str:
     """Build the TensorRT plan (TensorRT imported here only); returns a summary line."""
     from .tensorrt.engine_build import build_engine

@@ -94,25 +94,22 @@ def decode_image(
     return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).contiguous()
 
 
-def displayed_size(data: bytes, name: object = "<bytes>") -> tuple[int, int]:
-    """(height, width) of an image as a viewer shows it (EXIF orientation applied), from its header alone."""
+def read_header(data: bytes, name: object = "<bytes>") -> tuple[tuple[int, int], int]:
+    """From the header alone: the (height, width) a viewer shows (EXIF orientation applied) and the EXIF
+    orientation (1-8; 1 when absent or invalid)."""
     try:
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
             orientation = image.getexif().get(EXIF_ORIENTATION_TAG, 1)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InputImageError(name, f"cannot be decoded ({exc})") from exc
-    return (width, height) if orientation in SWAPPING_ORIENTATIONS else (height, width)
+    orientation = orientation if isinstance(orientation, int) and 1 <= orientation <= 8 else 1
+    return ((width, height) if orientation in SWAPPING_ORIENTATIONS else (height, width)), orientation
 
 
-def exif_orientation(data: bytes) -> int:
-    """The EXIF orientation (1-8) of an image's bytes; 1 when absent or unreadable."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            value = int(image.getexif().get(EXIF_ORIENTATION_TAG, 1))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, TypeError):
-        return 1
-    return value if 1 <= value <= 8 else 1
+def displayed_size(data: bytes, name: object = "<bytes>") -> tuple[int, int]:
+    """(height, width) of an image as a viewer shows it (EXIF orientation applied), from its header alone."""
+    return read_header(data, name)[0]
 
 
 def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.Tensor:
@@ -121,12 +118,18 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.
     return decode_image(read_file_bytes(path), path, max_pixels)
 
 
-def read_image_for_input(
-    path: str | Path, size_px: int, max_pixels: int = DEFAULT_MAX_PIXELS, draft: bool = True
+def decode_for_input(
+    data: bytes, name: object, size_px: int, max_pixels: int = DEFAULT_MAX_PIXELS, draft: bool = True
 ) -> tuple[torch.Tensor, tuple[int, int]]:
     """Decode for a `size_px` network input as `dermseg-run` does on the CPU (draft-scaled JPEGs unless
     `draft` is False); returns the pixels and the displayed (height, width) the mask must have."""
+    pixels = decode_image(data, name, max_pixels, size_px if draft else None)
+    return pixels, (displayed_size(data, name) if draft else (pixels.shape[-2], pixels.shape[-1]))
+
+
+def read_image_for_input(
+    path: str | Path, size_px: int, max_pixels: int = DEFAULT_MAX_PIXELS, draft: bool = True
+) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Read one file and `decode_for_input` it."""
     path = Path(path)
-    data = read_file_bytes(path)
-    pixels = decode_image(data, path, max_pixels, size_px if draft else None)
-    return pixels, (displayed_size(data, path) if draft else (pixels.shape[-2], pixels.shape[-1]))
+    return decode_for_input(read_file_bytes(path), path, size_px, max_pixels, draft)

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
+
+from .orientation import apply_orientation
 
 
 def is_jpeg(data: bytes) -> bool:
     return data[:3] == b"\xff\xd8\xff"
 
 
-def decode_jpegs_on_gpu(blobs: list[bytes], device: torch.device) -> list[torch.Tensor | None]:
-    """(3,H,W) uint8 RGB tensors on `device`, raw orientation; None for a file the GPU decoder refuses."""
+def decode_jpegs_on_gpu(
+    blobs: list[bytes], device: torch.device, orientations: Sequence[int] | None = None
+) -> list[torch.Tensor | None]:
+    """(3,H,W) uint8 RGB tensors on `device`, turned by each file's EXIF orientation where `orientations`
+    gives them (raw otherwise); None for a file the GPU decoder refuses."""
+    decoded = _decode(blobs, device)
+    if orientations is None:
+        return decoded
+    return [None if pixels is None else apply_orientation(pixels, o) for pixels, o in zip(decoded, orientations)]
+
+
+def _decode(blobs: list[bytes], device: torch.device) -> list[torch.Tensor | None]:
     from torchvision.io import ImageReadMode, decode_jpeg
 
     if not blobs:

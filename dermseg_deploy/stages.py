@@ -14,14 +14,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .decode import decode_image, displayed_size, exif_orientation, read_file_bytes
+from .decode import decode_for_input, decode_image, read_file_bytes, read_header
 from .errors import InputImageError
 from .gpu_decode import decode_jpegs_on_gpu, is_jpeg
 from .inputs import WorkItem
 from .metadata import ModelMetadata
-from .orientation import apply_orientation
 from .postprocess import logits_to_masks, upsample_mask
-from .preprocess import normalize, resize_image
+from .preprocess import preprocess
 
 
 @dataclass
@@ -56,21 +55,17 @@ class HostStages:
     def __init__(self, config: StageConfig) -> None:
         self.config = config
 
-    def _draft_side(self) -> int | None:
-        return self.config.metadata.size_px if self.config.draft and not self.config.overlay else None
-
     def prepare(self, item: WorkItem) -> Prepared:
         start = time.perf_counter()
         prepared = Prepared(item)
         try:
             data = read_file_bytes(item.source)
-            draft = self._draft_side()
-            pixels = decode_image(data, item.source, self.config.max_pixels, draft)
-            prepared.size_hw = displayed_size(data, item.source) if draft else (pixels.shape[-2], pixels.shape[-1])
+            metadata = self.config.metadata
+            draft = self.config.draft and not self.config.overlay
+            pixels, prepared.size_hw = decode_for_input(data, item.source, metadata.size_px, self.config.max_pixels, draft)
             if self.config.overlay:
                 prepared.overlay_image = pixels
-            metadata = self.config.metadata
-            prepared.network_input = normalize(resize_image(pixels, metadata.size_px), metadata.mean, metadata.std)
+            prepared.network_input = preprocess(pixels, metadata)
         except InputImageError as exc:
             prepared.error = exc.reason
         prepared.seconds = time.perf_counter() - start
@@ -107,13 +102,12 @@ class CudaStages(HostStages):
                 prepared.overlay_image = pixels if self.config.overlay else None
                 prepared.pixels = pixels.pin_memory()
             else:
-                prepared.size_hw = displayed_size(data, item.source)
+                prepared.size_hw, prepared.orientation = read_header(data, item.source)
                 height, width = prepared.size_hw
                 if height * width > self.config.max_pixels:
                     raise InputImageError(item.source, f"has {width}x{height} = {width * height} pixels, over the "
                                           f"limit of {self.config.max_pixels}")
                 prepared.jpeg = data
-                prepared.orientation = exif_orientation(data)
         except InputImageError as exc:
             prepared.error = exc.reason
         prepared.seconds = time.perf_counter() - start
@@ -121,7 +115,8 @@ class CudaStages(HostStages):
 
     def _decode_on_device(self, prepared: list[Prepared]) -> None:
         jpegs = [p for p in prepared if p.error is None and p.jpeg is not None]
-        decoded = decode_jpegs_on_gpu([p.jpeg for p in jpegs if p.jpeg is not None], self.config.device)
+        blobs = [p.jpeg for p in jpegs if p.jpeg is not None]
+        decoded = decode_jpegs_on_gpu(blobs, self.config.device, [p.orientation for p in jpegs])
         for entry, pixels in zip(jpegs, decoded):
             if pixels is None:
                 entry.notes.append("the GPU JPEG decoder refused it; decoded on the CPU")
@@ -130,9 +125,7 @@ class CudaStages(HostStages):
                 except InputImageError as exc:
                     entry.error = exc.reason
                     continue
-                entry.pixels = pixels
-            else:
-                entry.pixels = apply_orientation(pixels, entry.orientation)
+            entry.pixels = pixels
             entry.jpeg = None
 
     def to_batch(self, prepared: list[Prepared]) -> tuple[torch.Tensor, list[Prepared]]:
@@ -143,7 +136,7 @@ class CudaStages(HostStages):
         for index, entry in enumerate(ok):
             assert entry.pixels is not None
             pixels = entry.pixels.to(device, non_blocking=True)
-            batch[index] = normalize(resize_image(pixels, metadata.size_px), metadata.mean, metadata.std)
+            batch[index] = preprocess(pixels, metadata)
             entry.pixels = None
         return batch, ok
 

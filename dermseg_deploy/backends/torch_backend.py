@@ -37,16 +37,15 @@ class TorchBackend(Backend):
         _check_size(metadata.size_px)
         if options.cuda_graphs and device.type != "cuda":
             raise BackendUnavailableError(f"CUDA graphs were requested but the device is {device}")
-        self.dtype = torch.float16 if options.precision == "fp16" else torch.float32
-        self.input_dtype = self.dtype
+        self.input_dtype = torch.float16 if options.precision == "fp16" else torch.float32
         self.memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
         if device.type == "cuda" and not torch.are_deterministic_algorithms_enabled():
             # Fixed input sizes: let cuDNN time its kernels once and keep the fastest (a process-wide setting,
             # left alone when the caller asked for deterministic algorithms, as `dermseg-train --deterministic` does).
             torch.backends.cudnn.benchmark = True
         self.model = model.to(device).eval()
-        if self.dtype != torch.float32:
-            self.model = self.model.to(self.dtype)
+        if self.input_dtype != torch.float32:
+            self.model = self.model.to(self.input_dtype)
         if options.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.metadata = metadata
@@ -70,12 +69,13 @@ class TorchBackend(Backend):
         return cls(model_from_checkpoint(checkpoint, str(path)), metadata, device, options)
 
     def _prepare(self, images: torch.Tensor) -> torch.Tensor:
-        return images.to(self.device, self.dtype).contiguous(memory_format=self.memory_format)
+        return images.to(self.device, self.input_dtype).contiguous(memory_format=self.memory_format)
 
     def _graph(self, shape: tuple[int, ...]) -> tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]:
         """Capture the model for one input shape (after warm-up runs on a side stream, as PyTorch requires)."""
         if shape not in self._graphs:
-            static_in = torch.zeros(shape, dtype=self.dtype, device=self.device).contiguous(memory_format=self.memory_format)
+            static_in = torch.zeros(shape, dtype=self.input_dtype, device=self.device)
+            static_in = static_in.contiguous(memory_format=self.memory_format)
             side = torch.cuda.Stream(self.device)
             side.wait_stream(torch.cuda.current_stream(self.device))
             with torch.cuda.stream(side):

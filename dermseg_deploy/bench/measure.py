@@ -19,14 +19,13 @@ import torch
 from PIL import Image, ImageOps
 
 from ..atomic import atomic_write_bytes
-from ..decode import decode_image, displayed_size, exif_orientation
+from ..decode import decode_image, displayed_size, read_header
 from ..gpu_decode import decode_jpegs_on_gpu, is_jpeg
 from ..inputs import plan_inputs
 from ..metadata import ModelMetadata
-from ..orientation import apply_orientation
 from ..pipeline import STATUS_OK, RunOptions, run_pipeline
 from ..postprocess import encode_png, logits_to_masks, upsample_mask
-from ..preprocess import normalize, resize_image
+from ..preprocess import preprocess_batch
 from ..segmenter import Segmenter
 from .stats import summarize_ms
 
@@ -85,19 +84,18 @@ def _decode_batch(blobs: list[tuple[Path, bytes]], device: torch.device, size_px
     if device.type != "cuda":
         return [decode_image(data, path, draft_min_side_px=size_px if draft else None) for path, data in blobs]
     jpegs = [index for index, (_, data) in enumerate(blobs) if is_jpeg(data)]
-    decoded = decode_jpegs_on_gpu([blobs[i][1] for i in jpegs], device)
+    orientations = [read_header(blobs[i][1], blobs[i][0])[1] for i in jpegs]
+    decoded = decode_jpegs_on_gpu([blobs[i][1] for i in jpegs], device, orientations)
     images: list[torch.Tensor | None] = [None] * len(blobs)
     for index, pixels in zip(jpegs, decoded):
-        if pixels is not None:
-            images[index] = apply_orientation(pixels, exif_orientation(blobs[index][1]))
+        images[index] = pixels
     return [
         image if image is not None else decode_image(blobs[i][1], blobs[i][0]).to(device) for i, image in enumerate(images)
     ]
 
 
 def _preprocess(pixels: list[torch.Tensor], metadata: ModelMetadata, dtype: torch.dtype) -> torch.Tensor:
-    size = metadata.size_px
-    return torch.stack([normalize(resize_image(p, size), metadata.mean, metadata.std) for p in pixels]).to(dtype)
+    return preprocess_batch(pixels, metadata).to(dtype)
 
 
 def _postprocess(logits: torch.Tensor, metadata: ModelMetadata, sizes: list[tuple[int, int]]) -> list[torch.Tensor]:

@@ -71,8 +71,7 @@ class TensorRTBackend(Backend):
                 raise BackendUnavailableError(f"{plan_path}: TensorRT could not create an execution context (GPU memory?)")
             self._context = context
             self._stream = torch.cuda.Stream(self.device)
-        self._input_dtype, self._output_dtype = self._check_io(plan_path)
-        self.input_dtype = self._input_dtype
+        self.input_dtype, self._output_dtype = self._check_io(plan_path)
         self.max_batch = int(engine.get_tensor_profile_shape(self.metadata.input_name, 0)[2][0])
 
     def _check_io(self, plan_path: Path) -> tuple[torch.dtype, torch.dtype]:
@@ -89,7 +88,7 @@ class TensorRTBackend(Backend):
         )
 
     def infer(self, images: torch.Tensor) -> torch.Tensor:
-        images = images.to(self.device, self._input_dtype).contiguous()
+        images = images.to(self.device, self.input_dtype).contiguous()
         size = self.metadata.size_px
         logits = torch.empty((images.shape[0], 1, size, size), dtype=self._output_dtype, device=self.device)
         producer = torch.cuda.current_stream(self.device)
