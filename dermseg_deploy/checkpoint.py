@@ -11,16 +11,14 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from .atomic import atomic_open
 from .errors import ModelFileError
 from .metadata import ModelMetadata
-
-if TYPE_CHECKING:
-    from dermseg_train.model import ResNet34UNet
+from .model import ModelConfig, ResNet34UNet
 
 CHECKPOINT_FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "model_config", "metadata", "state_dict")
@@ -102,7 +100,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             f"{path}: refused to load: it holds objects other than plain types and tensors, which could run "
             f"code when unpickled ({detail}); only load checkpoints written by dermseg-train"
         ) from exc
-    except Exception as exc:
+    except (RuntimeError, OSError, EOFError, ValueError, KeyError, AttributeError) as exc:  # torch's own file errors
         raise ModelFileError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from exc
     if not isinstance(raw, dict):
         raise ModelFileError(f"{path}: not a dermseg checkpoint (found {type(raw).__name__}, expected a dict)")
@@ -151,8 +149,6 @@ def load_state_dict_strict(model: torch.nn.Module, state_dict: dict[str, torch.T
 
 def model_from_checkpoint(checkpoint: Checkpoint, source: str = "checkpoint") -> ResNet34UNet:
     """Rebuild the network of a checkpoint and load its weights strictly (eval mode)."""
-    from dermseg_train.model import ModelConfig, ResNet34UNet
-
     try:
         config = ModelConfig.from_dict(checkpoint.model_config)
     except (TypeError, ValueError) as exc:

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from .errors import ModelFileError
+from .sizes import SIZE_MULTIPLE, is_valid_size
 from .tensor_names import INPUT_NAME, OUTPUT_NAME
 
 METADATA_FORMAT_VERSION = 1
@@ -42,8 +43,8 @@ class ModelMetadata:
                 f"model metadata format_version {self.format_version} is not supported "
                 f"(this dermseg reads {METADATA_FORMAT_VERSION})"
             )
-        if self.size_px <= 0 or self.size_px % 32:
-            raise ModelFileError(f"model metadata size_px {self.size_px} is not a positive multiple of 32")
+        if not is_valid_size(self.size_px):
+            raise ModelFileError(f"model metadata size_px {self.size_px} is not a positive multiple of {SIZE_MULTIPLE}")
         if len(self.mean) != 3 or len(self.std) != 3 or any(s <= 0 for s in self.std):
             raise ModelFileError(f"model metadata mean/std must be 3 values each, std > 0: {self.mean}, {self.std}")
         if not 0.0 < self.threshold < 1.0:

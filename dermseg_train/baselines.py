@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 import torch
+
+from dermseg_deploy.checkpoint import load_checkpoint, save_checkpoint
 
 from .data import Pair, read_mask
 from .evaluate import ImageEvaluation, summarize
@@ -38,3 +42,12 @@ def baseline_summaries(pairs: Sequence[Pair]) -> dict[str, dict[str, object]]:
             score = score_image(predict(*truth.shape), truth)
             evaluations[name].append(ImageEvaluation(pair.image_id, fraction, score))
     return {name: summarize(items) for name, items in evaluations.items()}
+
+
+def add_baselines(out: Path, val_pairs: Sequence[Pair]) -> dict[str, Any]:
+    """Score the trivial baselines on the validation images and store them in the best checkpoint's metrics."""
+    baselines = baseline_summaries(val_pairs)
+    checkpoint = load_checkpoint(out)
+    checkpoint.metrics["baselines"] = baselines
+    save_checkpoint(checkpoint, out)
+    return baselines

@@ -15,9 +15,14 @@ from dermseg_deploy.devices import describe_device, resolve_device
 from dermseg_deploy.errors import UserError
 
 from . import __version__
+from .baselines import add_baselines
 from .config import PAPER_LRS_1024, TrainConfig, load_config_file
-from .model import EncoderWeightsError
-from .train import Trainer, add_baselines, last_checkpoint_path, log_path
+from .distributed import ProcessInfo
+from .train import Trainer, last_checkpoint_path, log_path
+
+CONFIG_FLAGS = ("data", "out", "val_count", "val_fraction", "seed", "encoder_weights", "workers", "dice_weight",
+                "cache_dir", "val_every", "max_rotation_deg", "lighting", "device")
+"""Flags that set a TrainConfig field of the same name: a config file's value stands unless the flag is given."""
 
 
 def _parse_lrs(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[float, float, float] | None:
@@ -50,8 +55,7 @@ def build_config(ctx: click.Context, options: dict[str, Any]) -> TrainConfig:
         name for name in options
         if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)
     }
-    for name in ("data", "out", "val_count", "val_fraction", "seed", "encoder_weights", "workers", "dice_weight",
-                 "cache_dir", "val_every", "max_rotation_deg", "lighting"):
+    for name in CONFIG_FLAGS:
         if name in explicit or name not in data:
             value = options[name]
             data[name] = str(value) if isinstance(value, Path) else value
@@ -133,16 +137,12 @@ def main(**options: Any) -> None:
     """
     ctx = click.get_current_context()
     config = build_config(ctx, options)
-    device = resolve_device(options["device"])
-    config.device = str(device)
-    trainer = Trainer(config, _progress_printer(options["quiet"] or not trainer_is_main()))
+    config.device = str(resolve_device(config.device))
+    trainer = Trainer(config, _progress_printer(options["quiet"] or not ProcessInfo.from_environment().is_main))
     if trainer.info.is_main:
         click.echo(f"training on {describe_device(trainer.device)} x {trainer.info.world_size} process(es); "
                    f"{len(trainer.train_pairs)} training and {len(trainer.val_pairs)} validation images", err=True)
-    try:
-        record = trainer.run(options["resume"])
-    except EncoderWeightsError as exc:
-        raise UserError(str(exc)) from exc
+    record = trainer.run(options["resume"])
     if not trainer.info.is_main:
         return
     baselines = add_baselines(Path(config.out), trainer.val_pairs)
@@ -164,12 +164,6 @@ def describe_scores(label: str, means: dict[str, Any]) -> str:
     """`label on N held-out images: jaccard ..., thresholded jaccard ..., dice ...` (n/a where there is none)."""
     return (f"{label} on {means.get('images', 0)} held-out images: jaccard {_number(means.get('jaccard'))}, "
             f"thresholded jaccard {_number(means.get('thresholded_jaccard'))}, dice {_number(means.get('dice'))}")
-
-
-def trainer_is_main() -> bool:
-    import os
-
-    return os.environ.get("RANK", "0") == "0"
 
 
 def _progress_printer(quiet: bool) -> Any:

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from dermseg_deploy.errors import UserError
-
-from .model import ModelConfig
+from dermseg_deploy.model import ModelConfig
+from dermseg_deploy.sizes import SIZE_MULTIPLE, is_valid_size
 
 PAPER_LRS_512 = (1e-4, 1e-3, 1e-2)
 PAPER_LRS_1024 = (5e-4, 5e-3, 5e-2)
@@ -38,8 +38,8 @@ class StageConfig:
     """Epochs at the start of the stage during which the encoder is frozen."""
 
     def __post_init__(self) -> None:
-        if self.size_px <= 0 or self.size_px % 32:
-            raise UserError(f"stage size {self.size_px}: must be a positive multiple of 32")
+        if not is_valid_size(self.size_px):
+            raise UserError(f"stage size {self.size_px}: must be a positive multiple of {SIZE_MULTIPLE}")
         if self.epochs < 1 or (self.steps is not None and self.steps < 1) or self.batch_size < 1:
             raise UserError(f"stage at {self.size_px} px: epochs, steps and batch size must be positive")
         if self.lrs is not None:

@@ -75,6 +75,11 @@ def discover_pairs(root: str | Path) -> list[Pair]:
     return [Pair(i, images[i], masks[i]) for i in sorted(images)]
 
 
+def default_val_count(n_pairs: int) -> int:
+    """500 images as in the paper, but never more than a quarter of a smaller data set."""
+    return min(500, max(1, n_pairs // 4))
+
+
 def split_pairs(pairs: list[Pair], val_count: int, seed: int) -> tuple[list[Pair], list[Pair]]:
     """Seeded random split into (train, validation); the same seed and pairs give the same split."""
     if not 0 < val_count < len(pairs):

@@ -23,15 +23,21 @@ class ProcessInfo:
     def distributed(self) -> bool:
         return self.world_size > 1
 
+    @classmethod
+    def from_environment(cls) -> ProcessInfo:
+        """What torchrun's RANK, WORLD_SIZE and LOCAL_RANK say (a single process when they are absent)."""
+        env = os.environ
+        return cls(int(env.get("RANK", "0")), int(env.get("WORLD_SIZE", "1")), int(env.get("LOCAL_RANK", "0")))
+
 
 def init_from_environment(device_type: str) -> ProcessInfo:
     """Join the process group torchrun describes (gloo on the CPU, NCCL on CUDA); a single process otherwise."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    info = ProcessInfo.from_environment()
+    if not info.distributed:
         return ProcessInfo()
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
-    return ProcessInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    return ProcessInfo(dist.get_rank(), dist.get_world_size(), info.local_rank)
 
 
 def sum_across(values: torch.Tensor, info: ProcessInfo) -> torch.Tensor:

@@ -12,6 +12,7 @@ import click
 from dermseg_deploy.atomic import atomic_write_bytes
 from dermseg_deploy.cli_common import EXIT_OK, EXIT_SOME_INPUTS_FAILED, handle_errors
 from dermseg_deploy.errors import UserError
+from dermseg_deploy.manifest import MANIFEST_NAME, write_manifest
 from dermseg_deploy.segmenter import Segmenter
 
 from . import __version__
@@ -44,9 +45,13 @@ def _line(label: str, means: dict[str, Any]) -> str:
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Write the means here.")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), default=None,
               help="Per-image scores (default: eval.csv beside --json, else none).")
+@click.option("--save-masks", "save_dir", type=click.Path(path_type=Path), default=None,
+              help="--engine: also write the scored masks here, named as dermseg-run names them, with a manifest.csv.")
+@click.option("--full-decode", is_flag=True, help="On the CPU, decode JPEGs at full size (as dermseg-run --full-decode).")
 @handle_errors
 def main(data: Path, model_path: Path | None, masks_dir: Path | None, size_px: int | None, device: str,
-         batch_size: int, ids_file: Path | None, json_path: Path | None, csv_path: Path | None) -> None:
+         batch_size: int, ids_file: Path | None, json_path: Path | None, csv_path: Path | None, save_dir: Path | None,
+         full_decode: bool) -> None:
     """Score a model or a folder of masks against ISIC ground truth, exactly as the ISIC scorer does.
 
     Per image: prediction at the mask's original size, binarised at > 128; Jaccard (1 when both are
@@ -56,6 +61,8 @@ def main(data: Path, model_path: Path | None, masks_dir: Path | None, size_px: i
     """
     if (model_path is None) == (masks_dir is None):
         raise UserError("give exactly one of --engine MODEL and --masks PRED_DIR")
+    if save_dir is not None and model_path is None:
+        raise UserError("--save-masks needs --engine (with --masks the masks are already written)")
     pairs = discover_pairs(data)
     if ids_file is not None:
         wanted = _read_ids(ids_file)
@@ -69,9 +76,12 @@ def main(data: Path, model_path: Path | None, masks_dir: Path | None, size_px: i
         source = str(masks_dir)
     else:
         assert model_path is not None
-        with Segmenter.open(model_path, device, size_px) as segmenter:
-            evaluations = evaluate_segmenter(segmenter, pairs, batch_size)
+        with Segmenter.open(model_path, device, size_px, reduced_jpeg=not full_decode) as segmenter:
+            evaluations = evaluate_segmenter(segmenter, pairs, batch_size, save_dir)
             source = f"{model_path} ({segmenter.backend.describe()}, {segmenter.metadata.size_px} px)"
+        if save_dir is not None:
+            rows = [e.manifest_row for e in evaluations if e.manifest_row is not None]
+            click.echo(f"masks in {save_dir}/, manifest {write_manifest(save_dir / MANIFEST_NAME, rows)}", err=True)
     summary = summarize(evaluations)
     for image_id, error in summary["failed"].items():
         click.echo(f"error: {image_id}: {error} (counted 0)", err=True)

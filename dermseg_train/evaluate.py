@@ -16,6 +16,7 @@ from PIL import Image
 from dermseg_deploy.atomic import atomic_write_bytes
 from dermseg_deploy.errors import InputImageError
 from dermseg_deploy.inputs import MASK_SUFFIX
+from dermseg_deploy.manifest import ManifestRow
 from dermseg_deploy.segmenter import Segmenter
 
 from .data import Pair, read_mask
@@ -31,30 +32,40 @@ class ImageEvaluation:
     truth_fraction: float
     score: ImageScore | None
     error: str | None = None
+    manifest_row: ManifestRow | None = None
+    """How the segmentation itself went (for `--save-masks`' manifest)."""
 
     @property
     def large_lesion(self) -> bool:
         return self.truth_fraction > LARGE_LESION_FRACTION
 
 
-def evaluate_segmenter(segmenter: Segmenter, pairs: Sequence[Pair], batch_size: int = 8) -> list[ImageEvaluation]:
-    """Predict at network size, upsample to each mask's own size (nearest), binarise and score."""
-    results = []
-    for start in range(0, len(pairs), batch_size):
-        chunk = pairs[start : start + batch_size]
-        predictions = segmenter.predict_files([p.image for p in chunk])
-        for pair, prediction in zip(chunk, predictions):
-            truth = read_mask(pair.mask)
-            results.append(_evaluation(pair, truth, prediction.cpu()))
-    return results
+def evaluate_segmenter(
+    segmenter: Segmenter, pairs: Sequence[Pair], batch_size: int = 8, save_dir: Path | None = None
+) -> list[ImageEvaluation]:
+    """Segment each image as `dermseg-run` does (the same core: decode, preprocess, infer, upsample to the
+    displayed size) and score it; an image that cannot be segmented counts 0 and is listed. With `save_dir`,
+    the scored masks are also written there, named as `dermseg-run` names them."""
+    results = segmenter.iter_segment_files([p.image for p in pairs], save_dir, overwrite=True, keep_masks=True,
+                                           batch_size=batch_size)
+    evaluations = []
+    for pair, result in zip(pairs, results):
+        truth = read_mask(pair.mask)
+        row = result.manifest_row()
+        if result.mask is None:
+            fraction = float(truth.float().mean().item())
+            evaluations.append(ImageEvaluation(pair.image_id, fraction, None, result.message, row))
+        else:
+            evaluations.append(_evaluation(pair, truth, torch.from_numpy(result.mask), row))
+    return evaluations
 
 
-def _evaluation(pair: Pair, truth: torch.Tensor, prediction: torch.Tensor) -> ImageEvaluation:
+def _evaluation(pair: Pair, truth: torch.Tensor, prediction: torch.Tensor, row: ManifestRow | None = None) -> ImageEvaluation:
     fraction = float(truth.float().mean().item())
     if tuple(prediction.shape) != tuple(truth.shape):
         error = f"prediction is {tuple(prediction.shape)}, the ground truth {tuple(truth.shape)}"
-        return ImageEvaluation(pair.image_id, fraction, None, error)
-    return ImageEvaluation(pair.image_id, fraction, score_image(prediction, truth))
+        return ImageEvaluation(pair.image_id, fraction, None, error, row)
+    return ImageEvaluation(pair.image_id, fraction, score_image(prediction, truth), manifest_row=row)
 
 
 def read_prediction(path: Path) -> torch.Tensor:

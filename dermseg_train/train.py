@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import datetime
-import json
 import math
 import os
-import platform
 import random
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,118 +14,47 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from dermseg_deploy.atomic import atomic_write_bytes, remove_stale_temp_files
+from dermseg_deploy.atomic import remove_stale_temp_files
 from dermseg_deploy.backends.torch_backend import TorchBackend
 from dermseg_deploy.checkpoint import (
     Checkpoint,
-    atomic_torch_save,
-    check_plain,
     load_checkpoint,
     load_state_dict_strict,
     save_checkpoint,
 )
 from dermseg_deploy.errors import CheckFailedError, ModelFileError, UserError
 from dermseg_deploy.metadata import ModelMetadata
+from dermseg_deploy.model import ModelConfig, ResNet34UNet
 from dermseg_deploy.segmenter import Segmenter
 
-from . import __version__
-from .baselines import baseline_summaries
 from .config import StageConfig, TrainConfig
-from .data import Pair, ResizeCache, SegmentationDataset, discover_pairs, split_pairs
+from .data import ResizeCache, SegmentationDataset, default_val_count, discover_pairs, split_pairs
 from .distributed import barrier, init_from_environment, shutdown, sum_across
+from .encoder_weights import build_model
 from .evaluate import evaluate_segmenter, totals
+from .losses import SegmentationLoss
 from .metrics import ScoreTotals
-from .model import ModelConfig, ResNet34UNet, build_model
+from .optim import encoder_frozen, make_optimizer, set_encoder_frozen
+from .run_state import (
+    TRAINING_STATE_KEY,
+    Progress,
+    last_checkpoint_path,
+    log_path,
+    provenance,
+    save_resumable,
+    set_rng_state,
+    split_path,
+    write_split,
+)
 from .runlog import RunLog
+
+__all__ = ["Trainer", "TrainingDivergedError", "last_checkpoint_path", "log_path", "split_path"]
 
 EventCallback = Callable[[str, dict[str, Any]], None]
 
 
 class TrainingDivergedError(CheckFailedError):
     """The loss became NaN or infinite; the last good epoch stays in model.last.pt."""
-
-TRAINING_STATE_KEY = "training_state"
-
-
-@dataclass
-class Progress:
-    """Where a run stands; saved in `model.last.pt` so that `--resume` continues from here."""
-
-    stage_index: int = 0
-    epochs_done_in_stage: int = 0
-    epochs_done: int = 0
-    global_step: int = 0
-    best_jaccard: float = -1.0
-
-
-def last_checkpoint_path(out: str | Path) -> Path:
-    out = Path(out)
-    return out.with_name(f"{out.stem}.last{out.suffix}")
-
-
-def log_path(out: str | Path) -> Path:
-    out = Path(out)
-    return out.with_name(f"{out.stem}.log.jsonl")
-
-
-def split_path(out: str | Path) -> Path:
-    out = Path(out)
-    return out.with_name(f"{out.stem}.split.json")
-
-
-def default_val_count(n_pairs: int) -> int:
-    """500 images as in the paper, but never more than a quarter of a smaller data set."""
-    return min(500, max(1, n_pairs // 4))
-
-
-def make_optimizer(model: ResNet34UNet, lrs: Sequence[float]) -> torch.optim.Adam:
-    """Adam over the three layer groups (early encoder, late encoder, decoder) with their own rates."""
-    return torch.optim.Adam([{"params": g, "lr": lr} for g, lr in zip(model.layer_groups(), lrs)])
-
-
-def set_encoder_frozen(model: ResNet34UNet, frozen: bool) -> None:
-    for parameter in model.encoder.parameters():
-        parameter.requires_grad_(not frozen)
-
-
-def soft_dice_loss(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    probabilities = torch.sigmoid(logits.float())
-    intersection = (probabilities * masks).sum(dim=(1, 2, 3))
-    denominator = probabilities.sum(dim=(1, 2, 3)) + masks.sum(dim=(1, 2, 3))
-    return (1 - (2 * intersection + 1) / (denominator + 1)).mean()
-
-
-class SegmentationLoss(nn.Module):
-    """BCEWithLogits, plus `dice_weight` x soft Dice when asked for."""
-
-    def __init__(self, dice_weight: float = 0.0) -> None:
-        super().__init__()
-        self.bce = nn.BCEWithLogitsLoss()
-        self.dice_weight = dice_weight
-
-    def forward(self, logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        loss = self.bce(logits.float(), masks)
-        return loss + self.dice_weight * soft_dice_loss(logits, masks) if self.dice_weight else loss
-
-
-def rng_state() -> dict[str, Any]:
-    """RNG states as tensors and lists (what `weights_only` loading accepts)."""
-    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": _plain(random.getstate())}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _plain(value: Any) -> Any:
-    return [_plain(v) for v in value] if isinstance(value, (tuple, list)) else value
 
 
 class Trainer:
@@ -176,38 +101,10 @@ class Trainer:
 
     # ---- checkpoints -------------------------------------------------------------------------------------
 
-    def _provenance(self) -> dict[str, Any]:
-        return {
-            "dermseg_version": __version__,
-            "torch_version": str(torch.__version__),
-            "python": platform.python_version(),
-            "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "config": self.config.to_dict(),
-            "world_size": self.info.world_size,
-            "val_ids": [p.image_id for p in self.val_pairs],
-        }
-
     def _checkpoint(self, model: ResNet34UNet, metrics: dict[str, Any], size_px: int) -> Checkpoint:
         metadata = self.metadata.with_updates(train_size_px=size_px)
-        return Checkpoint(dict(model.config.to_dict()), metadata, model.state_dict(), metrics, self._provenance())
-
-    def _save_last(self, model: ResNet34UNet, metrics: dict[str, Any], progress: Progress, optimizer: torch.optim.Optimizer,
-                   scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler) -> None:
-        data = self._checkpoint(model, metrics, metrics["last_epoch"]["size_px"]).to_dict()
-        data[TRAINING_STATE_KEY] = {
-            "progress": vars(progress).copy(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict(),
-            "rng": rng_state(),
-        }
-        check_plain(data)
-        atomic_torch_save(data, last_checkpoint_path(self.config.out))
-
-    def _write_split(self) -> None:
-        split = {"seed": self.config.seed, "train": [p.image_id for p in self.train_pairs],
-                 "val": [p.image_id for p in self.val_pairs]}
-        atomic_write_bytes(split_path(self.config.out), json.dumps(split, indent=1).encode())
+        info = provenance(self.config.to_dict(), self.info.world_size, [p.image_id for p in self.val_pairs])
+        return Checkpoint(dict(model.config.to_dict()), metadata, model.state_dict(), metrics, info)
 
     # ---- loops -------------------------------------------------------------------------------------------
 
@@ -274,7 +171,7 @@ class Trainer:
         """Every rank scores its share of the validation images; sums are added across ranks."""
         shard = self.val_pairs[self.info.rank :: self.info.world_size]
         segmenter = Segmenter(TorchBackend(model, self.metadata.with_updates(size_px=size_px), self.device))
-        evaluations = evaluate_segmenter(segmenter, shard, self.config.eval_batch_size)
+        evaluations = evaluate_segmenter(segmenter, shard, self.config.eval_batch_size)  # dermseg-run's own core
         large = [e for e in evaluations if e.large_lesion]
         summed = sum_across(torch.cat([totals(evaluations).to_tensor(), totals(large).to_tensor()]), self.info)
         half = summed.numel() // 2
@@ -298,15 +195,11 @@ class Trainer:
         if resume is not None:
             progress, saved_state = self._restore(model, resume)
         if self.info.is_main:
-            self._write_split()
-        train_model: nn.Module = model
-        if self.info.distributed:
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            train_model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+            write_split(split_path(self.config.out), self.config.seed, self.train_pairs, self.val_pairs)
         history: dict[str, Any] = {}
         try:
             for stage_index in range(progress.stage_index, len(self.config.stages)):
-                history = self._run_stage(stage_index, model, train_model, progress, saved_state)
+                history = self._run_stage(stage_index, model, progress, saved_state)
                 saved_state = None
                 progress.stage_index, progress.epochs_done_in_stage = stage_index + 1, 0
         finally:
@@ -328,7 +221,15 @@ class Trainer:
         set_rng_state(state["rng"])
         return Progress(**state["progress"]), state
 
-    def _run_stage(self, stage_index: int, model: ResNet34UNet, train_model: nn.Module, progress: Progress,
+    def _wrap(self, model: ResNet34UNet) -> nn.Module:
+        """The module the training step calls: under DDP a wrapper made for the parameters that now require
+        gradients (DDP registers them when it is built, so freezing or unfreezing the encoder needs a new one)."""
+        if not self.info.distributed:
+            return model
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+    def _run_stage(self, stage_index: int, model: ResNet34UNet, progress: Progress,
                    saved_state: dict[str, Any] | None) -> dict[str, Any]:
         stage = self.config.stages[stage_index]
         loader, dataset, sampler = self._loader(stage)
@@ -347,8 +248,12 @@ class Trainer:
         self.on_event("stage", {"stage": stage_index, "size_px": stage.size_px, "epochs": epochs,
                                 "steps": total_steps, "resumed_epochs": progress.epochs_done_in_stage})
         record: dict[str, Any] = {}
+        train_model: nn.Module | None = None
         for epoch in range(progress.epochs_done_in_stage, epochs):
-            set_encoder_frozen(model, epoch < stage.freeze_epochs)
+            frozen = epoch < stage.freeze_epochs
+            if train_model is None or frozen != encoder_frozen(model):
+                set_encoder_frozen(model, frozen)
+                train_model = self._wrap(model)
             sampler.set_epoch(progress.epochs_done)
             dataset.set_epoch(progress.epochs_done)
             steps_left = total_steps - epoch * batches
@@ -358,7 +263,7 @@ class Trainer:
             progress.epochs_done_in_stage, progress.epochs_done = epoch + 1, progress.epochs_done + 1
             record = {"stage": stage_index, "size_px": stage.size_px, "epoch": progress.epochs_done,
                       "epoch_in_stage": epoch + 1, "global_step": progress.global_step, "train_loss": loss,
-                      "train_images_per_s": rate,
+                      "train_images_per_s": rate, "encoder_frozen": frozen,
                       "lrs": [g["lr"] for g in optimizer.param_groups]}
             if (epoch + 1) % self.config.val_every == 0 or epoch + 1 == epochs:
                 record["validation"] = self.validate(model, stage.size_px)
@@ -378,17 +283,9 @@ class Trainer:
             if improved:
                 best = {"validation": record["validation"], "epoch": record}
                 save_checkpoint(self._checkpoint(model, best, record["size_px"]), self.config.out)
-            self._save_last(model, {"last_epoch": record}, progress, optimizer, scheduler, scaler)
+            last = self._checkpoint(model, {"last_epoch": record}, record["size_px"])
+            save_resumable(last_checkpoint_path(self.config.out), last, progress, optimizer, scheduler, scaler)
             assert self.log is not None
             self.log.write(record)
         self.on_event("epoch", record)
         barrier(self.info)
-
-
-def add_baselines(out: Path, val_pairs: Sequence[Pair]) -> dict[str, Any]:
-    """Score the trivial baselines on the validation images and store them in the best checkpoint's metrics."""
-    baselines = baseline_summaries(val_pairs)
-    checkpoint = load_checkpoint(out)
-    checkpoint.metrics["baselines"] = baselines
-    save_checkpoint(checkpoint, out)
-    return baselines

@@ -10,21 +10,29 @@ import torch
 from dermseg_deploy.checkpoint import Checkpoint, save_checkpoint
 from dermseg_deploy.decode import read_image
 from dermseg_deploy.metadata import ModelMetadata
+from dermseg_deploy.model import ModelConfig
 from dermseg_deploy.preprocess import preprocess_batch
 from dermseg_deploy.samples import sample_image_paths
-from dermseg_train.model import ModelConfig, build_model
+from dermseg_train.encoder_weights import build_model
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
 ISIC2018_512 = SHARED_DATA / "isic2018-task1-512"
 ISIC2017_FULLRES = SHARED_DATA / "isic2017-fullres"
+GPU_DATA = ROOT / "gpu_data"
+"""Where benchmarks/prepare_gpu_data.sh copies real images for the GPU machine (../shared does not travel there)."""
 TEST_SIZE_PX = 64
 
 
 def require_shared(path: Path) -> Path:
-    """Skip (saying why) where ../shared/data is absent, as on a user's clone; CI has it."""
-    if not path.is_dir():
-        pytest.skip(f"{path} is absent: real-data tests need ../shared/data beside the checkout (CI has it)")
-    return path
+    """`path`, or its copy under gpu_data/; skip (saying why) where neither exists, as on a user's clone (CI has
+    ../shared/data)."""
+    if path.is_dir():
+        return path
+    copy = GPU_DATA / path.name
+    if copy.is_dir():
+        return copy
+    pytest.skip(f"{path} is absent: real-data tests need ../shared/data beside the checkout (CI has it)")
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,12 @@ import pytest
 import torch
 from torchvision.models import resnet34
 
-from dermseg_train import model as model_module
-from dermseg_train.model import EncoderWeightsError, ModelConfig, build_model, check_input_size
+from dermseg_deploy.errors import UserError
+from dermseg_deploy.model import ModelConfig
+from dermseg_deploy.sizes import is_valid_size, require_valid_size
+from dermseg_train import encoder_weights as weights_module
+from dermseg_train.encoder_weights import EncoderWeightsError, build_model
+from dermseg_train.optim import layer_groups
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +45,7 @@ def test_parameter_count_matches_the_paper_architecture(net: torch.nn.Module) ->
 
 
 def test_layer_groups_partition_the_parameters(net: torch.nn.Module) -> None:
-    groups = net.layer_groups()
+    groups = layer_groups(net)
     ids = [id(p) for group in groups for p in group]
     assert len(groups) == 3 and all(groups)
     assert len(ids) == len(set(ids)) == len(list(net.parameters()))
@@ -51,10 +55,12 @@ def test_last_cross_sees_the_input_image(net: torch.nn.Module) -> None:
     assert net.head.in_channels == 96 + 3
 
 
-@pytest.mark.parametrize("height,width", [(0, 64), (64, 70), (33, 32)])
-def test_sizes_must_be_multiples_of_32(height: int, width: int) -> None:
-    with pytest.raises(ValueError, match="multiples of 32"):
-        check_input_size(height, width)
+@pytest.mark.parametrize("size_px", [0, -32, 70, 33])
+def test_sizes_must_be_multiples_of_32(size_px: int) -> None:
+    assert not is_valid_size(size_px)
+    with pytest.raises(UserError, match="--size .*: must be a positive multiple of 32"):
+        require_valid_size(size_px)
+    assert require_valid_size(96) == 96
 
 
 def test_local_pth_encoder_weights_are_loaded(tmp_path: Path) -> None:
@@ -79,6 +85,14 @@ def test_imagenet_weights_without_network_give_a_clear_error(monkeypatch: pytest
     def offline(*args: object, **kwargs: object) -> None:
         raise urllib.error.URLError("no network")
 
-    monkeypatch.setattr(model_module.ResNet34_Weights.IMAGENET1K_V1, "get_state_dict", offline, raising=False)
+    monkeypatch.setattr(weights_module.ResNet34_Weights.IMAGENET1K_V1, "get_state_dict", offline, raising=False)
     with pytest.raises(EncoderWeightsError, match="could not download"):
         build_model(encoder_weights="imagenet")
+
+
+def test_encoder_weights_errors_are_user_errors(tmp_path: Path) -> None:
+    path = tmp_path / "not-a-state-dict.pth"
+    path.write_bytes(b"garbage")
+    with pytest.raises(EncoderWeightsError, match="not a loadable state dict") as info:
+        build_model(encoder_weights=path)
+    assert isinstance(info.value, UserError)

@@ -20,6 +20,7 @@ from dermseg_train.augment import augment_pair
 from dermseg_train.baselines import centred_ellipse
 from dermseg_train.config import DEFAULT_LRS_1024, PAPER_LRS_512, PAPER_LRS_1024, StageConfig, TrainConfig
 from dermseg_train.data import ResizeCache, discover_pairs
+from dermseg_train.encoder_weights import build_model
 from dermseg_train.metrics import ImageScore, ScoreTotals, score_image
 from dermseg_train.runlog import read_log
 from dermseg_train.train import Trainer, last_checkpoint_path, log_path, split_path
@@ -168,22 +169,27 @@ def test_resume_refuses_a_best_checkpoint(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_two_process_ddp_on_the_cpu_counts_every_validation_image_once(tmp_path: Path) -> None:
+def test_two_process_ddp_on_the_cpu_freezes_then_unfreezes_and_counts_every_validation_image_once(tmp_path: Path) -> None:
     out = tmp_path / "model.pt"
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
-        "-m", "dermseg_train.cli", "--data", str(SAMPLES_DIR), "--out", str(out), "--size", "64", "--epochs", "1",
-        "--batch-size", "2", "--val-count", "3", "--encoder-weights", "none", "--workers", "0", "--device", "cpu", "-q",
+        "-m", "dermseg_train.cli", "--data", str(SAMPLES_DIR), "--out", str(out), "--size", "64", "--epochs", "2",
+        "--freeze-epochs", "1", "--batch-size", "2", "--val-count", "3", "--encoder-weights", "none", "--workers", "0",
+        "--device", "cpu", "-q",
     ]
     env = os.environ | {"OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     log = read_log(log_path(out))
-    assert len(log) == 1
-    assert log[0]["validation"]["all"]["images"] == 3  # 2 on rank 0, 1 on rank 1, none twice
-    assert log[0]["global_step"] == 1  # 5 training images over 2 ranks of batch 2: one step each
+    assert [r["encoder_frozen"] for r in log] == [True, False]
+    assert all(r["validation"]["all"]["images"] == 3 for r in log)  # 2 on rank 0, 1 on rank 1, none twice
+    assert log[-1]["global_step"] == 2  # 5 training images over 2 ranks of batch 2: one step each per epoch
     assert load_checkpoint(out).provenance["world_size"] == 2
     assert "x 2 process(es)" in result.stderr
+    torch.manual_seed(0)
+    initial = build_model(encoder_weights=None).state_dict()
+    trained = load_checkpoint(last_checkpoint_path(out)).state_dict
+    assert not torch.equal(trained["encoder.layer4.2.conv2.weight"], initial["encoder.layer4.2.conv2.weight"])
 
 
 def test_config_file_and_flags(tmp_path: Path) -> None:
@@ -202,9 +208,20 @@ def test_config_file_and_flags(tmp_path: Path) -> None:
     shutil.rmtree(tmp_path / "cache", ignore_errors=True)
 
 
-def test_freeze_epochs_keep_the_encoder_fixed_while_the_decoder_learns(tmp_path: Path) -> None:
-    from dermseg_train.model import build_model
+def test_config_file_values_stand_unless_a_flag_is_given(tmp_path: Path) -> None:
+    from dermseg_train import cli
 
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps({"device": "cpu", "val_every": 3, "lighting": 0.1, "seed": 5}))
+    base = ["--config", str(config_file), "--data", "d", "--out", "o"]
+    for args, device, seed in ((base, "cpu", 5), ([*base, "--device", "auto", "--seed", "0"], "auto", 0)):
+        ctx = cli.main.make_context("dermseg-train", args)
+        with ctx:
+            built = cli.build_config(ctx, ctx.params)
+        assert (built.device, built.seed, built.val_every, built.lighting) == (device, seed, 3, 0.1)
+
+
+def test_freeze_epochs_keep_the_encoder_fixed_while_the_decoder_learns(tmp_path: Path) -> None:
     config = _config(tmp_path, stages=[StageConfig(64, epochs=1, batch_size=2, freeze_epochs=1)])
     Trainer(config).run()
     torch.manual_seed(config.seed)

@@ -78,7 +78,7 @@ def test_train_cli_trains_validates_and_saves(tmp_path: Path) -> None:
 def test_train_cli_without_imagenet_download_exits_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import urllib.error
 
-    from dermseg_train import model
+    from dermseg_train import encoder_weights as model
 
     def offline(*args: object, **kwargs: object) -> None:
         raise urllib.error.URLError("no network")

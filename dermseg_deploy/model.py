@@ -5,28 +5,23 @@ a middle conv (512->1024->512), four U-Net blocks (PixelShuffle x2 with ICNR ini
 the BatchNorm'd skip activation, ReLU, two 3x3 conv-BN-ReLU), a last x2 PixelShuffle to input size,
 then the "last cross": concatenate the input image, one residual block and a 1x1 conv to logits.
 
-This module is the only part of the trainer that deployment imports (lazily, for `.pt` files).
+The model lives with the code that runs it: deployment rebuilds it from a checkpoint, and the trainer
+imports it from here (and loads pretrained encoder weights on its own side).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models import ResNet34_Weights, resnet34
+from torchvision.models import resnet34
 
 ARCHITECTURE = "resnet34_unet"
 ENCODER_CHANNELS: tuple[int, ...] = (64, 64, 128, 256, 512)
 """Channels of the encoder activations at strides 2, 4, 8, 16 and 32 (the decoder reads these)."""
-SIZE_MULTIPLE = 32
-
-
-class EncoderWeightsError(Exception):
-    """The requested encoder weights could not be obtained or do not fit the encoder."""
 
 
 @dataclass(frozen=True)
@@ -137,25 +132,6 @@ class ResNet34Encoder(nn.Module):
         s32 = self.layer4(s16)
         return [s2, s4, s8, s16, s32]
 
-    def load_torchvision_state_dict(self, state_dict: dict[str, torch.Tensor]) -> None:
-        """Load a torchvision resnet34 state dict (classifier keys ignored); strict otherwise."""
-        renamed = {}
-        for key, value in state_dict.items():
-            if key.startswith("fc."):
-                continue
-            if key.startswith(("conv1.", "bn1.")):
-                key = {"conv1": "stem.0", "bn1": "stem.1"}[key.split(".")[0]] + key[key.index(".") :]
-            renamed[key] = value
-        try:
-            result = self.load_state_dict(renamed, strict=False)
-        except RuntimeError as exc:  # shape mismatches
-            raise EncoderWeightsError(f"encoder weights do not fit resnet34: {str(exc).splitlines()[-1].strip()}") from exc
-        if result.missing_keys or result.unexpected_keys:
-            raise EncoderWeightsError(
-                f"encoder weights do not fit resnet34: missing {result.missing_keys[:5]}, "
-                f"unexpected {result.unexpected_keys[:5]}"
-            )
-
 
 class ResNet34UNet(nn.Module):
     """ResNet34 encoder + DynamicUnet decoder + last cross; (N,3,H,W) -> (N,1,H,W) logits."""
@@ -191,50 +167,3 @@ class ResNet34UNet(nn.Module):
         if self.config.last_cross:
             y = self.cross_block(torch.cat([y, x], dim=1))
         return self.head(y)
-
-    def layer_groups(self) -> list[list[nn.Parameter]]:
-        """Three parameter groups for discriminative learning rates: early encoder, late encoder, decoder."""
-        enc = self.encoder
-        early = [*enc.stem.parameters(), *enc.layer1.parameters(), *enc.layer2.parameters()]
-        late = [*enc.layer3.parameters(), *enc.layer4.parameters()]
-        encoder_ids = {id(p) for p in enc.parameters()}
-        decoder = [p for p in self.parameters() if id(p) not in encoder_ids]
-        return [early, late, decoder]
-
-
-def load_encoder_weights(model: ResNet34UNet, weights: str | Path | None) -> None:
-    """Load encoder weights: "imagenet" (torchvision IMAGENET1K_V1), a local `.pth` state dict, or None."""
-    if weights is None or str(weights).lower() == "none":
-        return
-    if str(weights).lower() == "imagenet":
-        try:
-            state = ResNet34_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
-        except OSError as exc:  # URLError is an OSError
-            raise EncoderWeightsError(
-                f"could not download torchvision's ImageNet resnet34 weights ({exc}); "
-                "pass a local .pth file, or 'none' for random initialisation"
-            ) from exc
-    else:
-        path = Path(weights)
-        if not path.is_file():
-            raise EncoderWeightsError(f"{path}: encoder weights file not found")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise EncoderWeightsError(f"{path}: not a loadable state dict ({exc})") from exc
-        if not isinstance(state, dict):
-            raise EncoderWeightsError(f"{path}: expected a state dict, found {type(state).__name__}")
-    model.encoder.load_torchvision_state_dict(state)
-
-
-def build_model(config: ModelConfig | None = None, encoder_weights: str | Path | None = None) -> ResNet34UNet:
-    """Build the network, optionally with pretrained encoder weights."""
-    model = ResNet34UNet(config)
-    load_encoder_weights(model, encoder_weights)
-    return model
-
-
-def check_input_size(height: int, width: int) -> None:
-    """Raise ValueError unless both sides are positive multiples of 32."""
-    if height <= 0 or width <= 0 or height % SIZE_MULTIPLE or width % SIZE_MULTIPLE:
-        raise ValueError(f"input size {height}x{width}: both sides must be positive multiples of {SIZE_MULTIPLE}")
