@@ -10,7 +10,7 @@ import torch
 
 from . import __version__
 from .backends import open_backend
-from .bench.engines import EngineSpec, parse_engine, set_tf32
+from .bench.engines import EngineSpec, parse_engine, tf32_enabled
 from .bench.environment import describe_environment
 from .bench.measure import BenchResult, BenchSettings, NaiveBaseline, masks_iou, measure_end_to_end, measure_stages
 from .bench.report import format_table, write_json, write_plot
@@ -33,10 +33,9 @@ def _batch_sizes(text: str) -> list[int]:
 
 
 def _bench_one(spec: EngineSpec, batch: int, images: list[Path], device: torch.device, size_px: int | None,
-               settings: BenchSettings, work: Path, draft: bool) -> BenchResult:
-    set_tf32(spec.tf32)
-    out = work / f"{len(list(work.iterdir()))}"
-    out.mkdir()
+               settings: BenchSettings, out: Path, reduced_jpeg: bool) -> BenchResult:
+    """One engine at one batch size; its masks go to `out` (created here)."""
+    out.mkdir(parents=True)
     if spec.naive:
         checkpoint = load_checkpoint(spec.path)
         metadata = checkpoint.metadata.with_updates(size_px=size_px or checkpoint.metadata.size_px)
@@ -47,14 +46,21 @@ def _bench_one(spec: EngineSpec, batch: int, images: list[Path], device: torch.d
         result.end_to_end_images_per_s, result.end_to_end_images = rate, count
         result.notes.append("one image at a time, no overlap; batch size does not apply")
         return result
-    with Segmenter(open_backend(spec.path, device, size_px, spec.options)) as segmenter:
-        stage_ms = measure_stages(segmenter, images, settings, out, draft)
-        rate, count = measure_end_to_end(segmenter, images, settings, out, settings.min_seconds, draft)
+    backend = open_backend(spec.path, device, size_px, spec.options)
+    with Segmenter(backend, reduced_jpeg=reduced_jpeg) as segmenter:
+        stage_ms = measure_stages(segmenter, images, settings, out)
+        rate, count = measure_end_to_end(segmenter, images, settings, out, settings.min_seconds)
         result = BenchResult(spec.text, segmenter.backend.name + ("-tf32" if spec.tf32 else ""), batch, stage_ms,
                              tf32=spec.tf32)
     result.inference_images_per_s = batch * 1000.0 / stage_ms["inference"]["mean"]
     result.end_to_end_images_per_s, result.end_to_end_images = rate, count
     return result
+
+
+def _run_folder(work: Path, index: int, spec: EngineSpec, batch: int) -> Path:
+    """A named folder per run: `<index>-<variant or suffix>-batch<N>`."""
+    label = spec.variant or spec.path.suffix.lstrip(".") or "model"
+    return work / f"{index:02d}-{label}-batch{batch}"
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -93,21 +99,21 @@ def main(engines: tuple[str, ...], batch_sizes: str, images_dir: Path | None, si
     sizes = _batch_sizes(batch_sizes)
     results: list[BenchResult] = []
     with tempfile.TemporaryDirectory(prefix="dermseg-bench-") as folder:
-        work = Path(folder)
         reference_masks: Path | None = None
-        for spec in sorted(specs, key=lambda s: s.text != reference_text):
-            for batch in ([1] if spec.naive else sizes):
-                settings = BenchSettings(batch, warmup, min_iterations, min_seconds, io_threads)
-                click.echo(f"benchmarking {spec.text} at batch {batch} on {len(images)} images ...", err=True)
-                result = _bench_one(spec, batch, images, torch_device, size_px, settings, work, not full_decode)
-                out = sorted(work.iterdir(), key=lambda p: int(p.name))[-1]
-                if reference_masks is None and spec.text == reference_text:
-                    reference_masks = out
-                if reference_masks is not None:
-                    result.mean_iou_vs_reference = masks_iou(out, reference_masks)
-                    result.reference = reference_text
-                results.append(result)
-    set_tf32(False)
+        runs = [(spec, batch) for spec in sorted(specs, key=lambda s: s.text != reference_text)
+                for batch in ([1] if spec.naive else sizes)]
+        for index, (spec, batch) in enumerate(runs):
+            settings = BenchSettings(batch, warmup, min_iterations, min_seconds, io_threads)
+            click.echo(f"benchmarking {spec.text} at batch {batch} on {len(images)} images ...", err=True)
+            out = _run_folder(Path(folder), index, spec, batch)
+            with tf32_enabled(spec.tf32):
+                result = _bench_one(spec, batch, images, torch_device, size_px, settings, out, not full_decode)
+            if reference_masks is None and spec.text == reference_text:
+                reference_masks = out
+            if reference_masks is not None:
+                result.mean_iou_vs_reference = masks_iou(out, reference_masks)
+                result.reference = reference_text
+            results.append(result)
     click.echo(format_table(results))
     environment = describe_environment(torch_device)
     settings_doc = {"images": [p.name for p in images], "batch_sizes": sizes, "warmup": warmup,

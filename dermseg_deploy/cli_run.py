@@ -22,16 +22,9 @@ from .decode import DEFAULT_MAX_PIXELS
 from .devices import resolve_device
 from .errors import InputImageError, OutputWriteError, UserError
 from .inputs import plan_inputs
-from .pipeline import (
-    MANIFEST_NAME,
-    STATUS_FAILED,
-    STATUS_OK,
-    STATUS_SKIPPED,
-    ItemResult,
-    RunOptions,
-    run_pipeline,
-    write_manifest,
-)
+from .manifest import MANIFEST_NAME, STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, ManifestRow, write_manifest
+from .pipeline import RunOptions
+from .results import SegmentResult
 from .segmenter import Segmenter
 
 
@@ -60,6 +53,8 @@ def _check_threshold(ctx: click.Context, param: click.Parameter, value: float | 
               help="Refuse images with more pixels than this (decompression bombs).")
 @click.option("--io-threads", type=click.IntRange(min=1), default=4, show_default=True,
               help="Threads that read/decode inputs and encode/write outputs.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Intra-op threads of ONNX Runtime or PyTorch (default: theirs, one per core).")
 @click.option("--report", "report_path", type=click.Path(path_type=Path), default=None,
               help="Also write the failed inputs alone, with their reasons, to this CSV.")
 @click.option("--provider", type=click.Choice(ORT_PROVIDERS), default="auto", show_default=True,
@@ -72,12 +67,13 @@ def _check_threshold(ctx: click.Context, param: click.Parameter, value: float | 
 @click.option("--channels-last", is_flag=True, help=".pt: channels-last memory format (faster FP16 on CUDA).")
 @click.option("--cuda-graphs", is_flag=True, help=".pt on CUDA: capture and replay a CUDA graph per batch shape.")
 @click.option("--full-decode", is_flag=True,
-              help="Decode every JPEG at full size on the CPU (default: libjpeg's reduced DCT scale where the input is small).")
+              help="On the CPU, decode every JPEG at full size (default: libjpeg's reduced DCT scale where the input is "
+                   "small). On CUDA, JPEGs are always decoded at full size on the GPU.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @handle_errors
 def main(
     model_path: Path, inputs: tuple[Path, ...], out_dir: Path, size_px: int | None, batch_size: int, device: str,
-    threshold: float | None, overwrite: bool, overlay: bool, max_pixels: int, io_threads: int,
+    threshold: float | None, overwrite: bool, overlay: bool, max_pixels: int, io_threads: int, threads: int | None,
     report_path: Path | None, provider: str, trust_plan: bool, precision: str, channels_last: bool, cuda_graphs: bool,
     full_decode: bool, quiet: bool,
 ) -> None:
@@ -103,22 +99,23 @@ def main(
     removed = remove_stale_temp_files(out_dir)
     if removed:
         click.echo(f"removed {len(removed)} temp file(s) left in {out_dir} by an interrupted run", err=True)
-    options = RunOptions(batch_size, overwrite, overlay, max_pixels, io_threads, draft=not full_decode)
+    options = RunOptions(batch_size, overwrite, io_threads)
     for error in plan.errors:
         click.echo(f"error: {error}", err=True)
     stop = StopFlag()
-    results: list[ItemResult] = []
-    backend_options = BackendOptions(provider, trust_plan, precision, channels_last, cuda_graphs)
-    with Segmenter(open_backend(model_path, torch_device, size_px, backend_options), threshold) as segmenter, stop.on_sigint():
+    results: list[SegmentResult] = []
+    backend_options = BackendOptions(provider, trust_plan, precision, channels_last, cuda_graphs, threads)
+    backend = open_backend(model_path, torch_device, size_px, backend_options)
+    with Segmenter(backend, threshold, max_pixels, reduced_jpeg=not full_decode) as segmenter, stop.on_sigint():
         start = time.perf_counter()
         bar = tqdm(total=len(plan.items), unit="img", disable=quiet, file=sys.stderr, dynamic_ncols=True)
         try:
-            for result in run_pipeline(segmenter, plan.items, options, stop.is_set):
+            for result in segmenter.segment_items(plan.items, options, overlay, stop.is_set):
                 results.append(result)
-                if result.status == STATUS_FAILED:
-                    tqdm.write(f"error: {result.item.source}: {result.error}", file=sys.stderr)
-                elif result.error:
-                    tqdm.write(f"note: {result.item.source}: {result.error}", file=sys.stderr)
+                if result.message is not None:
+                    tqdm.write(f"error: {result.message}", file=sys.stderr)
+                elif result.note:
+                    tqdm.write(f"note: {result.source}: {result.note}", file=sys.stderr)
                 bar.update(1)
         finally:
             bar.close()
@@ -142,14 +139,15 @@ def main(
 
 
 def _write_reports(
-    out_dir: Path, report_path: Path | None, results: list[ItemResult], input_errors: list[InputImageError]
+    out_dir: Path, report_path: Path | None, results: list[SegmentResult], input_errors: list[InputImageError]
 ) -> Path:
     """The manifest (and the failures report); a failure to write them is one error line, not a second traceback."""
     manifest = out_dir / MANIFEST_NAME
+    rows = [*(ManifestRow.input_error(error) for error in input_errors), *(result.manifest_row() for result in results)]
     try:
-        write_manifest(manifest, results, input_errors)
+        write_manifest(manifest, rows)
         if report_path is not None:
-            write_manifest(report_path, results, input_errors, failures_only=True)
+            write_manifest(report_path, rows, failures_only=True)
     except OSError as exc:
         click.echo(f"error: cannot write {manifest} or the report ({exc.strerror or exc})", err=True)
     return manifest

@@ -33,7 +33,7 @@ def read_file_bytes(path: Path) -> bytes:
     return data
 
 
-def _to_rgb_array(image: Image.Image) -> np.ndarray:
+def image_to_rgb_array(image: Image.Image) -> np.ndarray:
     """Any PIL mode to an (H, W, 3) uint8 array; 16-bit and 32-bit integer images are scaled, not clipped."""
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
@@ -62,8 +62,8 @@ def decode_image(
 
     With `draft_min_side_px`, a JPEG is decoded at the largest libjpeg DCT scale (1/2, 1/4, 1/8) that still
     leaves both sides at least that long, which is much faster for a large photo going to a small input;
-    `displayed_size` gives the full size. Raises InputImageError (naming `name`) for empty, truncated,
-    unknown or oversized images.
+    `displayed_size` gives the full size. Which decoding an image gets for a model is `DecodePolicy`'s call.
+    Raises InputImageError (naming `name`) for empty, truncated, unknown or oversized images.
     """
     if not data:
         raise InputImageError(name, "is empty (0 bytes)")
@@ -80,7 +80,7 @@ def decode_image(
                     image.draft("RGB", (draft_min_side_px, draft_min_side_px))
                 image.load()
                 oriented = ImageOps.exif_transpose(image)
-                array = _to_rgb_array(oriented if oriented is not None else image)
+                array = image_to_rgb_array(oriented if oriented is not None else image)
     except InputImageError:
         raise
     except UnidentifiedImageError as exc:
@@ -116,20 +116,3 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.
     """Read and decode one image file to a (3, H, W) uint8 RGB tensor."""
     path = Path(path)
     return decode_image(read_file_bytes(path), path, max_pixels)
-
-
-def decode_for_input(
-    data: bytes, name: object, size_px: int, max_pixels: int = DEFAULT_MAX_PIXELS, draft: bool = True
-) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Decode for a `size_px` network input as `dermseg-run` does on the CPU (draft-scaled JPEGs unless
-    `draft` is False); returns the pixels and the displayed (height, width) the mask must have."""
-    pixels = decode_image(data, name, max_pixels, size_px if draft else None)
-    return pixels, (displayed_size(data, name) if draft else (pixels.shape[-2], pixels.shape[-1]))
-
-
-def read_image_for_input(
-    path: str | Path, size_px: int, max_pixels: int = DEFAULT_MAX_PIXELS, draft: bool = True
-) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Read one file and `decode_for_input` it."""
-    path = Path(path)
-    return decode_for_input(read_file_bytes(path), path, size_px, max_pixels, draft)

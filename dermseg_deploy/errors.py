@@ -34,3 +34,8 @@ class CheckFailedError(DermsegError):
 
 class BackendUnavailableError(DermsegError):
     """A requested backend, device or precision is not available here (exit 4)."""
+
+
+class InferenceError(DermsegError):
+    """The backend failed while running a batch (a GPU fault, a failed TensorRT execution): not an input's fault
+    and not a usage error (exit 70)."""

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import torch
 
 from .atomic import is_temp_file
 from .decode import IMAGE_SUFFIXES
@@ -14,13 +17,27 @@ MASK_SUFFIX = "_segmentation.png"
 OVERLAY_SUFFIX = "_overlay.jpg"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class WorkItem:
-    """One input image and where its mask (and overlay) go."""
+    """One input image and where its mask (and overlay) go (None: the mask is returned, not written).
 
-    source: Path
-    mask_path: Path
-    overlay_path: Path
+    `source` is the file, or a label such as `<image 0>` for an in-memory image given as `pixels`
+    ((3, H, W) uint8, as a viewer shows it).
+    """
+
+    source: Path | str
+    mask_path: Path | None = None
+    overlay_path: Path | None = None
+    pixels: torch.Tensor | None = None
+
+    @property
+    def path(self) -> Path:
+        return Path(self.source)
+
+
+def output_paths(source: Path, folder: Path) -> tuple[Path, Path]:
+    """Where the mask and the overlay of `source` go in `folder`: `<stem>_segmentation.png`, `<stem>_overlay.jpg`."""
+    return folder / f"{source.stem}{MASK_SUFFIX}", folder / f"{source.stem}{OVERLAY_SUFFIX}"
 
 
 @dataclass(frozen=True)
@@ -38,8 +55,7 @@ def _is_within(path: Path, folder: Path) -> bool:
 
 
 def _item(source: Path, out_dir: Path, relative_parent: Path) -> WorkItem:
-    folder = out_dir / relative_parent
-    return WorkItem(source, folder / f"{source.stem}{MASK_SUFFIX}", folder / f"{source.stem}{OVERLAY_SUFFIX}")
+    return WorkItem(source, *output_paths(source, out_dir / relative_parent))
 
 
 def _walk_folder(root: Path, out_dir: Path, errors: list[InputImageError]) -> list[tuple[Path, Path]]:
@@ -80,14 +96,21 @@ def plan_inputs(inputs: list[str | Path], out_dir: str | Path) -> InputPlan:
             candidates += _walk_folder(path, out_root, errors)
         else:
             candidates.append((path, Path()))
-    items: list[WorkItem] = []
-    claimed: dict[Path, Path] = {}
-    for source, relative_parent in candidates:
-        item = _item(source, out_root, relative_parent)
+    items, clashes = unique_outputs([_item(source, out_root, parent) for source, parent in candidates])
+    return InputPlan(items, errors + clashes)
+
+
+def unique_outputs(items: Sequence[WorkItem]) -> tuple[list[WorkItem], list[InputImageError]]:
+    """Items whose masks go to distinct files; a later item that would overwrite an earlier one's mask is an error."""
+    kept: list[WorkItem] = []
+    errors: list[InputImageError] = []
+    claimed: dict[Path, Path | str] = {}
+    for item in items:
         key = item.mask_path
-        if key in claimed:
-            errors.append(InputImageError(source, f"its mask {item.mask_path} would overwrite that of {claimed[key]}"))
+        if key is not None and key in claimed:
+            errors.append(InputImageError(item.source, f"its mask {key} would overwrite that of {claimed[key]}"))
             continue
-        claimed[key] = source
-        items.append(item)
-    return InputPlan(items, errors)
+        if key is not None:
+            claimed[key] = item.source
+        kept.append(item)
+    return kept, errors

@@ -1,69 +1,55 @@
-"""The `dermseg-run` pipeline: decode ahead in threads, infer in batches, encode and write in threads.
+"""Segment work items with the stage objects: decode ahead in threads, infer in batches, write in threads.
 
-`run_pipeline` yields one `ItemResult` per work item, in input order; it never prints.
+`run_pipeline` yields one `SegmentResult` per item, in input order, and never prints. Readers prepare
+batch k+1 while the backend works on batch k and writers finish and write batch k-1; each queue holds
+at most two batches, so memory stays flat however many images there are.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
+import numpy as np
 import torch
 
-from .atomic import atomic_write_bytes
-from .decode import DEFAULT_MAX_PIXELS
-from .errors import InputImageError, OutputWriteError
+from .errors import InputImageError
 from .inputs import WorkItem
-from .postprocess import encode_png, lesion_fraction, render_overlay
-from .segmenter import Segmenter
-from .stages import HostStages, Prepared, StageConfig, make_stages
-
-STATUS_OK, STATUS_SKIPPED, STATUS_FAILED = "ok", "skipped", "failed"
-MANIFEST_NAME = "manifest.csv"
-MANIFEST_FIELDS = ("file", "status", "mask_path", "lesion_area_fraction", "seconds", "error")
-
-
-@dataclass(frozen=True)
-class ItemResult:
-    item: WorkItem
-    status: str
-    seconds: float = 0.0
-    lesion_area_fraction: float | None = None
-    error: str | None = None
-    """For a failed item, why; for a segmented one, a note (e.g. the GPU decoder refused it)."""
+from .manifest import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED
+from .outputs import write_outputs
+from .postprocess import lesion_fraction
+from .results import SegmentResult
+from .stages import HostStages, Prepared
 
 
 @dataclass(frozen=True)
 class RunOptions:
+    """`keep_masks`: return each mask array in its result (besides writing it where the item says)."""
+
     batch_size: int = 4
     overwrite: bool = False
-    overlay: bool = False
-    max_pixels: int = DEFAULT_MAX_PIXELS
     io_threads: int = 4
-    draft: bool = True
-    """Decode large JPEGs at a reduced DCT scale on the CPU (mask IoU 0.996 against full decoding on ISIC 2017
-    full-resolution images at 512 px: benchmarks/results/cpu-pipeline-2026-11-26/)."""
+    keep_masks: bool = False
 
 
-def _write(item: WorkItem, image: torch.Tensor | None, mask: torch.Tensor, size_hw: tuple[int, int],
-           stages: HostStages) -> tuple[float, float]:
-    """Upsample (CPU stages), encode and atomically write the mask (and overlay); returns (fraction, seconds)."""
+@dataclass(frozen=True)
+class _Finished:
+    fraction: float
+    seconds: float
+    mask: np.ndarray | None
+
+
+def finish_item(stages: HostStages, entry: Prepared, mask: torch.Tensor, keep_mask: bool) -> _Finished:
+    """Writer thread: the mask at the displayed size, its lesion fraction, and the files the item asks for."""
     start = time.perf_counter()
-    mask = stages.finish_mask(mask, size_hw)
-    fraction = lesion_fraction(mask)
-    try:
-        atomic_write_bytes(item.mask_path, encode_png(mask))
-        if image is not None:
-            atomic_write_bytes(item.overlay_path, render_overlay(image, mask))
-    except OSError as exc:
-        raise OutputWriteError(f"{item.mask_path}: cannot write ({exc.strerror or exc})") from exc
-    return fraction, time.perf_counter() - start
+    full = stages.finish_mask(mask, entry.size_hw)
+    overlay = stages.overlay_pixels(entry) if stages.overlay and entry.item.overlay_path is not None else None
+    write_outputs(entry.item, full, overlay)
+    kept = full.cpu().numpy() if keep_mask else None
+    return _Finished(lesion_fraction(full), time.perf_counter() - start, kept)
 
 
 def _batches(prepared: Iterator[Prepared], batch_size: int) -> Iterator[list[Prepared]]:
@@ -81,10 +67,9 @@ def _prefetch(pool: ThreadPoolExecutor, items: list[WorkItem], stages: HostStage
     """Prepare in the pool, at most two batches ahead of the consumer, in input order (a bounded queue)."""
     ahead: deque[Future[Prepared]] = deque()
     pending = iter(items)
-    limit = 2 * batch_size
     for item in pending:
         ahead.append(pool.submit(stages.prepare, item))
-        if len(ahead) >= limit:
+        if len(ahead) >= 2 * batch_size:
             break
     while ahead:
         result = ahead.popleft().result()
@@ -94,36 +79,39 @@ def _prefetch(pool: ThreadPoolExecutor, items: list[WorkItem], stages: HostStage
         yield result
 
 
-def stages_for(segmenter: Segmenter, options: RunOptions) -> HostStages:
-    backend = segmenter.backend
-    config = StageConfig(segmenter.metadata, backend.device, backend.input_dtype, options.max_pixels, options.overlay,
-                         options.draft)
-    return make_stages(config)
-
-
-_InFlight = deque[tuple[Prepared, float, Future[tuple[float, float]]]]
+_InFlight = deque[tuple[Prepared, float, Future[_Finished] | None]]
 
 
 def run_pipeline(
-    segmenter: Segmenter,
+    stages: HostStages,
     items: Iterable[WorkItem],
     options: RunOptions,
     should_stop: Callable[[], bool] = lambda: False,
-) -> Iterator[ItemResult]:
-    """Segment every item; existing masks are skipped unless `overwrite`; bad inputs become failed results.
+) -> Iterator[SegmentResult]:
+    """Segment every item, in input order; existing masks are skipped unless `overwrite`; bad inputs become
+    failed results.
 
-    Readers prepare batch k+1 while the backend works on batch k and writers encode batch k-1; each queue
-    holds at most two batches, so memory stays flat however many images there are. `should_stop` is asked
-    before each batch: once it says yes, the batches already inferred are written and the rest is left
-    untouched (no result for them).
+    `should_stop` is asked before each batch: once it says yes, the batches already inferred are written
+    and the rest is left untouched (no result for them).
     """
-    todo: list[WorkItem] = []
-    for item in items:
-        if not options.overwrite and item.mask_path.exists():
-            yield ItemResult(item, STATUS_SKIPPED)
-        else:
-            todo.append(item)
-    stages = stages_for(segmenter, options)
+    ordered = list(items)
+    skipped = [not options.overwrite and item.mask_path is not None and item.mask_path.exists() for item in ordered]
+    processed = _segment(stages, [item for item, skip in zip(ordered, skipped) if not skip], options, should_stop)
+    for item, skip in zip(ordered, skipped):
+        if skip:
+            yield SegmentResult(item, STATUS_SKIPPED)
+            continue
+        result = next(processed, None)
+        if result is None:
+            return
+        yield result
+    for _ in processed:  # none left: this closes the thread pools
+        pass
+
+
+def _segment(
+    stages: HostStages, todo: list[WorkItem], options: RunOptions, should_stop: Callable[[], bool]
+) -> Iterator[SegmentResult]:
     with ThreadPoolExecutor(options.io_threads, thread_name_prefix="dermseg-read") as readers, \
             ThreadPoolExecutor(options.io_threads, thread_name_prefix="dermseg-write") as writers:
         in_flight: _InFlight = deque()
@@ -133,46 +121,29 @@ def run_pipeline(
                 break
             start = time.perf_counter()
             inputs, good = stages.to_batch(batch)
-            masks = stages.to_masks(segmenter.backend.infer(inputs), good) if good else []
+            masks = stages.postprocess(stages.infer(inputs), good) if good else []
             share = (time.perf_counter() - start) / max(1, len(good))
             mask_of = {id(entry): mask for entry, mask in zip(good, masks)}
             yield from _drain(in_flight)
-            for entry in batch:
-                if id(entry) not in mask_of:
-                    yield ItemResult(entry.item, STATUS_FAILED, entry.seconds, error=entry.error or "was not segmented")
-                    continue
-                future = writers.submit(_write, entry.item, entry.overlay_image, mask_of[id(entry)], entry.size_hw, stages)
+            for entry in batch:  # failed entries wait in the queue too, so that results keep the input order
+                mask = mask_of.get(id(entry))
+                future = None if mask is None else writers.submit(finish_item, stages, entry, mask, options.keep_masks)
                 in_flight.append((entry, share, future))
         yield from _drain(in_flight)
 
 
-def _drain(in_flight: _InFlight) -> Iterator[ItemResult]:
+def _drain(in_flight: _InFlight) -> Iterator[SegmentResult]:
     """Results of the writes queued so far (keeps one batch of writes running behind inference)."""
     while in_flight:
         entry, share, future = in_flight.popleft()
-        fraction, write_seconds = future.result()  # an OutputWriteError ends the run: the disk is the problem
+        if future is None:
+            yield SegmentResult(entry.item, STATUS_FAILED, entry.seconds, error=entry.error or "was not segmented")
+            continue
+        try:
+            finished = future.result()  # an OutputWriteError ends the run: the disk is the problem
+        except InputImageError as exc:  # the overlay's full-size decode failed
+            yield SegmentResult(entry.item, STATUS_FAILED, entry.seconds, error=exc.reason)
+            continue
         note = "; ".join(entry.notes) or None
-        yield ItemResult(entry.item, STATUS_OK, entry.seconds + share + write_seconds, fraction, note)
-
-
-def write_manifest(
-    path: Path, results: list[ItemResult], input_errors: Iterable[InputImageError] = (), failures_only: bool = False
-) -> Path:
-    """Write a CSV (file, status, mask path, lesion area fraction, seconds, error) atomically.
-
-    `input_errors` are inputs that failed before segmentation (unlistable folders, clashing outputs);
-    `failures_only` leaves out the images that were segmented or skipped (the `--report` file).
-    """
-    if failures_only:
-        results = [r for r in results if r.status == STATUS_FAILED]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(MANIFEST_FIELDS)
-    for error in input_errors:
-        writer.writerow([str(error.path), STATUS_FAILED, "", "", "0.0000", error.reason])
-    for r in results:
-        fraction = "" if r.lesion_area_fraction is None else f"{r.lesion_area_fraction:.6f}"
-        mask = str(r.item.mask_path) if r.status != STATUS_FAILED else ""
-        writer.writerow([str(r.item.source), r.status, mask, fraction, f"{r.seconds:.4f}", r.error or ""])
-    atomic_write_bytes(path, buffer.getvalue().encode("utf-8"))
-    return path
+        yield SegmentResult(entry.item, STATUS_OK, entry.seconds + share + finished.seconds, finished.fraction,
+                            finished.mask, note=note)

@@ -1,87 +1,151 @@
-"""The Python API: open a model file, segment images (arrays, tensors or files), get masks back.
+"""The Python API: open a model file, segment images, get masks back at each image's displayed size.
 
     from dermseg_deploy import Segmenter
     with Segmenter.open("engines/model.onnx") as seg:
-        mask = seg.segment_file("lesion.jpg")     # (H, W) uint8 array of 0/255, the image's own size
+        mask = seg.segment("lesion.jpg")              # (H, W) uint8 array of 0/255
+        results = seg.segment_files(paths, out_dir)   # one SegmentResult per file; never raises for a bad image
+
+Every call runs the per-image core (`stages`) that `dermseg-run`, `dermseg-eval`, training validation and
+`dermseg-bench` run, so the masks are the same wherever they come from (on the same device).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 
 import numpy as np
-import torch
 
 from .backends import Backend, BackendOptions, open_backend
-from .decode import DEFAULT_MAX_PIXELS, read_image_for_input
+from .decode import DEFAULT_MAX_PIXELS
+from .decode_policy import DecodePolicy
 from .devices import resolve_device
-from .errors import UserError
-from .postprocess import logits_to_masks, upsample_mask
-from .preprocess import preprocess_batch
+from .errors import InputImageError
+from .image_input import ImageLike, ImageTypeError, as_pixels_or_path, is_single_image
+from .inputs import WorkItem, output_paths, unique_outputs
+from .manifest import STATUS_FAILED
+from .pipeline import RunOptions, run_pipeline
+from .results import SegmentResult
+from .stages import HostStages, make_stages
 
-ImageLike = np.ndarray | torch.Tensor
-
-
-def as_image_tensor(image: ImageLike) -> torch.Tensor:
-    """An (H,W,3) uint8 array (as PIL/OpenCV-RGB give) or a (3,H,W) uint8 tensor -> (3,H,W) uint8 tensor."""
-    if isinstance(image, np.ndarray):
-        if image.ndim == 2:
-            image = np.repeat(image[..., None], 3, axis=2)
-        if image.ndim != 3 or image.shape[2] != 3:
-            raise UserError(f"expected an (H, W, 3) RGB array, got shape {image.shape}")
-        return torch.from_numpy(np.ascontiguousarray(image, dtype=np.uint8)).permute(2, 0, 1)
-    if image.dim() != 3 or image.shape[0] != 3:
-        raise UserError(f"expected a (3, H, W) tensor, got shape {tuple(image.shape)}")
-    return image
+DEFAULT_BATCH_SIZE = 4
+DEFAULT_IO_THREADS = 4
 
 
 class Segmenter:
-    """A backend plus the pre- and postprocessing that turn images into masks at their own size."""
+    """A backend plus the decode policy and the stages that turn images into masks at their own size."""
 
-    def __init__(self, backend: Backend, threshold: float | None = None) -> None:
+    def __init__(self, backend: Backend, threshold: float | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 reduced_jpeg: bool = True) -> None:
+        """`reduced_jpeg`: on the CPU, decode large JPEGs at a reduced DCT scale (see `DecodePolicy`)."""
         self.backend = backend
         self.metadata = backend.metadata if threshold is None else backend.metadata.with_updates(threshold=threshold)
+        self.policy = DecodePolicy(self.metadata.size_px, max_pixels, reduced_jpeg, backend.device)
 
     @classmethod
     def open(
         cls, model_path: str | Path, device: str = "cpu", size_px: int | None = None, threshold: float | None = None,
-        options: BackendOptions | None = None,
+        options: BackendOptions | None = None, threads: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
+        reduced_jpeg: bool = True,
     ) -> Segmenter:
-        """Open `.pt`, `.onnx` or `.plan`; `device` is auto, cpu, cuda or cuda:N."""
-        return cls(open_backend(model_path, resolve_device(device), size_px, options), threshold)
+        """Open `.pt`, `.onnx` or `.plan` on `device` (auto, cpu, cuda or cuda:N).
 
-    def predict_masks(
-        self, images: Sequence[torch.Tensor], sizes: Sequence[tuple[int, int]] | None = None
-    ) -> list[torch.Tensor]:
-        """(3,H,W) uint8 images -> uint8 masks of 0/255 on the backend's device, one per image, each of the
-        image's own size or of `sizes` (height, width) where given (for draft-decoded images)."""
-        if not images:
-            return []
-        device = self.backend.device
-        batch = preprocess_batch([image.to(device) for image in images], self.metadata)
-        logits = self.backend.infer(batch)
-        masks = logits_to_masks(logits, self.metadata.logit_threshold)
-        targets = list(sizes) if sizes is not None else [(image.shape[-2], image.shape[-1]) for image in images]
-        return [upsample_mask(mask, height, width) for mask, (height, width) in zip(masks, targets)]
+        `threads` sets the intra-op threads of ONNX Runtime and PyTorch, so that several workers on one
+        machine share its cores (ONNX Runtime ignores OMP_NUM_THREADS).
+        """
+        options = options or BackendOptions()
+        if threads is not None:
+            options = options.with_threads(threads)
+        return cls(open_backend(model_path, resolve_device(device), size_px, options), threshold, max_pixels, reduced_jpeg)
 
-    def predict_files(self, paths: Sequence[str | Path], max_pixels: int = DEFAULT_MAX_PIXELS) -> list[torch.Tensor]:
-        """Image files -> masks of their displayed size, decoded as `dermseg-run` decodes them."""
-        decoded = [read_image_for_input(path, self.metadata.size_px, max_pixels) for path in paths]
-        return self.predict_masks([pixels for pixels, _ in decoded], [size for _, size in decoded])
+    def __repr__(self) -> str:
+        size = self.metadata.size_px
+        model = str(self.backend.path) if self.backend.path is not None else "<in-memory model>"
+        return (f"Segmenter(model={model!r}, backend={self.backend.name!r}, device={str(self.backend.device)!r}, "
+                f"input={size}x{size})")
 
-    def segment(self, images: Sequence[ImageLike], batch_size: int = 8) -> list[np.ndarray]:
-        """RGB images -> (H,W) uint8 numpy masks of 0/255, each the size of its image."""
-        tensors = [as_image_tensor(image) for image in images]
+    def stages(self, overlay: bool = False) -> HostStages:
+        """The stage objects every entry point runs (the bench times them one by one)."""
+        return make_stages(self.backend, self.metadata, self.policy, overlay)
+
+    # ---- many files: results, never exceptions for a bad image ----------------------------------------------
+
+    def segment_items(
+        self, items: Iterable[WorkItem], options: RunOptions | None = None, overlay: bool = False,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> Iterator[SegmentResult]:
+        """Results for work items (inputs with their output paths), in order; what `dermseg-run` runs."""
+        yield from run_pipeline(self.stages(overlay), items, options or RunOptions(), should_stop)
+
+    def iter_segment_files(
+        self, paths: Iterable[str | Path], out_dir: str | Path | None = None, *, overwrite: bool = False,
+        overlay: bool = False, keep_masks: bool | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+        io_threads: int = DEFAULT_IO_THREADS,
+    ) -> Iterator[SegmentResult]:
+        """`segment_files`, one result at a time (for long lists: masks need not all be held at once)."""
+        folder = Path(out_dir) if out_dir is not None else None
+        candidates = [WorkItem(Path(p), *output_paths(Path(p), folder)) if folder else WorkItem(Path(p)) for p in paths]
+        items, clashes = unique_outputs(candidates)
+        refused = {id(item) for item in candidates} - {id(item) for item in items}
+        keep = keep_masks if keep_masks is not None else folder is None
+        options = RunOptions(batch_size, overwrite, io_threads, keep)
+        results = self.segment_items(items, options, overlay and folder is not None)
+        clash_reasons = iter(clashes)
+        for item in candidates:
+            if id(item) in refused:
+                yield SegmentResult(item, STATUS_FAILED, error=next(clash_reasons).reason)
+            else:
+                yield next(results)
+
+    def segment_files(
+        self, paths: Iterable[str | Path], out_dir: str | Path | None = None, *, overwrite: bool = False,
+        overlay: bool = False, keep_masks: bool | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+        io_threads: int = DEFAULT_IO_THREADS,
+    ) -> list[SegmentResult]:
+        """One `SegmentResult` per path, in order; a bad image is a `failed` result with `dermseg-run`'s error text.
+
+        With `out_dir`, masks are written there as `dermseg-run` names them (`<stem>_segmentation.png`,
+        atomically; existing ones skipped unless `overwrite`; `overlay` adds `<stem>_overlay.jpg`), and the
+        results hold their paths; without it, the results hold the mask arrays (`keep_masks` decides either way).
+        """
+        return list(self.iter_segment_files(paths, out_dir, overwrite=overwrite, overlay=overlay, keep_masks=keep_masks,
+                                            batch_size=batch_size, io_threads=io_threads))
+
+    # ---- images: masks, exceptions for a bad image ---------------------------------------------------------
+
+    def segment(
+        self, images: ImageLike | Sequence[ImageLike], batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> np.ndarray | list[np.ndarray]:
+        """One image -> its (H, W) uint8 mask of 0/255; a list or tuple of images -> a list of masks.
+
+        An image is an (H, W, 3), (H, W) or (H, W, 4) uint8 array, a (3, H, W) uint8 tensor, a PIL image or a
+        path (see `image_input`). Other types and dtypes raise ImageTypeError (a TypeError), wrong shapes
+        ImageShapeError (a ValueError); a file that cannot be decoded raises InputImageError.
+        """
+        if is_single_image(images):
+            return self._segment_many([images], batch_size)[0]  # type: ignore[list-item]
+        return self._segment_many(list(images), batch_size)  # type: ignore[arg-type]
+
+    def segment_file(self, path: str | Path) -> np.ndarray:
+        """One image file -> its (H, W) uint8 mask of 0/255 (EXIF orientation applied, as a viewer shows it)."""
+        if not isinstance(path, (str, Path)):
+            raise ImageTypeError(f"segment_file takes a path, got a {type(path).__module__}.{type(path).__qualname__}; "
+                                 "use segment() for arrays, tensors and PIL images")
+        return self._segment_many([path], DEFAULT_BATCH_SIZE)[0]
+
+    def _segment_many(self, images: list[ImageLike], batch_size: int) -> list[np.ndarray]:
+        items = []
+        for index, image in enumerate(images):
+            value = as_pixels_or_path(image, f"image {index}")
+            items.append(WorkItem(value) if isinstance(value, Path) else WorkItem(f"<image {index}>", pixels=value))
+        options = RunOptions(batch_size, io_threads=min(DEFAULT_IO_THREADS, max(1, len(items))), keep_masks=True)
         masks: list[np.ndarray] = []
-        for start in range(0, len(tensors), batch_size):
-            masks += [m.cpu().numpy() for m in self.predict_masks(tensors[start : start + batch_size])]
+        for result in self.segment_items(items, options):
+            if result.mask is None:
+                raise InputImageError(result.source, result.error or "was not segmented")
+            masks.append(result.mask)
         return masks
-
-    def segment_file(self, path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-        """One image file -> its (H,W) uint8 mask of 0/255 (EXIF orientation applied, as a viewer shows it)."""
-        return self.predict_files([path], max_pixels)[0].cpu().numpy()
 
     def close(self) -> None:
         self.backend.close()

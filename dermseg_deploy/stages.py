@@ -1,10 +1,18 @@
-"""The stages around inference, for the CPU and for a CUDA GPU.
+"""The per-image core: decode -> preprocess -> infer -> postprocess, as stage objects for the CPU and CUDA.
 
-`prepare` runs in reader threads (read, and on the CPU decode + resize + normalise); `to_batch` and
-`to_masks` run on the inference thread; `finish_mask` runs in writer threads. On the CPU a JPEG is
-decoded at a reduced DCT scale when the network input is much smaller than the photo. On CUDA, JPEGs are
-decoded on the GPU in batches, resized, normalised, thresholded and upsampled there, and only uint8 masks
-come back (through pinned memory).
+Every entry point that turns an image into a mask runs these objects: `dermseg-run` and the Python API
+through `pipeline.run_pipeline`, `dermseg-eval` and training validation through the Python API, and
+`dermseg-bench`, which times them one by one. Where each stage runs:
+
+    read, decode, preprocess   reader threads, one item at a time (`prepare` runs all three)
+    decode_batch, batch_inputs the inference thread, per batch (`to_batch` runs both)
+    infer, postprocess         the inference thread, per batch
+    finish_mask, overlay_pixels writer threads, one item at a time
+
+On the CPU, decoding, resizing and normalising happen in the reader threads and upsampling in the
+writer threads. On CUDA, JPEGs are decoded on the GPU in batches, resized, normalised, thresholded and
+upsampled there, and only uint8 masks come back (through pinned memory). How an image is decoded is
+`DecodePolicy`'s decision alone; an overlay never changes the mask.
 """
 
 from __future__ import annotations
@@ -14,9 +22,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .decode import decode_for_input, decode_image, read_file_bytes, read_header
+from .backends.base import Backend
+from .decode import read_file_bytes
+from .decode_policy import DecodePolicy
 from .errors import InputImageError
-from .gpu_decode import decode_jpegs_on_gpu, is_jpeg
 from .inputs import WorkItem
 from .metadata import ModelMetadata
 from .postprocess import logits_to_masks, upsample_mask
@@ -25,137 +34,184 @@ from .preprocess import preprocess
 
 @dataclass
 class Prepared:
-    """One input after the reader thread: its displayed size and whatever the device stage needs next."""
+    """One input on its way through the stages."""
 
     item: WorkItem
     seconds: float = 0.0
+    data: bytes | None = None
     size_hw: tuple[int, int] = (0, 0)
-    network_input: torch.Tensor | None = None
-    pixels: torch.Tensor | None = None
-    jpeg: bytes | None = None
+    """The (height, width) the image is shown at: the size of its mask."""
     orientation: int = 1
+    pixels: torch.Tensor | None = None
+    network_input: torch.Tensor | None = None
     overlay_image: torch.Tensor | None = None
     error: str | None = None
     notes: list[str] = field(default_factory=list)
 
-
-@dataclass(frozen=True)
-class StageConfig:
-    metadata: ModelMetadata
-    device: torch.device
-    input_dtype: torch.dtype = torch.float32
-    max_pixels: int = 120_000_000
-    overlay: bool = False
-    draft: bool = True
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
 
 
 class HostStages:
-    """CPU stages: everything but inference in the reader and writer threads."""
+    """The stages on the CPU: everything but inference runs in the reader and writer threads."""
 
-    def __init__(self, config: StageConfig) -> None:
-        self.config = config
+    def __init__(self, backend: Backend, metadata: ModelMetadata, policy: DecodePolicy, overlay: bool = False) -> None:
+        self.backend = backend
+        self.metadata = metadata
+        self.policy = policy
+        self.overlay = overlay
+        self.device = backend.device
+
+    # ---- reader threads ----------------------------------------------------------------------------------
+
+    def read(self, prepared: Prepared) -> None:
+        """The file's bytes (nothing to read for an in-memory image)."""
+        if prepared.item.pixels is None:
+            prepared.data = read_file_bytes(prepared.item.path)
+
+    def decode(self, prepared: Prepared) -> None:
+        """Pixels and the displayed size (in-memory images are already pixels)."""
+        pixels = prepared.item.pixels
+        if pixels is not None:
+            prepared.size_hw = (int(pixels.shape[-2]), int(pixels.shape[-1]))
+            self.policy.check_pixels(prepared.size_hw, prepared.item.source)
+            prepared.pixels = pixels
+            return
+        assert prepared.data is not None
+        decoded = self.policy.decode_on_host(prepared.data, prepared.item.source)
+        prepared.pixels, prepared.size_hw = decoded.pixels, decoded.size_hw
+
+    def preprocess(self, prepared: Prepared) -> None:
+        """The normalised network input."""
+        assert prepared.pixels is not None
+        prepared.network_input = preprocess(prepared.pixels, self.metadata).to(self.backend.input_dtype)
+        prepared.pixels = None
 
     def prepare(self, item: WorkItem) -> Prepared:
+        """read, decode and preprocess one item; a bad input becomes `error`, never an exception."""
         start = time.perf_counter()
         prepared = Prepared(item)
         try:
-            data = read_file_bytes(item.source)
-            metadata = self.config.metadata
-            draft = self.config.draft and not self.config.overlay
-            pixels, prepared.size_hw = decode_for_input(data, item.source, metadata.size_px, self.config.max_pixels, draft)
-            if self.config.overlay:
-                prepared.overlay_image = pixels
-            prepared.network_input = preprocess(pixels, metadata)
+            self.read(prepared)
+            self.decode(prepared)
+            if self.overlay:
+                self.keep_overlay_source(prepared)
+            self.preprocess(prepared)
         except InputImageError as exc:
             prepared.error = exc.reason
         prepared.seconds = time.perf_counter() - start
         return prepared
 
-    def to_batch(self, prepared: list[Prepared]) -> tuple[torch.Tensor, list[Prepared]]:
-        ok = [p for p in prepared if p.error is None and p.network_input is not None]
+    def keep_overlay_source(self, prepared: Prepared) -> None:
+        """Keep what `overlay_pixels` needs: the pixels where they are full size, else the bytes."""
+        pixels = prepared.pixels
+        if pixels is not None and tuple(pixels.shape[-2:]) == prepared.size_hw:
+            prepared.overlay_image = pixels
+
+    # ---- the inference thread ----------------------------------------------------------------------------
+
+    def decode_batch(self, prepared: list[Prepared]) -> None:
+        """Decoding that needs the whole batch (none on the CPU)."""
+
+    def batch_inputs(self, prepared: list[Prepared]) -> tuple[torch.Tensor, list[Prepared]]:
+        """The batch tensor on the backend's device, and the items in it (those that have not failed)."""
+        ok = [p for p in prepared if not p.failed and p.network_input is not None]
         inputs = [p.network_input for p in ok if p.network_input is not None]
         if not inputs:
-            size = self.config.metadata.size_px
-            return torch.empty((0, 3, size, size), dtype=self.config.input_dtype), []
-        return torch.stack(inputs).to(self.config.input_dtype), ok
+            size = self.metadata.size_px
+            return torch.empty((0, 3, size, size), dtype=self.backend.input_dtype), []
+        return torch.stack(inputs), ok
 
-    def to_masks(self, logits: torch.Tensor, prepared: list[Prepared]) -> list[torch.Tensor]:
+    def to_batch(self, prepared: list[Prepared]) -> tuple[torch.Tensor, list[Prepared]]:
+        self.decode_batch(prepared)
+        return self.batch_inputs(prepared)
+
+    def infer(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.backend.infer(batch)
+
+    def postprocess(self, logits: torch.Tensor, prepared: list[Prepared]) -> list[torch.Tensor]:
         """Network-size 0/1 masks on the CPU; `finish_mask` upsamples them in the writer threads."""
-        return list(logits_to_masks(logits, self.config.metadata.logit_threshold).cpu())
+        return list(logits_to_masks(logits, self.metadata.logit_threshold).cpu())
 
-    @staticmethod
-    def finish_mask(mask: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
+    # ---- writer threads ----------------------------------------------------------------------------------
+
+    def finish_mask(self, mask: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
+        """The (H, W) uint8 0/255 mask at the displayed size."""
         return upsample_mask(mask, *size_hw)
+
+    def overlay_pixels(self, prepared: Prepared) -> torch.Tensor:
+        """The whole image at its displayed size, on the CPU, for the overlay."""
+        if prepared.overlay_image is not None:
+            return prepared.overlay_image.cpu()
+        assert prepared.data is not None
+        return self.policy.decode_full_on_host(prepared.data, prepared.item.source)
 
 
 class CudaStages(HostStages):
-    """GPU stages: nvJPEG decoding, resizing, thresholding and upsampling on the device."""
+    """The stages on a CUDA device: GPU JPEG decoding, resizing, thresholding and upsampling on the device."""
 
-    def prepare(self, item: WorkItem) -> Prepared:
-        start = time.perf_counter()
-        prepared = Prepared(item)
-        try:
-            data = read_file_bytes(item.source)
-            if self.config.overlay or not is_jpeg(data):
-                pixels = decode_image(data, item.source, self.config.max_pixels)
-                prepared.size_hw = (pixels.shape[-2], pixels.shape[-1])
-                prepared.overlay_image = pixels if self.config.overlay else None
-                prepared.pixels = pixels.pin_memory()
-            else:
-                prepared.size_hw, prepared.orientation = read_header(data, item.source)
-                height, width = prepared.size_hw
-                if height * width > self.config.max_pixels:
-                    raise InputImageError(item.source, f"has {width}x{height} = {width * height} pixels, over the "
-                                          f"limit of {self.config.max_pixels}")
-                prepared.jpeg = data
-        except InputImageError as exc:
-            prepared.error = exc.reason
-        prepared.seconds = time.perf_counter() - start
-        return prepared
+    def decode(self, prepared: Prepared) -> None:
+        """Reader thread: the header of a GPU-decoded JPEG (its pixels come in `decode_batch`); others on the CPU."""
+        data = prepared.data
+        if prepared.item.pixels is None and data is not None and self.policy.decodes_on_gpu(data):
+            prepared.size_hw, prepared.orientation = self.policy.inspect(data, prepared.item.source)
+            return
+        super().decode(prepared)
+        assert prepared.pixels is not None
+        if prepared.pixels.device.type == "cpu":
+            prepared.pixels = prepared.pixels.pin_memory()
 
-    def _decode_on_device(self, prepared: list[Prepared]) -> None:
-        jpegs = [p for p in prepared if p.error is None and p.jpeg is not None]
-        blobs = [p.jpeg for p in jpegs if p.jpeg is not None]
-        decoded = decode_jpegs_on_gpu(blobs, self.config.device, [p.orientation for p in jpegs])
-        for entry, pixels in zip(jpegs, decoded):
+    def preprocess(self, prepared: Prepared) -> None:
+        """Preprocessing happens on the device, per batch (`batch_inputs`)."""
+
+    def keep_overlay_source(self, prepared: Prepared) -> None:
+        if prepared.pixels is not None:
+            prepared.overlay_image = prepared.pixels
+
+    def decode_batch(self, prepared: list[Prepared]) -> None:
+        """nvJPEG on the batch's JPEGs; a file the GPU decoder refuses is decoded on the CPU, with a note."""
+        pending = [p for p in prepared if not p.failed and p.pixels is None and p.data is not None]
+        decoded = self.policy.decode_on_gpu([p.data or b"" for p in pending], [p.orientation for p in pending])
+        for entry, pixels in zip(pending, decoded):
             if pixels is None:
                 entry.notes.append("the GPU JPEG decoder refused it; decoded on the CPU")
                 try:
-                    pixels = decode_image(entry.jpeg or b"", entry.item.source, self.config.max_pixels)
+                    pixels = self.policy.decode_full_on_host(entry.data or b"", entry.item.source)
                 except InputImageError as exc:
                     entry.error = exc.reason
                     continue
             entry.pixels = pixels
-            entry.jpeg = None
+            if self.overlay:
+                entry.overlay_image = pixels
 
-    def to_batch(self, prepared: list[Prepared]) -> tuple[torch.Tensor, list[Prepared]]:
-        self._decode_on_device(prepared)
-        metadata, device = self.config.metadata, self.config.device
-        ok = [p for p in prepared if p.error is None and p.pixels is not None]
-        batch = torch.empty((len(ok), 3, metadata.size_px, metadata.size_px), dtype=self.config.input_dtype, device=device)
+    def batch_inputs(self, prepared: list[Prepared]) -> tuple[torch.Tensor, list[Prepared]]:
+        metadata, device = self.metadata, self.device
+        ok = [p for p in prepared if not p.failed and p.pixels is not None]
+        batch = torch.empty((len(ok), 3, metadata.size_px, metadata.size_px), dtype=self.backend.input_dtype, device=device)
         for index, entry in enumerate(ok):
             assert entry.pixels is not None
-            pixels = entry.pixels.to(device, non_blocking=True)
-            batch[index] = preprocess(pixels, metadata)
+            batch[index] = preprocess(entry.pixels.to(device, non_blocking=True), metadata)
             entry.pixels = None
         return batch, ok
 
-    def to_masks(self, logits: torch.Tensor, prepared: list[Prepared]) -> list[torch.Tensor]:
+    def postprocess(self, logits: torch.Tensor, prepared: list[Prepared]) -> list[torch.Tensor]:
         """Full-size uint8 0/255 masks, upsampled on the GPU and copied into pinned host memory."""
-        masks = logits_to_masks(logits, self.config.metadata.logit_threshold)
+        masks = logits_to_masks(logits, self.metadata.logit_threshold)
         host: list[torch.Tensor] = []
         for mask, entry in zip(masks, prepared):
             full = upsample_mask(mask, *entry.size_hw)
             pinned = torch.empty(full.shape, dtype=torch.uint8, pin_memory=True)
             pinned.copy_(full, non_blocking=True)
             host.append(pinned)
-        torch.cuda.current_stream(self.config.device).synchronize()
+        torch.cuda.current_stream(self.device).synchronize()
         return host
 
-    @staticmethod
-    def finish_mask(mask: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
+    def finish_mask(self, mask: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
         return mask
 
 
-def make_stages(config: StageConfig) -> HostStages:
-    return CudaStages(config) if config.device.type == "cuda" else HostStages(config)
+def make_stages(backend: Backend, metadata: ModelMetadata, policy: DecodePolicy, overlay: bool = False) -> HostStages:
+    """The stage objects for the backend's device."""
+    stages = CudaStages if backend.device.type == "cuda" else HostStages
+    return stages(backend, metadata, policy, overlay)

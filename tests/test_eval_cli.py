@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from dermseg_deploy import cli_run
+from dermseg_deploy.manifest import read_manifest
 from dermseg_deploy.samples import SAMPLES_DIR
 from dermseg_train import eval_cli
 
@@ -68,3 +69,30 @@ def test_usage_errors(tmp_path: Path, onnx_path: Path) -> None:
     shutil.copytree(SAMPLES_DIR / "images", data / "images")
     result = CliRunner().invoke(eval_cli.main, [str(data), "--engine", str(onnx_path)])
     assert result.exit_code == 2 and "no mask folder" in result.stderr
+
+
+def test_save_masks_writes_the_scored_masks_as_dermseg_run_does(tmp_path: Path, onnx_path: Path) -> None:
+    saved, run = tmp_path / "saved", tmp_path / "run"
+    result = CliRunner().invoke(eval_cli.main, [str(SAMPLES_DIR), "--engine", str(onnx_path), "--save-masks", str(saved)])
+    assert result.exit_code == 0, result.output
+    assert CliRunner().invoke(cli_run.main, ["--engine", str(onnx_path), str(SAMPLES_DIR / "images"), "-o", str(run),
+                                             "-q"]).exit_code == 0
+    names = sorted(p.name for p in run.glob("*_segmentation.png"))
+    assert len(names) == 8 and sorted(p.name for p in saved.glob("*_segmentation.png")) == names
+    assert all((saved / name).read_bytes() == (run / name).read_bytes() for name in names)
+    rows = read_manifest(saved / "manifest.csv")
+    assert [r.status for r in rows] == ["ok"] * 8 and all(Path(r.mask_path).parent == saved for r in rows)
+    assert CliRunner().invoke(eval_cli.main, [str(SAMPLES_DIR), "--masks", str(run), "--save-masks", str(saved)]).exit_code == 2
+
+
+def test_an_image_that_cannot_be_decoded_counts_zero_and_is_listed(tmp_path: Path, onnx_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(SAMPLES_DIR, data, ignore=shutil.ignore_patterns("*.py", "*.md"))
+    victim = sorted((data / "images").glob("*.jpg"))[0]
+    victim.write_bytes(victim.read_bytes()[:100])
+    json_path = tmp_path / "scores.json"
+    result = CliRunner().invoke(eval_cli.main, [str(data), "--engine", str(onnx_path), "--json", str(json_path)])
+    assert result.exit_code == 1, result.output
+    report = json.loads(json_path.read_text())
+    assert report["images"] == 8 and list(report["failed"]) == [victim.stem]
+    assert f"error: {victim.stem}: {victim}: cannot be decoded" in result.stderr

@@ -9,7 +9,6 @@ import torch
 
 from dermseg_deploy.backends.onnxruntime_backend import OnnxRuntimeBackend
 from dermseg_deploy.errors import ModelFileError
-from dermseg_deploy.export.onnx_export import get_onnx_metadata
 from dermseg_deploy.metadata import ONNX_METADATA_KEY, ModelMetadata
 from dermseg_deploy.tensor_names import INPUT_NAME, OUTPUT_NAME
 
@@ -49,9 +48,9 @@ def test_missing_fields_are_named() -> None:
 
 def test_onnx_carries_the_metadata_and_tensor_names(onnx_path: Path) -> None:
     proto = onnx.load(str(onnx_path))
-    assert [p.key for p in proto.metadata_props].count(ONNX_METADATA_KEY) == 1
-    metadata = get_onnx_metadata(proto)
-    assert metadata is not None and metadata.size_px == 64 and metadata.train_size_px == 64
+    (entry,) = [p for p in proto.metadata_props if p.key == ONNX_METADATA_KEY]
+    metadata = ModelMetadata.from_json(entry.value)
+    assert metadata.size_px == 64 and metadata.train_size_px == 64
     assert [i.name for i in proto.graph.input] == [INPUT_NAME]
     assert [o.name for o in proto.graph.output] == [OUTPUT_NAME]
     with OnnxRuntimeBackend(onnx_path, torch.device("cpu")) as backend:

@@ -92,3 +92,13 @@ def test_gpu_check_dry_run_benchmarks_every_engine(tmp_path: Path) -> None:
     with Image.open(tmp_path / "bench.png") as plot:
         assert plot.format == "PNG" and plot.size[0] > 500
     assert "gpu_check status: 0" in (tmp_path / "bench.txt").read_text()
+
+
+def test_tf32_settings_come_back_after_a_benchmark_whatever_happens() -> None:
+    from dermseg_deploy.bench.engines import tf32_enabled
+
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    with pytest.raises(RuntimeError), tf32_enabled(not before[0]):
+        assert torch.backends.cuda.matmul.allow_tf32 is (not before[0])
+        raise RuntimeError("a failed benchmark")
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before

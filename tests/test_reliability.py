@@ -25,7 +25,7 @@ from dermseg_deploy import cli_run
 from dermseg_deploy.atomic import TEMP_PREFIX, remove_stale_temp_files
 from dermseg_deploy.backends import open_backend
 from dermseg_deploy.decode import decode_image
-from dermseg_deploy.errors import InputImageError, ModelFileError
+from dermseg_deploy.errors import InferenceError, InputImageError, ModelFileError
 from dermseg_deploy.metadata import ModelMetadata
 from dermseg_deploy.preprocess import preprocess
 from dermseg_deploy.samples import sample_image_paths
@@ -174,12 +174,12 @@ def test_unlistable_folder_is_one_error_and_the_rest_goes_on(
 
 
 def test_a_full_disk_is_one_clear_error(tmp_path: Path, checkpoint_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from dermseg_deploy import pipeline
+    from dermseg_deploy import outputs
 
     def full(path: object, data: bytes) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(pipeline, "atomic_write_bytes", full)
+    monkeypatch.setattr(outputs, "atomic_write_bytes", full)
     result = run("--engine", checkpoint_path, sample_image_paths()[0], "-o", tmp_path / "out", "-q", "--size", "64")
     assert result.exit_code == 2
     assert "No space left on device" in result.stderr and "Traceback" not in result.output
@@ -208,6 +208,21 @@ def test_corrupt_and_truncated_onnx_files_are_clear_errors(tmp_path: Path, onnx_
             open_backend(path)
         result = run("--engine", path, sample_image_paths()[0], "-o", tmp_path / "out", "-q")
         assert result.exit_code == 2 and path.name in result.stderr
+
+
+def test_onnxruntime_failures_keep_their_whole_message_and_the_right_exit_code(tmp_path: Path, onnx_path: Path) -> None:
+    from dermseg_deploy.backends.onnxruntime_backend import session_error
+    from dermseg_deploy.cli_common import exit_code_for
+
+    provider_failure = type("EPFail", (Exception,), {})("[ONNXRuntimeError] : 11 : EP_FAIL : CUDA failure 2:\nout of memory")
+    error = session_error(provider_failure, tmp_path / "m.onnx")
+    assert exit_code_for(error) == 4 and "could not start a session (EPFail: [ONNXRuntimeError]" in str(error)
+    assert "CUDA failure 2: out of memory" in str(error)  # every line kept, on one line
+    bad_file = type("InvalidProtobuf", (Exception,), {})("Protobuf parsing failed.")
+    assert exit_code_for(session_error(bad_file, tmp_path / "m.onnx")) == 2
+    with open_backend(onnx_path) as backend, pytest.raises(InferenceError, match="failed on a batch of shape") as info:
+        backend.infer(torch.zeros(1, 3, 32, 32))  # the model was exported for 64x64
+    assert exit_code_for(info.value) == 70 and "Got invalid dimensions" in str(info.value)
 
 
 def test_stale_temp_files_of_dead_processes_are_removed(tmp_path: Path) -> None:

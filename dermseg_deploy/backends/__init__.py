@@ -21,7 +21,7 @@ def _torch(path: Path, device: torch.device, size_px: int | None, options: Backe
 def _onnxruntime(path: Path, device: torch.device, size_px: int | None, options: BackendOptions) -> Backend:
     from .onnxruntime_backend import OnnxRuntimeBackend
 
-    return OnnxRuntimeBackend(path, device, size_px, options.provider, options.ort_cache_dir)
+    return OnnxRuntimeBackend(path, device, size_px, options.provider, options.threads)
 
 
 def _tensorrt(path: Path, device: torch.device, size_px: int | None, options: BackendOptions) -> Backend:

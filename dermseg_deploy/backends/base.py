@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from pathlib import Path
 from types import TracebackType
 
 import torch
@@ -19,10 +20,10 @@ class Backend(abc.ABC):
     metadata: ModelMetadata
     device: torch.device
     name: str
+    path: Path | None = None
+    """The model file (None for a model built in memory, as during training)."""
     input_dtype: torch.dtype = torch.float32
     """The dtype `infer` consumes without a conversion (preprocessing writes straight into it)."""
-    accepts_any_size: bool = False
-    """True where the model runs at any multiple of 32 (PyTorch); False for a fixed-size export."""
 
     @abc.abstractmethod
     def infer(self, images: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import BackendUnavailableError, ModelFileError, UserError
+from ..errors import BackendUnavailableError, DermsegError, InferenceError, ModelFileError, UserError
 from ..metadata import ONNX_METADATA_KEY, ModelMetadata
 from .base import Backend
 
@@ -24,6 +24,33 @@ def _import_onnxruntime() -> Any:
     except ImportError as exc:
         raise BackendUnavailableError("onnxruntime is not installed: pip install 'dermseg' (or dermseg[gpu])") from exc
     return onnxruntime
+
+
+MODEL_FILE_ERRORS = ("InvalidProtobuf", "InvalidGraph", "NoSuchFile", "NoModel", "NotImplemented", "InvalidArgument",
+                     "ModelRequiresCompilation")
+"""ONNX Runtime's exception classes (onnxruntime.capi.onnxruntime_pybind11_state) that mean a bad model file."""
+RUNTIME_ERRORS = ("Fail", "EPFail", "RuntimeException", "EngineError", "DeviceReset", "NotFound")
+"""Those that mean the runtime or its execution provider could not do its work (start-up, memory, device)."""
+
+
+def onnxruntime_errors(ort: Any) -> tuple[type[BaseException], ...]:
+    """The exception classes ONNX Runtime raises from its C++ core (each a plain Exception subclass)."""
+    state = ort.capi.onnxruntime_pybind11_state
+    names = (*MODEL_FILE_ERRORS, *RUNTIME_ERRORS)
+    return tuple(getattr(state, name) for name in names if isinstance(getattr(state, name, None), type))
+
+
+def one_line(exc: BaseException) -> str:
+    """The whole message of an exception on one line."""
+    return " ".join(str(exc).split())
+
+
+def session_error(exc: BaseException, path: Path) -> DermsegError:
+    """A session that could not be created: a bad model file (exit 2), or a runtime/provider failure (exit 4)."""
+    name, message = type(exc).__name__, one_line(exc)
+    if name in MODEL_FILE_ERRORS or (name == "Fail" and "Load model from" in message):
+        return ModelFileError(f"{path}: ONNX Runtime cannot load it ({name}: {message})")
+    return BackendUnavailableError(f"{path}: ONNX Runtime could not start a session ({name}: {message})")
 
 
 def read_onnx_metadata(session: Any, source: str) -> ModelMetadata:
@@ -42,10 +69,10 @@ class OnnxRuntimeBackend(Backend):
 
     def __init__(
         self, path: str | Path, device: torch.device, size_px: int | None = None, provider: str = "auto",
-        cache_dir: Path | None = None,
+        threads: int | None = None,
     ) -> None:
-        """`provider`: auto (CPU on the CPU, CUDA on a GPU), cpu, cuda or tensorrt; the TensorRT provider keeps
-        its engines and timing cache in `cache_dir` (default: `<model>.ort-trt-cache` beside the model)."""
+        """`provider`: auto (CPU on the CPU, CUDA on a GPU), cpu, cuda or tensorrt (which keeps its engines and
+        timing cache in `<model>.ort-trt-cache/` beside the model); `threads`: intra-op threads (None: one per core)."""
         ort = _import_onnxruntime()
         path = Path(path)
         if not path.is_file():
@@ -67,7 +94,7 @@ class OnnxRuntimeBackend(Backend):
         if name == "cuda":
             providers = [(CUDA_PROVIDER, {"device_id": index}), CPU_PROVIDER]
         elif name == "tensorrt":
-            cache = cache_dir or path.with_name(path.stem + ".ort-trt-cache")
+            cache = path.with_name(path.stem + ".ort-trt-cache")
             cache.mkdir(parents=True, exist_ok=True)
             trt_options = {
                 "device_id": index, "trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache),
@@ -76,10 +103,14 @@ class OnnxRuntimeBackend(Backend):
             providers = [(TENSORRT_PROVIDER, trt_options), (CUDA_PROVIDER, {"device_id": index}), CPU_PROVIDER]
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        if threads is not None:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        self._errors = onnxruntime_errors(ort)
         try:
             self.session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
-        except Exception as exc:
-            raise ModelFileError(f"{path}: ONNX Runtime cannot load it ({str(exc).strip().splitlines()[0]})") from exc
+        except self._errors as exc:
+            raise session_error(exc, path) from exc
         active = self.session.get_providers()
         if not active or active[0] != wanted:
             raise BackendUnavailableError(
@@ -102,14 +133,20 @@ class OnnxRuntimeBackend(Backend):
             )
         self.metadata = self.metadata.with_updates(size_px=built_size)
         self.device = device
+        self.path = path
+        self.threads = threads
         self.name = f"onnxruntime-{name}"
 
     def infer(self, images: torch.Tensor) -> torch.Tensor:
         images = images.to(self.device, torch.float32).contiguous()
-        if self.device.type == "cpu":
-            (logits,) = self.session.run([self.metadata.output_name], {self.metadata.input_name: images.numpy()})
-            return torch.from_numpy(logits)
-        return self._infer_cuda(images)
+        try:
+            if self.device.type == "cpu":
+                (logits,) = self.session.run([self.metadata.output_name], {self.metadata.input_name: images.numpy()})
+                return torch.from_numpy(logits)
+            return self._infer_cuda(images)
+        except self._errors as exc:
+            raise InferenceError(f"{self.path}: ONNX Runtime failed on a batch of shape {tuple(images.shape)} "
+                                 f"({type(exc).__name__}: {one_line(exc)})") from exc
 
     def _infer_cuda(self, images: torch.Tensor) -> torch.Tensor:
         """Zero-copy I/O binding on torch CUDA tensors; ORT runs on its own stream, so sync around it."""

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
 
 from ..errors import UserError
 
@@ -14,19 +13,24 @@ TORCH_PRECISIONS = ("fp32", "fp16")
 @dataclass(frozen=True)
 class BackendOptions:
     """`provider`: ONNX Runtime execution provider (auto = CPU on the CPU, CUDA on a GPU);
-    `trust_plan`: let a version-compatible TensorRT plan run its host code;
+    `trust_plan`: let a version-compatible TensorRT plan run the host code it carries;
     `precision`, `channels_last`, `cuda_graphs`: the PyTorch backend's fast path on CUDA;
-    `ort_cache_dir`: where ONNX Runtime's TensorRT provider keeps its engine and timing caches."""
+    `threads`: intra-op threads of ONNX Runtime's session, or of PyTorch (process-wide); None: theirs."""
 
     provider: str = "auto"
     trust_plan: bool = False
     precision: str = "fp32"
     channels_last: bool = False
     cuda_graphs: bool = False
-    ort_cache_dir: Path | None = None
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         if self.provider not in ORT_PROVIDERS:
             raise UserError(f"--provider {self.provider}: use one of {', '.join(ORT_PROVIDERS)}")
         if self.precision not in TORCH_PRECISIONS:
             raise UserError(f"--precision {self.precision}: use one of {', '.join(TORCH_PRECISIONS)}")
+        if self.threads is not None and self.threads < 1:
+            raise UserError(f"--threads {self.threads}: must be at least 1")
+
+    def with_threads(self, threads: int | None) -> BackendOptions:
+        return replace(self, threads=threads)

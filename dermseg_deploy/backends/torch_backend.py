@@ -11,30 +11,24 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import load_checkpoint, model_from_checkpoint
-from ..errors import BackendUnavailableError, UserError
+from ..errors import BackendUnavailableError
 from ..metadata import ModelMetadata
+from ..sizes import require_valid_size
 from .base import Backend
 from .options import BackendOptions
 
 GRAPH_WARMUP_RUNS = 3
 
 
-def _check_size(size_px: int) -> None:
-    if size_px <= 0 or size_px % 32:
-        raise UserError(f"--size {size_px}: must be a positive multiple of 32")
-
-
 class TorchBackend(Backend):
     """PyTorch inference of a dermseg checkpoint; any input size that is a multiple of 32."""
-
-    accepts_any_size = True
 
     def __init__(
         self, model: torch.nn.Module, metadata: ModelMetadata, device: torch.device, options: BackendOptions | None = None
     ) -> None:
         """Wrap an nn.Module (moved to `device`, eval mode); `from_checkpoint` opens a `.pt` file."""
         options = options or BackendOptions()
-        _check_size(metadata.size_px)
+        require_valid_size(metadata.size_px)
         if options.cuda_graphs and device.type != "cuda":
             raise BackendUnavailableError(f"CUDA graphs were requested but the device is {device}")
         self.input_dtype = torch.float16 if options.precision == "fp16" else torch.float32
@@ -48,6 +42,8 @@ class TorchBackend(Backend):
             self.model = self.model.to(self.input_dtype)
         if options.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        if options.threads is not None:
+            torch.set_num_threads(options.threads)  # process-wide: PyTorch has no per-model thread pool
         self.metadata = metadata
         self.device = device
         self.cuda_graphs = options.cuda_graphs
@@ -61,12 +57,14 @@ class TorchBackend(Backend):
         cls, path: str | Path, device: torch.device, size_px: int | None = None, options: BackendOptions | None = None
     ) -> TorchBackend:
         if size_px is not None:
-            _check_size(size_px)
+            require_valid_size(size_px)
         checkpoint = load_checkpoint(path)
         metadata = checkpoint.metadata
         if size_px is not None:
             metadata = metadata.with_updates(size_px=size_px)
-        return cls(model_from_checkpoint(checkpoint, str(path)), metadata, device, options)
+        backend = cls(model_from_checkpoint(checkpoint, str(path)), metadata, device, options)
+        backend.path = Path(path)
+        return backend
 
     def _prepare(self, images: torch.Tensor) -> torch.Tensor:
         return images.to(self.device, self.input_dtype).contiguous(memory_format=self.memory_format)

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,7 +56,14 @@ def parse_engine(text: str, device: torch.device) -> EngineSpec:
     return EngineSpec(text, path, variant, options, tf32=variant == "tf32")
 
 
-def set_tf32(enabled: bool) -> None:
-    """TF32 for matmuls and cuDNN convolutions (cuDNN's default is on: FP32 baselines turn it off)."""
+@contextlib.contextmanager
+def tf32_enabled(enabled: bool) -> Iterator[None]:
+    """TF32 for matmuls and cuDNN convolutions on or off inside the block (cuDNN's default is on: FP32
+    baselines turn it off); the previous settings come back afterwards, whatever happens."""
+    previous = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = enabled
     torch.backends.cudnn.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = previous

@@ -18,15 +18,14 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from ..atomic import atomic_write_bytes
-from ..decode import decode_image, displayed_size, read_header
-from ..gpu_decode import decode_jpegs_on_gpu, is_jpeg
-from ..inputs import plan_inputs
+from ..errors import InputImageError, UserError
+from ..inputs import WorkItem, output_paths, plan_inputs
+from ..manifest import STATUS_OK
 from ..metadata import ModelMetadata
-from ..pipeline import STATUS_OK, RunOptions, run_pipeline
-from ..postprocess import encode_png, logits_to_masks, upsample_mask
-from ..preprocess import preprocess_batch
+from ..outputs import write_outputs
+from ..pipeline import RunOptions
 from ..segmenter import Segmenter
+from ..stages import HostStages, Prepared
 from .stats import summarize_ms
 
 STEADY_BATCHES = 8
@@ -80,36 +79,41 @@ class StageTimer:
         return result, (time.perf_counter() - begin) * 1000.0
 
 
-def _decode_batch(blobs: list[tuple[Path, bytes]], device: torch.device, size_px: int, draft: bool) -> list[torch.Tensor]:
-    if device.type != "cuda":
-        return [decode_image(data, path, draft_min_side_px=size_px if draft else None) for path, data in blobs]
-    jpegs = [index for index, (_, data) in enumerate(blobs) if is_jpeg(data)]
-    orientations = [read_header(blobs[i][1], blobs[i][0])[1] for i in jpegs]
-    decoded = decode_jpegs_on_gpu([blobs[i][1] for i in jpegs], device, orientations)
-    images: list[torch.Tensor | None] = [None] * len(blobs)
-    for index, pixels in zip(jpegs, decoded):
-        images[index] = pixels
-    return [
-        image if image is not None else decode_image(blobs[i][1], blobs[i][0]).to(device) for i, image in enumerate(images)
-    ]
+def _run_each(fn: Callable[[Prepared], None], prepared: list[Prepared]) -> None:
+    """One stage on each item; the bench's images must all be usable, so a bad one ends the benchmark."""
+    for entry in prepared:
+        try:
+            fn(entry)
+        except InputImageError as exc:
+            raise UserError(f"--images: {exc}") from exc
 
 
-def _preprocess(pixels: list[torch.Tensor], metadata: ModelMetadata, dtype: torch.dtype) -> torch.Tensor:
-    return preprocess_batch(pixels, metadata).to(dtype)
+def _decode(stages: HostStages, prepared: list[Prepared]) -> None:
+    _run_each(stages.decode, prepared)
+    stages.decode_batch(prepared)
+    failed = [p for p in prepared if p.failed]
+    if failed:
+        raise UserError(f"--images: {failed[0].item.source}: {failed[0].error}")
 
 
-def _postprocess(logits: torch.Tensor, metadata: ModelMetadata, sizes: list[tuple[int, int]]) -> list[torch.Tensor]:
-    masks = logits_to_masks(logits, metadata.logit_threshold)
-    return [upsample_mask(m, h, w).cpu() for m, (h, w) in zip(masks, sizes)]
+def _preprocess(stages: HostStages, prepared: list[Prepared]) -> torch.Tensor:
+    _run_each(stages.preprocess, prepared)
+    batch, _ = stages.batch_inputs(prepared)
+    return batch
+
+
+def _postprocess(stages: HostStages, logits: torch.Tensor, prepared: list[Prepared]) -> list[torch.Tensor]:
+    masks = stages.postprocess(logits, prepared)
+    return [stages.finish_mask(mask, entry.size_hw) for mask, entry in zip(masks, prepared)]
 
 
 def measure_stages(
-    segmenter: Segmenter, images: list[Path], settings: BenchSettings, out_dir: Path, draft: bool = True
+    segmenter: Segmenter, images: list[Path], settings: BenchSettings, out_dir: Path
 ) -> dict[str, dict[str, float]]:
-    """Run the stages one after another on batches cycled from `images`; warm-up batches are not recorded."""
-    backend, metadata = segmenter.backend, segmenter.metadata
-    device, size = backend.device, metadata.size_px
-    timer = StageTimer(device)
+    """Run the stage objects `dermseg-run` runs, one after another, on batches cycled from `images`, and time
+    each; the masks are written to `out_dir` as `dermseg-run` names them. Warm-up batches are not recorded."""
+    stages = segmenter.stages()
+    timer = StageTimer(stages.device)
     samples: dict[str, list[float]] = {stage: [] for stage in STAGES}
     iteration, cursor, started = 0, 0, time.perf_counter()
     while True:
@@ -118,17 +122,17 @@ def measure_stages(
             break
         paths = [images[(cursor + k) % len(images)] for k in range(settings.batch_size)]
         cursor += settings.batch_size
+        prepared = [Prepared(WorkItem(path, *output_paths(path, out_dir))) for path in paths]
         begin = time.perf_counter()
-        blobs = [(p, p.read_bytes()) for p in paths]
+        _run_each(stages.read, prepared)
         read_ms = (time.perf_counter() - begin) * 1000.0
-        sizes = [displayed_size(data, path) for path, data in blobs]
-        pixels, decode_ms = timer(partial(_decode_batch, blobs, device, size, draft))
-        batch, preprocess_ms = timer(partial(_preprocess, pixels, metadata, backend.input_dtype))
-        logits, inference_ms = timer(partial(backend.infer, batch))
-        masks, postprocess_ms = timer(partial(_postprocess, logits, metadata, sizes))
+        _, decode_ms = timer(partial(_decode, stages, prepared))
+        batch, preprocess_ms = timer(partial(_preprocess, stages, prepared))
+        logits, inference_ms = timer(partial(stages.infer, batch))
+        masks, postprocess_ms = timer(partial(_postprocess, stages, logits, prepared))
         begin = time.perf_counter()
-        for index, mask in enumerate(masks):
-            atomic_write_bytes(out_dir / f"stage-{index}.png", encode_png(mask))
+        for entry, mask in zip(prepared, masks):
+            write_outputs(entry.item, mask)
         write_ms = (time.perf_counter() - begin) * 1000.0
         if recorded >= 0:
             for stage, value in zip(STAGES, (read_ms, decode_ms, preprocess_ms, inference_ms, postprocess_ms, write_ms)):
@@ -138,16 +142,16 @@ def measure_stages(
 
 
 def measure_end_to_end(segmenter: Segmenter, images: list[Path], settings: BenchSettings, out_dir: Path,
-                       min_seconds: float, draft: bool = True) -> tuple[float, int]:
-    """Images/s of `run_pipeline` (what `dermseg-run` does) in steady state: each run goes over the images
-    repeated to at least `STEADY_BATCHES` batches (the masks are rewritten), until `min_seconds` passed."""
+                       min_seconds: float) -> tuple[float, int]:
+    """Images/s of the pipeline `dermseg-run` runs, in steady state: each run goes over the images repeated to
+    at least `STEADY_BATCHES` batches (the masks are rewritten), until `min_seconds` passed."""
     plan = plan_inputs(list(images), out_dir)
     repeats = max(1, -(-STEADY_BATCHES * settings.batch_size // len(plan.items)))
     items = plan.items * repeats
-    options = RunOptions(settings.batch_size, overwrite=True, io_threads=settings.io_threads, draft=draft)
+    options = RunOptions(settings.batch_size, overwrite=True, io_threads=settings.io_threads)
     done, started = 0, time.perf_counter()
     while True:
-        done += sum(r.status == STATUS_OK for r in run_pipeline(segmenter, items, options))
+        done += sum(r.status == STATUS_OK for r in segmenter.segment_items(items, options))
         elapsed = time.perf_counter() - started
         if elapsed >= min_seconds:
             return done / elapsed, done

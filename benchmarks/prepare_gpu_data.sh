@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Copy the real images a GPU check needs into gpu_data/ (ignored by git; name it in the device tool's `carry`),
+# since ../shared does not travel to the GPU machine. At most 64 MiB travel per run, repository included.
+# usage: benchmarks/prepare_gpu_data.sh [FULLRES_COUNT] [PAIRS_COUNT]   (default 8 full-resolution images, 300 pairs)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+fullres_count=${1:-8}
+pairs_count=${2:-300}
+shared=../shared/data
+rm -rf gpu_data
+src=$shared/isic2017-fullres
+dst=gpu_data/isic2017-fullres
+mkdir -p "$dst/ISIC-2017_Validation_Data" "$dst/ISIC-2017_Validation_Part1_GroundTruth"
+for image in $(ls "$src/ISIC-2017_Validation_Data" | sort | head -n "$fullres_count"); do
+    cp "$src/ISIC-2017_Validation_Data/$image" "$dst/ISIC-2017_Validation_Data/"
+    cp "$src/ISIC-2017_Validation_Part1_GroundTruth/${image%.jpg}_segmentation.png" "$dst/ISIC-2017_Validation_Part1_GroundTruth/"
+done
+src=$shared/isic2018-task1-512
+dst=gpu_data/isic512
+mkdir -p "$dst/ISIC2018_Task1-2_Training_Input" "$dst/ISIC2018_Task1_Training_GroundTruth"
+for image in $(ls "$src/ISIC2018_Task1-2_Training_Input" | sort | head -n "$pairs_count"); do
+    cp "$src/ISIC2018_Task1-2_Training_Input/$image" "$dst/ISIC2018_Task1-2_Training_Input/"
+    cp "$src/ISIC2018_Task1_Training_GroundTruth/${image%.jpg}_segmentation.png" "$dst/ISIC2018_Task1_Training_GroundTruth/"
+done
+du -sh gpu_data

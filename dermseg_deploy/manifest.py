@@ -1,0 +1,101 @@
+"""`manifest.csv`: one row per input of every command that writes masks; this module alone reads and writes it.
+
+Columns, in this order:
+
+    file                   the input file as given (or found in a folder)
+    status                 ok (mask written), skipped (its mask existed; --overwrite redoes it), failed
+    mask_path              where the mask is (empty when failed)
+    lesion_area_fraction   share of the mask's pixels marked lesion, 0-1 (empty unless ok)
+    seconds                time spent on this input (its share of its batch's inference included)
+    error                  why it failed (empty otherwise), as the command's `error: <file>: <reason>` line
+    note                   something worth knowing about a segmented input (e.g. decoded on the CPU)
+
+Written atomically (a temp file, then a rename): readers see the old manifest or the new one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from .atomic import atomic_write_bytes
+from .errors import InputImageError, UserError
+
+MANIFEST_NAME = "manifest.csv"
+STATUS_OK = "ok"
+STATUS_SKIPPED = "skipped"
+STATUS_FAILED = "failed"
+STATUSES = (STATUS_OK, STATUS_SKIPPED, STATUS_FAILED)
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    """One input's outcome, as a row of `manifest.csv` (plain strings and numbers, easy to ship between processes)."""
+
+    file: str
+    status: str
+    mask_path: str = ""
+    lesion_area_fraction: float | None = None
+    seconds: float = 0.0
+    error: str = ""
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"manifest status {self.status!r} is not one of {', '.join(STATUSES)}")
+
+    @classmethod
+    def input_error(cls, error: InputImageError) -> ManifestRow:
+        """An input that failed before segmentation (a folder that cannot be listed, a clashing output)."""
+        return cls(str(error.path), STATUS_FAILED, error=error.reason)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ManifestRow:
+        fraction = data.get("lesion_area_fraction")
+        return cls(
+            file=str(data["file"]), status=str(data["status"]), mask_path=str(data.get("mask_path") or ""),
+            lesion_area_fraction=None if fraction in (None, "") else float(fraction),
+            seconds=float(data.get("seconds") or 0.0), error=str(data.get("error") or ""),
+            note=str(data.get("note") or ""),
+        )
+
+    def csv_values(self) -> list[str]:
+        fraction = "" if self.lesion_area_fraction is None else f"{self.lesion_area_fraction:.6f}"
+        return [self.file, self.status, self.mask_path, fraction, f"{self.seconds:.4f}", self.error, self.note]
+
+
+COLUMNS = tuple(f.name for f in fields(ManifestRow))
+
+
+def write_manifest(path: Path, rows: Iterable[ManifestRow], failures_only: bool = False) -> Path:
+    """Write the rows as CSV, atomically; `failures_only` keeps the failed rows (the `--report` file)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(COLUMNS)
+    for row in rows:
+        if not failures_only or row.status == STATUS_FAILED:
+            writer.writerow(row.csv_values())
+    atomic_write_bytes(path, buffer.getvalue().encode("utf-8"))
+    return path
+
+
+def read_manifest(path: Path) -> list[ManifestRow]:
+    """The rows of a manifest written by `write_manifest`; a file with other columns is a UserError."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the manifest ({exc.strerror or exc})") from exc
+    reader = csv.DictReader(io.StringIO(text))
+    if tuple(reader.fieldnames or ()) != COLUMNS:
+        raise UserError(f"{path}: not a dermseg manifest (columns {reader.fieldnames}, expected {list(COLUMNS)})")
+    try:
+        return [ManifestRow.from_dict(record) for record in reader]
+    except (KeyError, ValueError) as exc:
+        raise UserError(f"{path}: malformed manifest row ({exc})") from exc

@@ -1,0 +1,51 @@
+"""What segmenting one input gives: status, mask (or where it was written), lesion fraction, time, error."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .inputs import WorkItem
+from .manifest import STATUS_FAILED, STATUS_OK, ManifestRow
+
+
+@dataclass(frozen=True, eq=False)
+class SegmentResult:
+    """The outcome for one input; a bad input is a `failed` result, never an exception.
+
+    `mask` is the (H, W) uint8 0/255 array when it was asked for; `mask_path` where it was written;
+    `error` says why the input failed and `note` anything worth knowing about a segmented one.
+    """
+
+    item: WorkItem
+    status: str
+    seconds: float = 0.0
+    lesion_fraction: float | None = None
+    mask: np.ndarray | None = None
+    error: str | None = None
+    note: str | None = None
+
+    @property
+    def source(self) -> str:
+        return str(self.item.source)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == STATUS_OK
+
+    @property
+    def mask_path(self) -> Path | None:
+        return None if self.status == STATUS_FAILED else self.item.mask_path
+
+    @property
+    def message(self) -> str | None:
+        """`<file>: <reason>` for a failed input, exactly as `dermseg-run` prints it after `error: `."""
+        return None if self.error is None else f"{self.source}: {self.error}"
+
+    def manifest_row(self) -> ManifestRow:
+        return ManifestRow(
+            self.source, self.status, "" if self.mask_path is None else str(self.mask_path), self.lesion_fraction,
+            self.seconds, self.error or "", self.note or "",
+        )
