@@ -1,3 +1,5 @@
+"""Export from Python and from the CLI; failed checks keep their artefact under a name no backend loads."""
+
 from __future__ import annotations
 
 import shutil
@@ -10,7 +12,8 @@ from click.testing import CliRunner
 
 from dermseg_deploy import cli_export
 from dermseg_deploy.backends.onnxruntime_backend import OnnxRuntimeBackend
-from dermseg_deploy.export.parity import compare_logits, mask_iou
+from dermseg_deploy.export import ExportSettings, export_checkpoint, export_paths
+from dermseg_deploy.export.parity import ParityReport, compare_logits, mask_iou
 from dermseg_deploy.tensorrt.availability import tensorrt_installed
 
 
@@ -22,6 +25,20 @@ def test_exported_onnx_has_a_dynamic_batch_and_matches_pytorch(onnx_path: Path, 
             with torch.no_grad():
                 expected = calibrated_model(x)
             assert torch.allclose(backend.infer(x), expected, atol=1e-3)
+
+
+def test_export_from_python_returns_checked_artefacts(checkpoint_path: Path, tmp_path: Path) -> None:
+    seen: list[str] = []
+    settings = ExportSettings(size_px=64, build_plan=False, check_device="cpu")
+    result = export_checkpoint(checkpoint_path, settings, tmp_path, lambda step: seen.append(type(step).__name__))
+    assert result.passed and result.failed_step is None and seen == ["OnnxExport", "Fp16OnnxExport"]
+    onnx_step, fp16_step = result.steps
+    assert onnx_step.path == tmp_path / "model.onnx" == result.paths.onnx and onnx_step.parity.passed
+    assert fp16_step.path == tmp_path / "model.fp16.onnx" and fp16_step.arithmetic.passed
+    assert onnx_step.parity.comparison.max_abs_logit_diff <= 1e-3 and len(onnx_step.parity.comparison.ious) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.fp16.onnx", "model.onnx"]
+    with OnnxRuntimeBackend(fp16_step.path, torch.device("cpu")) as backend:
+        assert backend.metadata.size_px == 64 and backend.metadata.extra["precision"] == "fp16"
 
 
 @pytest.mark.skipif(tensorrt_installed(), reason="TensorRT is installed here: the plan is built (tests marked tensorrt)")
@@ -47,16 +64,24 @@ def test_export_cli_with_no_engine_exits_0_and_honours_output_dir(checkpoint_pat
     assert "not built: model.plan (--no-engine)" in result.output
 
 
-def test_parity_failure_exits_3(checkpoint_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = cli_export.pytorch_logits
-
-    def drifted(model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
-        return real(model, batch) + 0.01
-
-    monkeypatch.setattr(cli_export, "pytorch_logits", drifted)
-    result = CliRunner().invoke(cli_export.main, [str(checkpoint_path), "--size", "64", "-o", str(tmp_path), "--no-engine"])
+def test_a_failed_parity_check_keeps_the_onnx_as_failed_and_removes_older_exports(
+    checkpoint_path: Path, tmp_path: Path
+) -> None:
+    """`--atol 0` asks ONNX Runtime for PyTorch's logits bit for bit: its kernels differ, so the check fails."""
+    model = tmp_path / "model.pt"
+    shutil.copy(checkpoint_path, model)
+    paths = export_paths(model)
+    for older in (paths.onnx, paths.fp16_onnx, paths.plan, paths.sidecar):
+        older.write_bytes(b"from an earlier export")
+    result = CliRunner().invoke(cli_export.main, [str(model), "--size", "64", "--atol", "0"])
     assert result.exit_code == 3, result.output
-    assert ": FAIL" in result.output and "FP32 parity check failed" in result.stderr
+    assert ": FAIL" in result.output and "kept" in result.output
+    assert paths.failed_onnx.is_file() and not paths.onnx.exists()
+    assert not paths.fp16_onnx.exists() and not paths.plan.exists() and not paths.sidecar.exists()
+    assert "a check failed: model.failed.onnx is kept for inspection only" in result.stderr
+    assert "removed model.fp16.onnx" in result.stderr and "removed model.plan" in result.stderr
+    with OnnxRuntimeBackend(paths.failed_onnx, torch.device("cpu")) as backend:  # still inspectable
+        assert backend.metadata.size_px == 64
 
 
 @pytest.mark.parametrize("args,code,message", [
@@ -76,18 +101,31 @@ def test_missing_or_corrupt_checkpoint_exits_2(tmp_path: Path) -> None:
         assert result.exit_code == 2 and str(path) in result.stderr
 
 
+def test_export_names_come_from_one_place(tmp_path: Path) -> None:
+    paths = export_paths(tmp_path / "run" / "best.pt")
+    assert paths.onnx == tmp_path / "run" / "best.onnx" and paths.fp16_onnx.name == "best.fp16.onnx"
+    assert (paths.plan.name, paths.sidecar.name, paths.timing_cache.name) == ("best.plan", "best.plan.json", "best.timing.cache")
+    assert (paths.failed_onnx.name, paths.failed_fp16_onnx.name, paths.failed_plan.name) == (
+        "best.failed.onnx", "best.fp16.failed.onnx", "best.failed.plan")
+    assert export_paths(tmp_path / "best.pt", tmp_path / "out").onnx == tmp_path / "out" / "best.onnx"
+
+
 def test_compare_logits_counts_two_empty_masks_as_equal() -> None:
     empty = torch.full((2, 1, 8, 8), -3.0)
-    report = compare_logits(empty, empty.clone(), 0.0, atol=1e-3, min_iou=0.999)
-    assert report.passed and report.ious == (1.0, 1.0) and report.max_abs_logit_diff == 0.0
+    report = ParityReport(compare_logits(empty, empty.clone(), 0.0), atol=1e-3, min_worst_iou=0.999)
+    assert report.passed and report.comparison.ious == (1.0, 1.0) and report.comparison.max_abs_logit_diff == 0.0
     assert mask_iou(torch.zeros(4, 4), torch.zeros(4, 4)) == 1.0
 
 
-def test_compare_logits_fails_on_mask_disagreement_and_non_finite_values() -> None:
-    reference = torch.full((1, 1, 4, 4), 1.0)
+def test_parity_reports_judge_themselves() -> None:
+    reference = torch.full((2, 1, 4, 4), 1.0)
     candidate = reference.clone()
-    candidate[..., :2, :] = -1.0
-    report = compare_logits(reference, candidate, 0.0, atol=10.0, min_iou=0.999)
-    assert not report.passed and report.worst_iou == 0.5
+    candidate[0, ..., :2, :] = -1.0
+    comparison = compare_logits(reference, candidate, 0.0)
+    assert comparison.worst_iou == 0.5 and comparison.mean_iou == 0.75
+    assert not ParityReport(comparison, min_worst_iou=0.999).passed
+    assert not ParityReport(comparison, min_mean_iou=0.99).passed and ParityReport(comparison, min_mean_iou=0.7).passed
+    assert "mean mask IoU >= 0.99: FAIL" in ParityReport(comparison, min_mean_iou=0.99).summary()
     candidate[..., 0, 0] = float("nan")
-    assert compare_logits(reference, candidate, 0.0, atol=10.0, min_iou=0.0).max_abs_logit_diff == float("inf")
+    nonfinite = compare_logits(reference, candidate, 0.0)
+    assert nonfinite.max_abs_logit_diff == float("inf") and not ParityReport(nonfinite).passed

@@ -15,6 +15,7 @@ from onnx import TensorProto, helper
 from dermseg_deploy import cli_export
 from dermseg_deploy.backends.onnxruntime_backend import OnnxRuntimeBackend
 from dermseg_deploy.errors import UserError
+from dermseg_deploy.export import fp16_step
 from dermseg_deploy.export.check_images import choose_export_images, load_batch
 from dermseg_deploy.export.fp16_check import check_fp16_arithmetic
 from dermseg_deploy.export.fp16_onnx import convert_to_fp16_onnx, fp32_compute_nodes
@@ -96,20 +97,22 @@ def test_fp16_arithmetic_check_passes_a_real_model_and_catches_overflow(calibrat
 def test_export_cli_exits_3_when_fp16_arithmetic_fails_and_says_synthetic(
     checkpoint_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = cli_export.check_fp16_arithmetic
+    real = fp16_step.check_fp16_arithmetic
 
     def on_overflowing_model(model: torch.nn.Module, *args: object) -> object:
         return real(OverflowsInHalf(), *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(cli_export, "check_fp16_arithmetic", on_overflowing_model)
+    monkeypatch.setattr(fp16_step, "check_fp16_arithmetic", on_overflowing_model)
     model = tmp_path / "model.pt"
     shutil.copy(checkpoint_path, model)
     result = CliRunner().invoke(cli_export.main, [str(model), "--size", "64", "--synthetic-calib", "--calib-count", "2"])
     assert result.exit_code == 3, result.output
     assert "calibrated on 2 SYNTHETIC random inputs" in result.output
     assert "images with inf/NaN: 2: FAIL" in result.output
-    assert "FP16 arithmetic check failed" in result.stderr and "no plan was built" in result.stderr
-    assert (tmp_path / "model.fp16.onnx").is_file() and not (tmp_path / "model.plan").exists()
+    assert "model.fp16.failed.onnx is kept for inspection only" in result.stderr
+    assert "nothing after it was built" in result.stderr
+    assert (tmp_path / "model.onnx").is_file() and (tmp_path / "model.fp16.failed.onnx").is_file()
+    assert not (tmp_path / "model.fp16.onnx").exists() and not (tmp_path / "model.plan").exists()
 
 
 @pytest.mark.slow

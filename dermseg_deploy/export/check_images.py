@@ -8,8 +8,9 @@ from pathlib import Path
 
 import torch
 
-from ..decode import IMAGE_SUFFIXES, read_image
-from ..errors import UserError
+from ..decode import IMAGE_SUFFIXES, read_file_bytes
+from ..decode_policy import DecodePolicy
+from ..errors import InputImageError, UserError
 from ..metadata import ModelMetadata
 from ..preprocess import preprocess_batch
 from ..samples import sample_image_paths
@@ -67,8 +68,32 @@ def choose_export_images(
 
 
 def load_batch(paths: tuple[Path, ...] | list[Path], metadata: ModelMetadata) -> torch.Tensor:
-    """Decode and preprocess images into one (N,3,S,S) float32 batch."""
-    return preprocess_batch([read_image(p) for p in paths], metadata)
+    """Decode (as `dermseg-run` does on the CPU) and preprocess images into one (N,3,S,S) float32 batch."""
+    policy = DecodePolicy(metadata.size_px)
+    try:
+        pixels = [policy.decode_on_host(read_file_bytes(p), p).pixels for p in paths]
+    except InputImageError as exc:
+        raise UserError(f"export image {exc}") from exc
+    return preprocess_batch(pixels, metadata)
+
+
+@dataclass(frozen=True)
+class CheckSet:
+    """Real images that check every export step, preprocessed, with PyTorch FP32's logits for them."""
+
+    batch: torch.Tensor
+    reference: torch.Tensor
+    source: str
+
+
+@torch.inference_mode()
+def make_check_set(model: torch.nn.Module, metadata: ModelMetadata, paths: tuple[Path, ...] | list[Path],
+                   source: str = "") -> CheckSet:
+    """Preprocess the images and run the model on them in FP32 on the CPU, one at a time (bounded memory at 1024 px)."""
+    batch = load_batch(paths, metadata)
+    model = model.eval().float().cpu()
+    reference = torch.cat([model(image[None]) for image in batch])
+    return CheckSet(batch, reference, source or f"{len(paths)} real images")
 
 
 def synthetic_batch(count: int, metadata: ModelMetadata) -> torch.Tensor:

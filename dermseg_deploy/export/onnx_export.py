@@ -51,13 +51,6 @@ def set_onnx_metadata(proto: onnx.ModelProto, metadata: ModelMetadata) -> None:
     entry.value = metadata.to_json()
 
 
-def get_onnx_metadata(proto: onnx.ModelProto) -> ModelMetadata | None:
-    for entry in proto.metadata_props:
-        if entry.key == ONNX_METADATA_KEY:
-            return ModelMetadata.from_json(entry.value)
-    return None
-
-
 def export_onnx(
     model: torch.nn.Module,
     metadata: ModelMetadata,

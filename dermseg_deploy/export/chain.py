@@ -1,0 +1,114 @@
+"""Export from Python: checkpoint -> FP32 ONNX -> FP16 ONNX -> TensorRT plan, each step checked, stopping at
+the first step whose check fails.
+
+    from dermseg_deploy.export import ExportSettings, export_checkpoint
+    result = export_checkpoint("engines/model.pt", ExportSettings(size_px=1024, build_plan=False))
+    assert result.passed, result.failed_step.summary()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..checkpoint import load_checkpoint, model_from_checkpoint
+from ..devices import resolve_device
+from ..metadata import DEFAULT_DEPLOY_SIZE_PX
+from ..sizes import require_valid_size
+from ..tensorrt.build_options import BuildOptions
+from .check_images import choose_export_images, load_batch, make_check_set, synthetic_batch
+from .fp16_check import DEFAULT_MIN_MEAN_IOU
+from .fp16_step import Fp16OnnxExport, fp16_onnx_from_onnx
+from .naming import ExportPaths, export_paths
+from .onnx_export import DEFAULT_OPSET
+from .onnx_step import DEFAULT_ATOL, DEFAULT_MIN_IOU, OnnxExport, onnx_from_checkpoint
+from .plan_step import PlanExport, plan_from_onnx
+from .staging import remove_artefact
+
+ExportStep = OnnxExport | Fp16OnnxExport | PlanExport
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    """Everything `dermseg-export` can be told; the defaults are its defaults."""
+
+    size_px: int = DEFAULT_DEPLOY_SIZE_PX
+    calib_dir: Path | None = None
+    calib_count: int = 2
+    synthetic_calib: bool = False
+    parity_dir: Path | None = None
+    parity_count: int = 2
+    atol: float = DEFAULT_ATOL
+    min_iou: float = DEFAULT_MIN_IOU
+    fp16_min_iou: float = DEFAULT_MIN_MEAN_IOU
+    check_device: str = "auto"
+    build_plan: bool = True
+    build: BuildOptions = field(default_factory=BuildOptions)
+    exporter: str = "dynamo"
+    opset: int = DEFAULT_OPSET
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """The steps that ran, in order; `passed` when every one of them passed."""
+
+    paths: ExportPaths
+    steps: tuple[ExportStep, ...]
+    removed: tuple[Path, ...] = ()
+    """Artefacts of an earlier export removed because this export's check failed before rebuilding them."""
+
+    @property
+    def passed(self) -> bool:
+        return all(step.passed for step in self.steps)
+
+    @property
+    def failed_step(self) -> ExportStep | None:
+        return next((step for step in self.steps if not step.passed), None)
+
+
+def export_checkpoint(
+    checkpoint_path: str | Path, settings: ExportSettings | None = None, out_dir: str | Path | None = None,
+    on_step: Callable[[ExportStep], None] = lambda step: None,
+) -> ExportResult:
+    """Run the export steps for `checkpoint_path`, calling `on_step` after each; files are named by `export_paths`.
+
+    Raises typed errors for what stops an export before a check can judge it (an unreadable checkpoint,
+    missing images, TensorRT or a GPU missing for the plan); a failed check is a result, not an exception.
+    """
+    settings = settings or ExportSettings()
+    require_valid_size(settings.size_px)
+    device = resolve_device(settings.check_device)
+    paths = export_paths(checkpoint_path, out_dir)
+    checkpoint = load_checkpoint(checkpoint_path)
+    model = model_from_checkpoint(checkpoint, str(checkpoint_path))
+    metadata = checkpoint.metadata.with_updates(size_px=settings.size_px)
+    images = choose_export_images(settings.calib_dir, settings.parity_dir, settings.calib_count, settings.parity_count,
+                                  settings.synthetic_calib)
+    checks = make_check_set(model, metadata, images.check)
+    steps: list[ExportStep] = []
+
+    def record(step: ExportStep) -> bool:
+        steps.append(step)
+        on_step(step)
+        return step.passed
+
+    onnx = onnx_from_checkpoint(model, metadata, paths.onnx, paths.failed_onnx, checks, settings.exporter, settings.opset,
+                                settings.atol, settings.min_iou)
+    if record(onnx):
+        calibration = (synthetic_batch(settings.calib_count, metadata) if settings.synthetic_calib
+                       else load_batch(images.calibration, metadata))
+        fp16 = fp16_onnx_from_onnx(onnx.path, paths.fp16_onnx, paths.failed_fp16_onnx, model, metadata,
+                                   calibration.numpy(), images.calibration_source, checks, device, settings.fp16_min_iou)
+        if record(fp16) and settings.build_plan:
+            record(plan_from_onnx(fp16.path, paths.plan, paths.failed_plan, paths.timing_cache, metadata, settings.build,
+                                  checks, device, settings.fp16_min_iou))
+    return ExportResult(paths, tuple(steps), _remove_downstream(paths, steps))
+
+
+def _remove_downstream(paths: ExportPaths, steps: list[ExportStep]) -> tuple[Path, ...]:
+    """After a failed step, the later steps' files of an earlier export would not match this checkpoint: remove them."""
+    if all(step.passed for step in steps):
+        return ()
+    later = [(paths.fp16_onnx, False), (paths.plan, True)][len(steps) - 1:]
+    return tuple(path for path, sidecar in later if remove_artefact(path, sidecar))
