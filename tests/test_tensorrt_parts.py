@@ -13,7 +13,7 @@ from dermseg_deploy.backends.onnxruntime_backend import OnnxRuntimeBackend
 from dermseg_deploy.errors import BackendUnavailableError, ModelFileError, UserError
 from dermseg_deploy.metadata import ModelMetadata
 from dermseg_deploy.tensorrt.availability import require_tensorrt, tensorrt_installed
-from dermseg_deploy.tensorrt.batch_profile import BatchProfile, split_batch
+from dermseg_deploy.tensorrt.batch_profile import BatchProfile, padding_for_profile, split_batch
 from dermseg_deploy.tensorrt.build_options import BuildOptions
 from dermseg_deploy.tensorrt.sidecar import (
     REBUILD_HINT,
@@ -21,6 +21,8 @@ from dermseg_deploy.tensorrt.sidecar import (
     PlanSidecar,
     TensorSpec,
     check_compatibility,
+    check_plan_digest,
+    plan_digest,
     read_sidecar,
     sidecar_path,
     write_sidecar,
@@ -81,14 +83,25 @@ def test_another_tensorrt_version_is_refused_with_a_rebuild_hint() -> None:
     assert "not version-compatible" in message and message.endswith(REBUILD_HINT)
 
 
-def test_version_compatible_plan_needs_the_trust_flag_on_a_newer_tensorrt() -> None:
+def test_a_version_compatible_plan_always_needs_the_trust_flag_and_then_allows_host_code() -> None:
     sidecar = make_sidecar(version_compatible=True)
-    with pytest.raises(PlanIncompatibleError, match="--trust-plan"):
-        check_compatibility(sidecar, "m.plan", "10.14.1.48", (9, 0), trust_host_code=False)
-    assert check_compatibility(sidecar, "m.plan", "10.14.1.48", (9, 0), trust_host_code=True).allow_host_code
+    for runtime in ("10.13.0.35", "10.14.1.48"):  # the same TensorRT too: the plan carries host code either way
+        with pytest.raises(PlanIncompatibleError, match="carries host code.*--trust-plan"):
+            check_compatibility(sidecar, "m.plan", runtime, (9, 0), trust_host_code=False)
+        assert check_compatibility(sidecar, "m.plan", runtime, (9, 0), trust_host_code=True).allow_host_code
     for runtime in ("10.12.0.36", "11.0.0.1"):
         with pytest.raises(PlanIncompatibleError, match="same major version, same or newer"):
             check_compatibility(sidecar, "m.plan", runtime, (9, 0), trust_host_code=True)
+
+
+def test_the_plan_digest_must_match_the_sidecar() -> None:
+    plan = b"serialised engine bytes"
+    sidecar = make_sidecar(plan_sha256=plan_digest(plan))
+    check_plan_digest(sidecar, plan, "m.plan")
+    with pytest.raises(ModelFileError, match="SHA-256 .* is not the .* its sidecar recorded"):
+        check_plan_digest(sidecar, b"another plan swapped in", "m.plan")
+    with pytest.raises(ModelFileError, match="records no plan SHA-256"):
+        check_plan_digest(make_sidecar(), plan, "m.plan")
 
 
 def test_compute_capability_rules() -> None:
@@ -115,6 +128,14 @@ def test_batch_profile_validates_and_gives_input_shapes() -> None:
         BuildOptions(hardware_compatibility="turing")
     with pytest.raises(UserError, match="optimisation level"):
         BuildOptions(optimization_level=6)
+
+
+@pytest.mark.parametrize("count,min_batch,max_batch,padding",
+                         [(1, 1, 8, 0), (1, 2, 8, 1), (9, 2, 8, 1), (16, 4, 8, 0), (3, 4, 8, 1)])
+def test_padding_keeps_every_chunk_within_the_profile(count: int, min_batch: int, max_batch: int, padding: int) -> None:
+    assert padding_for_profile(count, min_batch, max_batch) == padding
+    chunks = split_batch(count + padding, max_batch)
+    assert all(min_batch <= c.stop - c.start <= max_batch for c in chunks)
 
 
 @pytest.mark.parametrize("count,max_batch,sizes", [(0, 4, []), (3, 4, [3]), (8, 4, [4, 4]), (9, 4, [4, 4, 1]), (5, 1, [1] * 5)])

@@ -28,7 +28,7 @@ def run_mypy_with_shadow(source: Path, text: str, tmp_path: Path) -> subprocess.
 @pytest.mark.slow
 @pytest.mark.parametrize("module,right,wrong", [
     ("engine_build.py", "parser.parse_from_file(", "parser.parse_from_fiel("),
-    ("engine_runtime.py", "self._context.execute_async_v3(", "self._context.execute_async_v2("),
+    ("engine_runtime.py", "context.execute_async_v3(", "context.execute_async_v2("),
 ])
 def test_mypy_rejects_a_misspelt_tensorrt_call(module: str, right: str, wrong: str, tmp_path: Path) -> None:
     source = ROOT / "dermseg_deploy" / "tensorrt" / module

@@ -35,3 +35,9 @@ def split_batch(count: int, max_batch: int) -> list[slice]:
     if max_batch < 1:
         raise ValueError(f"max_batch must be at least 1, got {max_batch}")
     return [slice(start, min(start + max_batch, count)) for start in range(0, count, max_batch)]
+
+
+def padding_for_profile(count: int, min_batch: int, max_batch: int) -> int:
+    """Images to add so that no chunk of `split_batch(count + padding, max_batch)` is below `min_batch`."""
+    remainder = count % max_batch
+    return min_batch - remainder if 0 < remainder < min_batch else 0

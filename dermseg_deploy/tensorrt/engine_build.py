@@ -1,12 +1,16 @@
-"""FP16 ONNX -> TensorRT plan: a strongly typed network, one batch profile, a timing cache beside it.
+"""FP16 ONNX -> TensorRT plan bytes and sidecar: a strongly typed network, one batch profile, a timing cache.
 
 Written to the TensorRT 10.8+ and 11.x Python APIs (the calls are type-checked against tensorrt-stubs).
-Import only after `availability.require_tensorrt`.
+Import only after `availability.require_tensorrt`. The build runs with the CUDA device it records in the
+sidecar made current, so the plan is built for the GPU the sidecar names.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import tensorrt as trt
@@ -16,7 +20,7 @@ from ..atomic import atomic_write_bytes
 from ..errors import CheckFailedError, ModelFileError
 from ..metadata import ModelMetadata
 from .build_options import BuildOptions
-from .sidecar import PlanSidecar, TensorSpec, write_sidecar
+from .sidecar import PlanSidecar, TensorSpec, plan_digest
 
 HARDWARE_LEVEL_BY_NAME = {
     "none": trt.HardwareCompatibilityLevel.NONE,
@@ -29,17 +33,34 @@ class EngineBuildError(CheckFailedError):
     """The ONNX parser or the TensorRT builder failed."""
 
 
+@dataclass(frozen=True)
+class DeviceInfo:
+    name: str
+    compute_capability: tuple[int, int]
+
+
+@contextlib.contextmanager
+def cuda_device_scope(index: int) -> Iterator[DeviceInfo]:
+    """Make CUDA device `index` current (TensorRT builds for the current device) and describe it."""
+    with torch.cuda.device(index):
+        properties = torch.cuda.get_device_properties(index)
+        yield DeviceInfo(properties.name, (properties.major, properties.minor))
+
+
+@dataclass(frozen=True)
+class BuiltPlan:
+    """The serialised plan and the sidecar that describes it (nothing written yet)."""
+
+    plan: bytes
+    sidecar: PlanSidecar
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def timing_cache_path(plan_path: Path) -> Path:
-    """`model.plan` -> `model.timing.cache`, beside the engine it helps build."""
-    return plan_path.with_name(plan_path.stem + ".timing.cache")
 
 
 def _parse_onnx(network: trt.INetworkDefinition, logger: trt.ILogger, onnx_path: Path) -> None:
@@ -56,8 +77,7 @@ def _tensor_spec(tensor: trt.ITensor) -> TensorSpec:
 
 
 def _configure(
-    builder: trt.Builder, network: trt.INetworkDefinition, metadata: ModelMetadata, options: BuildOptions,
-    cache_bytes: bytes,
+    builder: trt.Builder, metadata: ModelMetadata, options: BuildOptions, cache_bytes: bytes
 ) -> trt.IBuilderConfig:
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_bytes)
@@ -75,46 +95,46 @@ def _configure(
     return config
 
 
-def build_engine(
-    onnx_path: Path, plan_path: Path, metadata: ModelMetadata, options: BuildOptions, device_index: int = 0
-) -> PlanSidecar:
-    """Build `plan_path` (and `plan_path`.json, and the timing cache) from an FP16 ONNX file; atomic writes."""
+def build_plan(
+    onnx_path: Path, metadata: ModelMetadata, options: BuildOptions, device_index: int, timing_cache: Path
+) -> BuiltPlan:
+    """Build a plan from an FP16 ONNX file on CUDA device `device_index`; the timing cache is read from and saved
+    to `timing_cache` (atomically). The plan and its sidecar are returned, not written."""
     if not onnx_path.is_file():
         raise ModelFileError(f"{onnx_path}: ONNX model not found")
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
-    _parse_onnx(network, logger, onnx_path)
-    names_in = [network.get_input(i).name for i in range(network.num_inputs)]
-    names_out = [network.get_output(i).name for i in range(network.num_outputs)]
-    if names_in != [metadata.input_name] or names_out != [metadata.output_name]:
-        raise ModelFileError(f"{onnx_path}: I/O {names_in} -> {names_out}, expected {metadata.input_name} -> "
-                             f"{metadata.output_name}")
-    cache_path = timing_cache_path(plan_path)
-    cache_bytes = cache_path.read_bytes() if cache_path.is_file() else b""
-    config = _configure(builder, network, metadata, options, cache_bytes)
-    serialized = builder.build_serialized_network(network, config)
-    if serialized is None:
-        raise EngineBuildError(f"{onnx_path}: TensorRT's builder returned no engine (its log above says why)")
-    plan_bytes = bytes(memoryview(serialized))
-    atomic_write_bytes(cache_path, bytes(config.get_timing_cache().serialize()))
-    properties = torch.cuda.get_device_properties(device_index)
+    with cuda_device_scope(device_index) as device:
+        logger = trt.Logger(trt.Logger.WARNING)
+        builder = trt.Builder(logger)
+        network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
+        _parse_onnx(network, logger, onnx_path)
+        names_in = [network.get_input(i).name for i in range(network.num_inputs)]
+        names_out = [network.get_output(i).name for i in range(network.num_outputs)]
+        if names_in != [metadata.input_name] or names_out != [metadata.output_name]:
+            raise ModelFileError(f"{onnx_path}: I/O {names_in} -> {names_out}, expected {metadata.input_name} -> "
+                                 f"{metadata.output_name}")
+        cache_bytes = timing_cache.read_bytes() if timing_cache.is_file() else b""
+        config = _configure(builder, metadata, options, cache_bytes)
+        serialized = builder.build_serialized_network(network, config)
+        if serialized is None:
+            raise EngineBuildError(f"{onnx_path}: TensorRT's builder returned no engine (its log above says why)")
+        plan_bytes = bytes(memoryview(serialized))
+        atomic_write_bytes(timing_cache, bytes(config.get_timing_cache().serialize()))
+        inputs = tuple(_tensor_spec(network.get_input(i)) for i in range(network.num_inputs))
+        outputs = tuple(_tensor_spec(network.get_output(i)) for i in range(network.num_outputs))
     sidecar = PlanSidecar(
         metadata=metadata,
         tensorrt_version=trt.__version__,
-        gpu_name=properties.name,
-        compute_capability=(properties.major, properties.minor),
+        gpu_name=device.name,
+        compute_capability=device.compute_capability,
         precision="fp16 (strongly typed from the FP16 ONNX)",
-        inputs=tuple(_tensor_spec(network.get_input(i)) for i in range(network.num_inputs)),
-        outputs=tuple(_tensor_spec(network.get_output(i)) for i in range(network.num_outputs)),
+        inputs=inputs,
+        outputs=outputs,
         source_onnx=onnx_path.name,
         source_onnx_sha256=file_sha256(onnx_path),
         batch_profile=options.profile.to_dict(),
         version_compatible=options.version_compatible,
         hardware_compatibility=options.hardware_compatibility,
-        plan_sha256=hashlib.sha256(plan_bytes).hexdigest(),
+        plan_sha256=plan_digest(plan_bytes),
         extra={"workspace_bytes": options.workspace_bytes, "optimization_level": options.optimization_level},
     )
-    atomic_write_bytes(plan_path, plan_bytes)
-    write_sidecar(plan_path, sidecar)
-    return sidecar
+    return BuiltPlan(plan_bytes, sidecar)

@@ -1,4 +1,4 @@
-"""The TensorRT backend for `.plan`/`.engine` files, with the sidecar checked before deserialising.
+"""The TensorRT backend for `.plan`/`.engine` files, with the sidecar and the plan's SHA-256 checked first.
 
 Buffers are torch CUDA tensors (no copies, no pycuda); TensorRT runs on its own stream, which first
 waits on the stream that preprocessed the batch. Import only after `availability.require_tensorrt`.
@@ -12,9 +12,9 @@ import tensorrt as trt
 import torch
 
 from ..backends.base import Backend
-from ..errors import BackendUnavailableError, ModelFileError, UserError
-from .batch_profile import split_batch
-from .sidecar import REBUILD_HINT, PlanIncompatibleError, check_compatibility, read_sidecar
+from ..errors import BackendUnavailableError, InferenceError, ModelFileError, UserError
+from .batch_profile import padding_for_profile, split_batch
+from .sidecar import REBUILD_HINT, PlanIncompatibleError, check_compatibility, check_plan_digest, read_sidecar
 
 TORCH_DTYPE_BY_TRT: dict[trt.DataType, torch.dtype] = {
     trt.DataType.FLOAT: torch.float32,
@@ -34,8 +34,42 @@ def _torch_dtype(dtype: trt.DataType, name: str, source: Path) -> torch.dtype:
     return TORCH_DTYPE_BY_TRT[dtype]
 
 
+def read_plan(plan_path: Path) -> bytes:
+    try:
+        return plan_path.read_bytes()
+    except OSError as exc:
+        raise ModelFileError(f"{plan_path}: cannot be read ({exc.strerror or exc})") from exc
+
+
+def deserialize_plan(runtime: trt.Runtime, plan_bytes: bytes, plan_path: Path) -> trt.ICudaEngine:
+    """The engine; None from TensorRT (another TensorRT build or GPU, a damaged file) is a PlanIncompatibleError."""
+    engine = runtime.deserialize_cuda_engine(plan_bytes)
+    if engine is None:
+        raise PlanIncompatibleError(
+            f"{plan_path}: TensorRT {trt.__version__} could not deserialise this plan (another TensorRT build, GPU or "
+            f"a damaged file; its log above says which); {REBUILD_HINT}"
+        )
+    return engine
+
+
+def execute_chunk(
+    context: trt.IExecutionContext, input_name: str, output_name: str, shape: tuple[int, ...], input_address: int,
+    output_address: int, stream_handle: int,
+) -> None:
+    """Bind one chunk by tensor name and enqueue it; every refusal by TensorRT is an InferenceError (exit 70):
+    the shapes are within the plan's profile by construction, so a refusal is not the user's doing."""
+    if not context.set_input_shape(input_name, shape):
+        raise InferenceError(f"TensorRT refused input shape {shape} for {input_name!r} (its log above says why)")
+    for name, address in ((input_name, input_address), (output_name, output_address)):
+        if not context.set_tensor_address(name, address):
+            raise InferenceError(f"TensorRT refused the address of tensor {name!r} (its log above says why)")
+    if not context.execute_async_v3(stream_handle):
+        raise InferenceError("TensorRT's execute_async_v3 failed (its log above says why)")
+
+
 class TensorRTBackend(Backend):
-    """Runs a TensorRT plan built by dermseg-export; batches above the profile's maximum are split."""
+    """Runs a TensorRT plan built by dermseg-export; batches above the profile's maximum are split, and
+    those below its minimum padded."""
 
     def __init__(
         self, plan_path: str | Path, device: torch.device, size_px: int | None = None, trust_host_code: bool = False
@@ -53,26 +87,24 @@ class TensorRTBackend(Backend):
         if size_px is not None and size_px != sidecar.metadata.size_px:
             raise UserError(f"--size {size_px}: {plan_path.name} was built for {sidecar.metadata.size_px}x"
                             f"{sidecar.metadata.size_px} input; export again with dermseg-export --size {size_px}")
+        plan_bytes = read_plan(plan_path)
+        check_plan_digest(sidecar, plan_bytes, plan_path)
         self.metadata = sidecar.metadata
         self.name = "tensorrt"
+        self.path = plan_path
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
         self._runtime.engine_host_code_allowed = decision.allow_host_code
         with torch.cuda.device(self.device):
-            engine = self._runtime.deserialize_cuda_engine(plan_path.read_bytes())
-            if engine is None:
-                raise PlanIncompatibleError(
-                    f"{plan_path}: TensorRT {trt.__version__} could not deserialise this plan (another TensorRT "
-                    f"build, GPU or a damaged file; its log above says which); {REBUILD_HINT}"
-                )
-            self._engine = engine
-            context = engine.create_execution_context()
+            self._engine = deserialize_plan(self._runtime, plan_bytes, plan_path)
+            context = self._engine.create_execution_context()
             if context is None:
                 raise BackendUnavailableError(f"{plan_path}: TensorRT could not create an execution context (GPU memory?)")
             self._context = context
             self._stream = torch.cuda.Stream(self.device)
         self.input_dtype, self._output_dtype = self._check_io(plan_path)
-        self.max_batch = int(engine.get_tensor_profile_shape(self.metadata.input_name, 0)[2][0])
+        shapes = self._engine.get_tensor_profile_shape(self.metadata.input_name, 0)
+        self.min_batch, self.max_batch = int(shapes[0][0]), int(shapes[2][0])
 
     def _check_io(self, plan_path: Path) -> tuple[torch.dtype, torch.dtype]:
         engine = self._engine
@@ -88,23 +120,23 @@ class TensorRTBackend(Backend):
         )
 
     def infer(self, images: torch.Tensor) -> torch.Tensor:
+        count = images.shape[0]
         images = images.to(self.device, self.input_dtype).contiguous()
+        padding = padding_for_profile(count, self.min_batch, self.max_batch)
+        if padding:
+            images = torch.cat([images, images.new_zeros((padding, *images.shape[1:]))])
         size = self.metadata.size_px
         logits = torch.empty((images.shape[0], 1, size, size), dtype=self._output_dtype, device=self.device)
         producer = torch.cuda.current_stream(self.device)
         self._stream.wait_stream(producer)
         for part in split_batch(images.shape[0], self.max_batch):
             chunk, out = images[part], logits[part]
-            if not self._context.set_input_shape(self.metadata.input_name, tuple(chunk.shape)):
-                raise UserError(f"TensorRT refused input shape {tuple(chunk.shape)}")
-            self._context.set_tensor_address(self.metadata.input_name, chunk.data_ptr())
-            self._context.set_tensor_address(self.metadata.output_name, out.data_ptr())
-            if not self._context.execute_async_v3(self._stream.cuda_stream):
-                raise BackendUnavailableError("TensorRT's execute_async_v3 failed (its log above says why)")
+            execute_chunk(self._context, self.metadata.input_name, self.metadata.output_name, tuple(chunk.shape),
+                          chunk.data_ptr(), out.data_ptr(), self._stream.cuda_stream)
         images.record_stream(self._stream)
         logits.record_stream(self._stream)
         producer.wait_stream(self._stream)
-        return logits.float()
+        return logits[:count].float()
 
     def close(self) -> None:
         if getattr(self, "_stream", None) is not None:

@@ -6,6 +6,7 @@ about it lives here.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -154,13 +155,13 @@ def check_compatibility(
 ) -> LoadPlan:
     """Compare the sidecar with this machine's TensorRT and GPU; raise PlanIncompatibleError that says why.
 
-    Same TensorRT version: loads. A newer TensorRT of the same major version: only a plan built
-    version-compatible, and only when `trust_host_code` (such a plan carries host code that runs here).
-    Compute capability: equal, unless the plan was built hardware-compatible (Ampere and newer, or same
-    compute capability on any GPU model).
+    A plan built version-compatible always carries host code (TensorRT's lean runtime), which runs here when
+    it is deserialised: it loads only when `trust_host_code` (`--trust-plan`), whatever the TensorRT version.
+    Same TensorRT version: loads. Another version: only a version-compatible plan, on a newer TensorRT of the
+    same major version. Compute capability: equal, unless the plan was built hardware-compatible (Ampere and
+    newer, or the same compute capability on any GPU model).
     """
     built, here = _version_tuple(sidecar.tensorrt_version), _version_tuple(tensorrt_version)
-    allow_host_code = False
     if built != here:
         if not sidecar.version_compatible:
             raise PlanIncompatibleError(
@@ -172,13 +173,12 @@ def check_compatibility(
                 f"{plan_path}: version-compatible plan built with TensorRT {sidecar.tensorrt_version} cannot run "
                 f"on TensorRT {tensorrt_version} (needs the same major version, same or newer); {REBUILD_HINT}"
             )
-        if not trust_host_code:
-            raise PlanIncompatibleError(
-                f"{plan_path}: built with TensorRT {sidecar.tensorrt_version} as a version-compatible plan; running it on "
-                f"TensorRT {tensorrt_version} runs host code stored in the plan. Pass --trust-plan if you trust its "
-                f"origin, or {REBUILD_HINT}"
-            )
-        allow_host_code = True
+    if sidecar.version_compatible and not trust_host_code:
+        raise PlanIncompatibleError(
+            f"{plan_path}: a version-compatible plan (built with TensorRT {sidecar.tensorrt_version}) carries host code "
+            f"that runs when it is loaded. Pass --trust-plan if you trust its origin, or {REBUILD_HINT} without "
+            "--version-compatible"
+        )
     built_cc = sidecar.compute_capability
     level = sidecar.hardware_compatibility
     cc_text = f"{compute_capability[0]}.{compute_capability[1]}"
@@ -194,4 +194,21 @@ def check_compatibility(
             f"{plan_path}: built for compute capability {built_text} ({sidecar.gpu_name}), this GPU has {cc_text}; "
             f"{REBUILD_HINT}"
         )
-    return LoadPlan(allow_host_code=allow_host_code)
+    return LoadPlan(allow_host_code=sidecar.version_compatible)
+
+
+def plan_digest(plan_bytes: bytes) -> str:
+    return hashlib.sha256(plan_bytes).hexdigest()
+
+
+def check_plan_digest(sidecar: PlanSidecar, plan_bytes: bytes, plan_path: str | Path) -> None:
+    """Refuse a plan whose SHA-256 is not the one its sidecar recorded (a swapped or damaged plan)."""
+    if not sidecar.plan_sha256:
+        raise ModelFileError(f"{plan_path}: its sidecar records no plan SHA-256, so the plan cannot be verified; "
+                             f"{REBUILD_HINT}")
+    actual = plan_digest(plan_bytes)
+    if actual != sidecar.plan_sha256:
+        raise ModelFileError(
+            f"{plan_path}: its SHA-256 {actual[:16]}... is not the {sidecar.plan_sha256[:16]}... its sidecar recorded "
+            f"when it was built (another or a damaged plan beside this sidecar); {REBUILD_HINT}"
+        )
