@@ -7,7 +7,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
@@ -21,10 +21,10 @@ from .cli_common import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_INPUTS_FAILED, hand
 from .decode import DEFAULT_MAX_PIXELS
 from .devices import resolve_device
 from .errors import InputImageError, OutputWriteError, UserError
-from .inputs import plan_inputs
+from .inputs import WorkItem, plan_inputs
 from .manifest import MANIFEST_NAME, STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, ManifestRow, write_manifest
 from .pipeline import RunOptions
-from .results import SegmentResult
+from .scale.ray_batch import ActorSettings, run_on_ray
 from .segmenter import Segmenter
 
 
@@ -69,13 +69,20 @@ def _check_threshold(ctx: click.Context, param: click.Parameter, value: float | 
 @click.option("--full-decode", is_flag=True,
               help="On the CPU, decode every JPEG at full size (default: libjpeg's reduced DCT scale where the input is "
                    "small). On CUDA, JPEGs are always decoded at full size on the GPU.")
+@click.option("--ray", is_flag=True,
+              help="Segment on a Ray cluster (Ray Data actors; pip install 'dermseg[ray]'): a local one sized to this "
+                   "machine, or the one --ray-address names. The model file must be readable where the actors run.")
+@click.option("--ray-address", default=None,
+              help="With --ray: join this cluster (auto, ray://HOST:10001, or HOST:PORT) instead of starting one.")
+@click.option("--ray-actors", type=click.IntRange(min=1), default=None,
+              help="With --ray: actors (default: one per GPU, or the cluster's CPUs divided by --threads).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @handle_errors
 def main(
     model_path: Path, inputs: tuple[Path, ...], out_dir: Path, size_px: int | None, batch_size: int, device: str,
     threshold: float | None, overwrite: bool, overlay: bool, max_pixels: int, io_threads: int, threads: int | None,
     report_path: Path | None, provider: str, trust_plan: bool, precision: str, channels_last: bool, cuda_graphs: bool,
-    full_decode: bool, quiet: bool,
+    full_decode: bool, ray: bool, ray_address: str | None, ray_actors: int | None, quiet: bool,
 ) -> None:
     """Segment skin lesions in image files and folders (recursive); write <name>_segmentation.png masks.
 
@@ -86,8 +93,11 @@ def main(
     """
     if not model_path.exists():
         raise UserError(f"{model_path}: model file not found")
-    torch_device = resolve_device(device)
-    if device == "auto":
+    on_ray = ray or ray_address is not None or ray_actors is not None
+    if (ray_address is not None or ray_actors is not None) and not ray:
+        raise UserError("--ray-address and --ray-actors go with --ray")
+    torch_device = None if on_ray else resolve_device(device)
+    if device == "auto" and torch_device is not None:
         click.echo(f"device: auto picked {torch_device}", err=True)
     plan = plan_inputs(list(inputs), out_dir)
     if not plan.items and not plan.errors:
@@ -99,51 +109,84 @@ def main(
     removed = remove_stale_temp_files(out_dir)
     if removed:
         click.echo(f"removed {len(removed)} temp file(s) left in {out_dir} by an interrupted run", err=True)
-    options = RunOptions(batch_size, overwrite, io_threads)
     for error in plan.errors:
         click.echo(f"error: {error}", err=True)
     stop = StopFlag()
-    results: list[SegmentResult] = []
+    rows: list[ManifestRow] = []
     backend_options = BackendOptions(provider, trust_plan, precision, channels_last, cuda_graphs, threads)
-    backend = open_backend(model_path, torch_device, size_px, backend_options)
-    with Segmenter(backend, threshold, max_pixels, reduced_jpeg=not full_decode) as segmenter, stop.on_sigint():
-        start = time.perf_counter()
-        bar = tqdm(total=len(plan.items), unit="img", disable=quiet, file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(total=len(plan.items), unit="img", disable=quiet, file=sys.stderr, dynamic_ncols=True)
+
+    def report(row: ManifestRow) -> None:
+        if row.status == STATUS_FAILED:
+            tqdm.write(f"error: {row.file}: {row.error}", file=sys.stderr)
+        elif row.note:
+            tqdm.write(f"note: {row.file}: {row.note}", file=sys.stderr)
+        bar.update(1)
+
+    start = time.perf_counter()
+    with stop.on_sigint():
         try:
-            for result in segmenter.segment_items(plan.items, options, overlay, stop.is_set):
-                results.append(result)
-                if result.message is not None:
-                    tqdm.write(f"error: {result.message}", file=sys.stderr)
-                elif result.note:
-                    tqdm.write(f"note: {result.source}: {result.note}", file=sys.stderr)
-                bar.update(1)
+            if on_ray:
+                settings = ActorSettings(str(model_path), device, size_px, threshold, backend_options, max_pixels,
+                                         not full_decode, overlay, batch_size)
+                rows, engine = _segment_on_ray(plan.items, settings, overwrite, ray_address, ray_actors, threads, report,
+                                               stop.is_set)
+            else:
+                assert torch_device is not None
+                backend = open_backend(model_path, torch_device, size_px, backend_options)
+                with Segmenter(backend, threshold, max_pixels, reduced_jpeg=not full_decode) as segmenter:
+                    for result in segmenter.segment_items(plan.items, RunOptions(batch_size, overwrite, io_threads),
+                                                          overlay, stop.is_set):
+                        rows.append(result.manifest_row())
+                        report(rows[-1])
+                    engine = segmenter.backend.describe()
         finally:
             bar.close()
             elapsed = time.perf_counter() - start
-            manifest = _write_reports(out_dir, report_path, results, plan.errors)
-        backend_name = segmenter.backend.describe()
-    done = sum(r.status == STATUS_OK for r in results)
-    skipped = sum(r.status == STATUS_SKIPPED for r in results)
-    failed = sum(r.status == STATUS_FAILED for r in results) + len(plan.errors)
+            manifest = _write_reports(out_dir, report_path, rows, plan.errors)
+    done = sum(r.status == STATUS_OK for r in rows)
+    skipped = sum(r.status == STATUS_SKIPPED for r in rows)
+    failed = sum(r.status == STATUS_FAILED for r in rows) + len(plan.errors)
     rate = done / elapsed if elapsed > 0 else 0.0
     click.echo(
         f"{done} segmented, {skipped} skipped (mask exists), {failed} failed in {elapsed:.1f} s "
-        f"({rate:.2f} images/s) with {backend_name}; masks in {out_dir}/, manifest {manifest}",
+        f"({rate:.2f} images/s) with {engine}; masks in {out_dir}/, manifest {manifest}",
         err=True,
     )
-    if stop.is_set():
-        left = len(plan.items) - len(results)
+    if stop.is_set() or len(rows) < len(plan.items):
+        left = len(plan.items) - len(rows)
         click.echo(f"interrupted: {left} image(s) not started; run the same command again to finish them", err=True)
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(EXIT_SOME_INPUTS_FAILED if failed else EXIT_OK)
 
 
+def _segment_on_ray(
+    items: list[WorkItem], settings: ActorSettings, overwrite: bool, address: str | None, actors: int | None,
+    threads: int | None, report: Callable[[ManifestRow], None], should_stop: Callable[[], bool],
+) -> tuple[list[ManifestRow], str]:
+    """Skip existing masks here, send the rest to Ray; the rows come back in input order (those that finished)."""
+    skipped = [not overwrite and item.mask_path is not None and item.mask_path.exists() for item in items]
+    for item, skip in zip(items, skipped):
+        if skip:
+            report(ManifestRow(str(item.source), STATUS_SKIPPED, str(item.mask_path)))
+    todo = [item for item, skip in zip(items, skipped) if not skip]
+    run = run_on_ray(todo, settings, address, actors, threads, report, should_stop)
+    done = iter(range(len(todo)))
+    rows: list[ManifestRow] = []
+    for item, skip in zip(items, skipped):
+        row = ManifestRow(str(item.source), STATUS_SKIPPED, str(item.mask_path)) if skip else run.rows.get(next(done))
+        if row is not None:
+            rows.append(row)
+    engine = f"{run.backend or settings.model_path} x {run.plan.describe()}" if run.plan else "no Ray run (nothing to do)"
+    return rows, engine
+
+
 def _write_reports(
-    out_dir: Path, report_path: Path | None, results: list[SegmentResult], input_errors: list[InputImageError]
+    out_dir: Path, report_path: Path | None, results: list[ManifestRow], input_errors: list[InputImageError]
 ) -> Path:
     """The manifest (and the failures report); a failure to write them is one error line, not a second traceback."""
     manifest = out_dir / MANIFEST_NAME
-    rows = [*(ManifestRow.input_error(error) for error in input_errors), *(result.manifest_row() for result in results)]
+    rows = [*(ManifestRow.input_error(error) for error in input_errors), *results]
     try:
         write_manifest(manifest, rows)
         if report_path is not None:
@@ -179,3 +222,7 @@ class StopFlag:
             yield
         finally:
             signal.signal(signal.SIGINT, previous)
+
+
+if __name__ == "__main__":
+    main()

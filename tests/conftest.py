@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -72,3 +74,16 @@ def onnx_path(checkpoint_path: Path, calibrated_model: torch.nn.Module) -> Path:
     path = checkpoint_path.with_suffix(".onnx")
     export_onnx(calibrated_model, ModelMetadata(size_px=TEST_SIZE_PX, train_size_px=TEST_SIZE_PX), path)
     return path
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[Any]:
+    """One local Ray cluster for the whole test run (4 logical CPUs, so that Ray Data actors and Serve replicas
+    of different tests never wait on each other); only this cluster is stopped at the end."""
+    ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'dermseg[ray]' (the dev extra has it)")
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    yield ray
+    from ray import serve
+
+    serve.shutdown()
+    ray.shutdown()

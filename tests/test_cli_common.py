@@ -4,7 +4,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from dermseg_deploy import cli_export, cli_run
+from dermseg_deploy import cli_bench, cli_export, cli_run, cli_serve
 from dermseg_deploy.cli_common import exit_code_for, handle_errors
 from dermseg_deploy.errors import (
     BackendUnavailableError,
@@ -18,7 +18,7 @@ from dermseg_train import cli as train_cli
 from dermseg_train import eval_cli
 
 COMMANDS = {"dermseg-run": cli_run.main, "dermseg-export": cli_export.main, "dermseg-train": train_cli.main,
-            "dermseg-eval": eval_cli.main}
+            "dermseg-eval": eval_cli.main, "dermseg-bench": cli_bench.main, "dermseg-serve": cli_serve.main}
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))

@@ -1,0 +1,87 @@
+"""`dermseg-serve --engine MODEL`: online segmentation over HTTP on Ray Serve, until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .backends import BackendOptions
+from .backends.options import ORT_PROVIDERS
+from .cli_common import handle_errors
+from .decode import DEFAULT_MAX_PIXELS
+from .errors import UserError
+from .scale.ray_batch import plan_actors
+from .scale.ray_cluster import import_ray, ray_cluster
+
+
+def wait_for_signal() -> None:
+    """Block until SIGINT or SIGTERM; the previous handlers come back afterwards."""
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dermseg-serve")
+@click.option("--engine", "model_path", required=True, type=click.Path(path_type=Path),
+              help="Model file: .pt, .onnx or .plan (readable where the replicas run).")
+@click.option("--replicas", type=click.IntRange(min=1), default=None,
+              help="Replicas (default: one per GPU; on CPUs, the cluster's CPUs divided by --threads).")
+@click.option("--max-batch-size", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Requests a replica runs together.")
+@click.option("--batch-wait-ms", type=click.FloatRange(min=0), default=10.0, show_default=True,
+              help="How long a replica waits for a batch to fill.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Intra-op threads per CPU replica.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda (one GPU per replica).")
+@click.option("--size", "size_px", type=int, default=None, help="Input side for .pt (default: the model's).")
+@click.option("--threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None)
+@click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
+              help="Larger images get HTTP 413.")
+@click.option("--full-decode", is_flag=True, help="On the CPU, decode JPEGs at full size.")
+@click.option("--provider", type=click.Choice(ORT_PROVIDERS), default="auto", show_default=True)
+@click.option("--trust-plan", is_flag=True, help=".plan: allow a version-compatible plan's host code.")
+@click.option("--ray-address", default=None, help="Join this Ray cluster (auto, ray://HOST:10001) instead of starting one.")
+@handle_errors
+def main(model_path: Path, replicas: int | None, max_batch_size: int, batch_wait_ms: float, host: str, port: int,
+         threads: int | None, device: str, size_px: int | None, threshold: float | None, max_pixels: int,
+         full_decode: bool, provider: str, trust_plan: bool, ray_address: str | None) -> None:
+    """Serve skin-lesion segmentation: POST /segment with image bytes returns the PNG mask at the image's size
+    (?format=json: lesion fraction, size, timing); GET /healthz. Bad images get HTTP 400, images over
+    --max-pixels 413. SIGINT or SIGTERM stops taking requests, lets the ones in flight finish, and exits.
+
+    Exit codes: 0 stopped by a signal; 2 usage error or unreadable model; 4 Ray or a device unavailable.
+    """
+    if not model_path.is_file():
+        raise UserError(f"{model_path}: model file not found")
+    import_ray()  # a clear error where Ray is missing
+    from ray import serve
+
+    from .scale.serve_app import APP_NAME, ServeSettings, build_app
+
+    with ray_cluster(ray_address) as cluster:
+        plan = plan_actors(cluster, device, replicas, threads)
+        options = BackendOptions(provider, trust_plan, threads=plan.threads)
+        settings = ServeSettings(str(model_path.resolve()), plan.device, size_px, threshold, options, max_pixels,
+                                 not full_decode, max_batch_size, batch_wait_ms)
+        serve.start(http_options={"host": host, "port": port})
+        serve.run(build_app(settings, plan.actors, plan.cpus_per_actor, plan.gpus_per_actor), name=APP_NAME,
+                  route_prefix="/")
+        click.echo(f"serving {model_path} on http://{host}:{port} (POST /segment, GET /healthz) with "
+                   f"{plan.describe().replace('actor', 'replica')}; Ctrl-C or SIGTERM stops", err=True)
+        wait_for_signal()  # installed after Ray's start-up, which sets a SIGTERM handler of its own
+        click.echo("stopping: no new requests; waiting for the ones in flight", err=True)
+        serve.delete(APP_NAME)  # replicas finish their in-flight requests first
+        if cluster.started_here:
+            serve.shutdown()
+    click.echo("stopped", err=True)

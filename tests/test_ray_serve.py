@@ -1,0 +1,105 @@
+"""`dermseg-serve`'s application on Ray Serve (127.0.0.1): the masks `dermseg-run` writes, 400 and 413 for bad
+images with the replicas still serving, and in-flight requests finished when the application is deleted."""
+
+from __future__ import annotations
+
+import io
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from dermseg_deploy import cli_run
+from dermseg_deploy.backends import BackendOptions
+from dermseg_deploy.errors import ImageTooLargeError, InputImageError
+from dermseg_deploy.samples import sample_image_paths
+from dermseg_deploy.scale.serve_client import ServeClient
+
+from .helpers import displayed_size
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+MAX_PIXELS = 1_000_000
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def served(ray_session: Any, onnx_path: Path) -> Any:
+    from ray import serve
+
+    from dermseg_deploy.scale.serve_app import ServeSettings, build_app
+
+    port = _free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    settings = ServeSettings(str(onnx_path), "cpu", options=BackendOptions(threads=1), max_pixels=MAX_PIXELS,
+                             max_batch_size=4, batch_wait_ms=20)
+    serve.run(build_app(settings, 2, 1.0, 0.0), name="dermseg-test", route_prefix="/")
+    yield ServeClient(f"http://127.0.0.1:{port}")
+    serve.delete("dermseg-test")
+
+
+def _replica_pids(client: ServeClient, images: list[Path]) -> set[int]:
+    with ThreadPoolExecutor(8) as pool:
+        return {int(r["pid"]) for r in pool.map(client.segment_json, images * 2)}
+
+
+def test_concurrent_requests_get_the_masks_dermseg_run_writes(served: ServeClient, onnx_path: Path, tmp_path: Path) -> None:
+    images = sample_image_paths()
+    assert CliRunner().invoke(cli_run.main, ["--engine", str(onnx_path), *map(str, images), "-o", str(tmp_path), "-q",
+                                             "--device", "cpu"]).exit_code == 0
+    with ThreadPoolExecutor(8) as pool:
+        masks = list(pool.map(served.segment, images))
+    for path, mask in zip(images, masks):
+        with Image.open(tmp_path / f"{path.stem}_segmentation.png") as expected:
+            assert mask.dtype == np.uint8 and np.array_equal(mask, np.asarray(expected)), path.name
+    info = served.segment_json(images[0])
+    assert (info["height"], info["width"]) == masks[0].shape and 0.0 <= info["lesion_fraction"] <= 1.0
+    health = served.health()
+    assert health["status"] == "ok" and health["backend"] == "onnxruntime-cpu" and health["input_size_px"] == 64
+
+
+def test_bad_images_get_400_or_413_and_the_same_replicas_keep_serving(served: ServeClient) -> None:
+    images = sample_image_paths()
+    before = _replica_pids(served, images)
+    with pytest.raises(InputImageError, match="is not an image in a format dermseg reads") as garbage:
+        served.segment(b"<html>garbage, not an image</html>", name="garbage.jpg")
+    assert str(garbage.value).startswith("garbage.jpg: ") and not isinstance(garbage.value, ImageTooLargeError)
+    bomb = io.BytesIO()
+    Image.new("L", (4000, 4000)).save(bomb, format="PNG")  # 16 M pixels in a few kilobytes
+    with pytest.raises(ImageTooLargeError, match=f"over the limit of {MAX_PIXELS}"):
+        served.segment(bomb.getvalue(), name="bomb.png")
+    with pytest.raises(InputImageError, match="is empty"):
+        served.segment(b"", name="empty.jpg")
+    after = _replica_pids(served, images)
+    assert after <= before and len(before) == 2, (before, after)
+
+
+def test_deleting_the_application_lets_in_flight_requests_finish(ray_session: Any, served: ServeClient,
+                                                                 onnx_path: Path) -> None:
+    from ray import serve
+
+    from dermseg_deploy.scale.serve_app import ServeSettings, build_app
+
+    settings = ServeSettings(str(onnx_path), "cpu", options=BackendOptions(threads=1), max_batch_size=8,
+                             batch_wait_ms=1500)  # a lone request waits 1.5 s for its batch to fill
+    serve.run(build_app(settings, 1, 1.0, 0.0), name="dermseg-drain", route_prefix="/drain")
+    client = ServeClient(served.url + "/drain")
+    client.health()
+    outcome: dict[str, Any] = {}
+    request = threading.Thread(target=lambda: outcome.update(mask=client.segment(sample_image_paths()[0])))
+    request.start()
+    time.sleep(0.5)
+    serve.delete("dermseg-drain")  # what dermseg-serve does on SIGTERM
+    request.join(timeout=60)
+    assert "mask" in outcome and outcome["mask"].shape == displayed_size(sample_image_paths()[0])
