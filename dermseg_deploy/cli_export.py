@@ -15,6 +15,7 @@ from .export.fp16_check import DEFAULT_MIN_MEAN_IOU
 from .export.onnx_export import DEFAULT_OPSET, EXPORTERS
 from .export.onnx_step import DEFAULT_ATOL, DEFAULT_MIN_IOU
 from .metadata import DEFAULT_DEPLOY_SIZE_PX
+from .scale.triton_repo import export_triton_models, write_triton_repo
 from .tensorrt.batch_profile import BatchProfile
 from .tensorrt.build_options import BuildOptions
 from .tensorrt.sidecar import HARDWARE_LEVELS
@@ -60,12 +61,15 @@ from .tensorrt.sidecar import HARDWARE_LEVELS
 @click.option("--exporter", type=click.Choice(EXPORTERS), default="dynamo", show_default=True,
               help="PyTorch's torch.export-based exporter, or the older TorchScript one.")
 @click.option("--opset", type=int, default=DEFAULT_OPSET, show_default=True)
+@click.option("--triton-repo", type=click.Path(path_type=Path), default=None,
+              help="Also write a Triton model repository here for the checked ONNX (and plan): config.pbtxt + 1/.")
 @handle_errors
 def main(
     checkpoint_path: Path, size_px: int, out_dir: Path | None, calib_dir: Path | None, calib_count: int,
     synthetic_calib: bool, parity_dir: Path | None, parity_count: int, atol: float, min_iou: float,
     fp16_min_iou: float, check_device: str, no_engine: bool, min_batch: int, opt_batch: int, max_batch: int,
     workspace_mb: int, opt_level: int, version_compatible: bool, hardware_compatible: str, exporter: str, opset: int,
+    triton_repo: Path | None,
 ) -> None:
     """Export a dermseg checkpoint to model.onnx (FP32), model.fp16.onnx and model.plan (TensorRT FP16).
 
@@ -93,4 +97,9 @@ def main(
         sys.exit(EXIT_CHECK_FAILED)
     if no_engine:
         click.echo(f"not built: {result.paths.plan.name} (--no-engine)")
+    if triton_repo is not None:
+        plan = result.paths.plan if len(result.steps) == 3 else None
+        models = export_triton_models(result.paths.stem, result.paths.onnx, plan, max_batch, opt_batch)
+        written = write_triton_repo(triton_repo, models)
+        click.echo(f"wrote the Triton model repository {triton_repo}: {', '.join(folder.name for folder in written)}")
     sys.exit(EXIT_OK)
