@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import InputImageError
+from .errors import ImageTooLargeError, InputImageError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
 DEFAULT_MAX_PIXELS = 120_000_000
@@ -73,7 +73,7 @@ def decode_image(
             with Image.open(io.BytesIO(data)) as image:
                 width, height = image.size
                 if width * height > max_pixels:
-                    raise InputImageError(
+                    raise ImageTooLargeError(
                         name, f"has {width}x{height} = {width * height} pixels, over the limit of {max_pixels}"
                     )
                 if draft_min_side_px is not None and image.format == "JPEG":
@@ -86,7 +86,7 @@ def decode_image(
     except UnidentifiedImageError as exc:
         raise InputImageError(name, "is not an image in a format dermseg reads (JPEG, PNG, BMP, TIFF)") from exc
     except Image.DecompressionBombError as exc:
-        raise InputImageError(name, f"is too large to decode safely ({exc})") from exc
+        raise ImageTooLargeError(name, f"is too large to decode safely ({exc})") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InputImageError(name, f"cannot be decoded ({exc})") from exc
     if array.ndim != 3 or array.shape[0] == 0 or array.shape[1] == 0:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .decode import DEFAULT_MAX_PIXELS, decode_image, read_header
-from .errors import InputImageError
+from .errors import ImageTooLargeError
 from .gpu_decode import decode_jpegs_on_gpu, is_jpeg
 
 
@@ -62,7 +62,8 @@ class DecodePolicy:
     def check_pixels(self, size_hw: tuple[int, int], name: object) -> None:
         height, width = size_hw
         if height * width > self.max_pixels:
-            raise InputImageError(name, f"has {width}x{height} = {width * height} pixels, over the limit of {self.max_pixels}")
+            raise ImageTooLargeError(name, f"has {width}x{height} = {width * height} pixels, over the limit of "
+                                     f"{self.max_pixels}")
 
     def decode_on_host(self, data: bytes, name: object) -> HostDecoded:
         """Pillow decoding as this policy wants it; the pixels may be smaller than the displayed size."""

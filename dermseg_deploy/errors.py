@@ -18,10 +18,22 @@ class ModelFileError(UserError):
 class InputImageError(DermsegError):
     """One input image cannot be used; the run goes on with the others (exit 1 at the end)."""
 
+    kind = "unusable"
+    """What is wrong, for callers that answer differently (an HTTP service: 400, or 413 for `too_large`)."""
+
     def __init__(self, path: object, reason: str) -> None:
         super().__init__(f"{path}: {reason}")
         self.path = path
         self.reason = reason
+
+    def __reduce__(self) -> tuple[object, ...]:  # picklable with its two arguments (Ray ships errors between processes)
+        return (type(self), (self.path, self.reason))
+
+
+class ImageTooLargeError(InputImageError):
+    """An image over the pixel limit (a decompression bomb, or simply too big to decode safely)."""
+
+    kind = "too_large"
 
 
 class OutputWriteError(DermsegError):

@@ -21,14 +21,15 @@ OVERLAY_SUFFIX = "_overlay.jpg"
 class WorkItem:
     """One input image and where its mask (and overlay) go (None: the mask is returned, not written).
 
-    `source` is the file, or a label such as `<image 0>` for an in-memory image given as `pixels`
-    ((3, H, W) uint8, as a viewer shows it).
+    `source` is the file, or a label such as `<image 0>` for an image given in memory: as the encoded file's
+    `data` (decoded as a file would be), or as `pixels` ((3, H, W) uint8, as a viewer shows it).
     """
 
     source: Path | str
     mask_path: Path | None = None
     overlay_path: Path | None = None
     pixels: torch.Tensor | None = None
+    data: bytes | None = None
 
     @property
     def path(self) -> Path:

@@ -137,12 +137,13 @@ def _drain(in_flight: _InFlight) -> Iterator[SegmentResult]:
     while in_flight:
         entry, share, future = in_flight.popleft()
         if future is None:
-            yield SegmentResult(entry.item, STATUS_FAILED, entry.seconds, error=entry.error or "was not segmented")
+            yield SegmentResult(entry.item, STATUS_FAILED, entry.seconds, error=entry.error or "was not segmented",
+                                error_kind=entry.error_kind or InputImageError.kind)
             continue
         try:
             finished = future.result()  # an OutputWriteError ends the run: the disk is the problem
         except InputImageError as exc:  # the overlay's full-size decode failed
-            yield SegmentResult(entry.item, STATUS_FAILED, entry.seconds, error=exc.reason)
+            yield SegmentResult(entry.item, STATUS_FAILED, entry.seconds, error=exc.reason, error_kind=exc.kind)
             continue
         note = "; ".join(entry.notes) or None
         yield SegmentResult(entry.item, STATUS_OK, entry.seconds + share + finished.seconds, finished.fraction,

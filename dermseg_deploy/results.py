@@ -26,6 +26,8 @@ class SegmentResult:
     mask: np.ndarray | None = None
     error: str | None = None
     note: str | None = None
+    error_kind: str | None = None
+    """For a failed input: `unusable`, or `too_large` (over the pixel limit)."""
 
     @property
     def source(self) -> str:

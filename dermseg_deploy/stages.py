@@ -46,7 +46,12 @@ class Prepared:
     network_input: torch.Tensor | None = None
     overlay_image: torch.Tensor | None = None
     error: str | None = None
+    error_kind: str | None = None
+    """`InputImageError.kind` of the error: unusable, or too_large."""
     notes: list[str] = field(default_factory=list)
+
+    def fail(self, error: InputImageError) -> None:
+        self.error, self.error_kind = error.reason, error.kind
 
     @property
     def failed(self) -> bool:
@@ -66,8 +71,12 @@ class HostStages:
     # ---- reader threads ----------------------------------------------------------------------------------
 
     def read(self, prepared: Prepared) -> None:
-        """The file's bytes (nothing to read for an in-memory image)."""
-        if prepared.item.pixels is None:
+        """The file's bytes (nothing to read for an image given as bytes or pixels)."""
+        if prepared.item.data is not None:
+            if not prepared.item.data:
+                raise InputImageError(prepared.item.source, "is empty (0 bytes)")
+            prepared.data = prepared.item.data
+        elif prepared.item.pixels is None:
             prepared.data = read_file_bytes(prepared.item.path)
 
     def decode(self, prepared: Prepared) -> None:
@@ -99,7 +108,7 @@ class HostStages:
                 self.keep_overlay_source(prepared)
             self.preprocess(prepared)
         except InputImageError as exc:
-            prepared.error = exc.reason
+            prepared.fail(exc)
         prepared.seconds = time.perf_counter() - start
         return prepared
 
@@ -179,7 +188,7 @@ class CudaStages(HostStages):
                 try:
                     pixels = self.policy.decode_full_on_host(entry.data or b"", entry.item.source)
                 except InputImageError as exc:
-                    entry.error = exc.reason
+                    entry.fail(exc)
                     continue
             entry.pixels = pixels
             if self.overlay:
