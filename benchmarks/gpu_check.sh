@@ -2,18 +2,22 @@
 # The one prepared check for a CUDA machine (see ../shared/DESIGN.md: no network, no TensorRT there).
 # usage: benchmarks/gpu_check.sh [--dry-run] [--images DIR] [OUTDIR]   (OUTDIR default: $OUT, else benchmarks/results/gpu-latest)
 #
-# 1. the gpu- and tensorrt-marked tests;
+# 1. the gpu- and tensorrt-marked tests (the CUDA entry points' masks, CPU-vs-GPU masks of the test model);
 # 2. trains a small model for about a minute (benchmarks/gpu_train_short.json on gpu_data/isic512, ISIC 2018
-#    pairs at 512 px copied there and ignored by git; else the shipped samples), from random weights;
-# 3. dermseg-bench at 1024 px on the full-resolution images in --images (default gpu_data/images, else the
-#    shipped samples): the naive baseline, PyTorch FP32 eager with TF32 off (the reference) and on, the
-#    PyTorch FP16 fast path, and the TensorRT plan where TensorRT exists; JSON, table and plot in OUTDIR.
+#    pairs at 512 px copied there by benchmarks/prepare_gpu_data.sh and ignored by git; else the shipped
+#    samples), from random weights;
+# 3. the mask IoU between CPU decoding (libjpeg, reduced DCT scale) and GPU decoding (nvJPEG) with that model
+#    at 1024 px on the full-resolution images (cpu-vs-gpu-masks.json);
+# 4. dermseg-bench at 1024 px on the full-resolution images in --images (default
+#    gpu_data/isic2017-fullres/ISIC-2017_Validation_Data, else the shipped samples): the naive baseline,
+#    PyTorch FP32 eager with TF32 off (the reference) and on, the PyTorch FP16 fast path, and the TensorRT
+#    plan where TensorRT exists; JSON, table and plot in OUTDIR.
 # --dry-run runs the same steps on the CPU at 64 px in seconds (the test suite runs it).
 # Installs nothing from the network. Under 4 minutes on an H100.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 dry_run=0
-images=gpu_data/images
+images=gpu_data/isic2017-fullres/ISIC-2017_Validation_Data
 out=""
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -32,10 +36,10 @@ train_data=gpu_data/isic512
 [ -d "$train_data" ] || train_data=dermseg_deploy/samples
 python=${PYTHON:-python3}
 if [ "$dry_run" = 1 ]; then
-    device=cpu size=64 batches=1,2 bench_time=(--min-seconds 0.2 --min-iterations 1 --warmup 1)
+    device=cpu size=64 batches=1,2 bench_time=(--min-seconds 0.2 --min-iterations 1 --warmup 1) agreement=(--a cpu --b cpu-full)
     train=(--data dermseg_deploy/samples --size 64 --epochs 1 --batch-size 4 --val-count 2 --encoder-weights none --workers 0)
 else
-    device=cuda size=1024 batches=1,8 bench_time=(--min-seconds 2 --min-iterations 5 --warmup 2)
+    device=cuda size=1024 batches=1,8 bench_time=(--min-seconds 2 --min-iterations 5 --warmup 2) agreement=(--a cpu --b cuda)
     train=(--config benchmarks/gpu_train_short.json --data "$train_data")
     "$python" -m pip install -q --no-deps --no-build-isolation -e . >"$out/install.log" 2>&1 || {
         echo "editable install failed, using PYTHONPATH" | tee -a "$out/install.log"; export PYTHONPATH=$PWD; }
@@ -50,8 +54,8 @@ run() { "$python" -c "import sys; from $1 import main; sys.argv[0] = '$2'; main(
     nproc | sed 's/^/cpu count: /'
 } >"$out/environment.txt" 2>&1
 
-"$python" -m pytest -q -p no:cacheprovider -m "gpu or tensorrt" tests/test_gpu.py tests/test_gpu_pipeline.py \
-    tests/test_tensorrt_engine.py >"$out/gpu-tests.txt" 2>&1 || status=1
+DERMSEG_RESULTS=$out "$python" -m pytest -q -s -p no:cacheprovider -m "gpu or tensorrt" tests/test_gpu.py \
+    tests/test_gpu_pipeline.py tests/test_gpu_core.py tests/test_tensorrt_engine.py >"$out/gpu-tests.txt" 2>&1 || status=1
 tail -15 "$out/gpu-tests.txt"
 
 work=$(mktemp -d)
@@ -60,6 +64,9 @@ work=$(mktemp -d)
     timeout 150 "$python" -m dermseg_train.cli "${train[@]}" --out "$work/model.pt" --cache-dir "$work/cache" \
         --device "$device" -q 2>&1 | tail -3 || { echo "training ended with status $?"; status=1; }
     model="$work/model.pt"
+    echo "== masks from CPU and GPU decoding (${agreement[*]}) at ${size} px on $(ls "$images" | wc -l) images"
+    "$python" benchmarks/decode_agreement.py --engine "$model" --images "$images" --size "$size" "${agreement[@]}" \
+        --json "$out/cpu-vs-gpu-masks.json" 2>&1 || status=1
     engines=(--engine "$model" --engine "naive:$model" --engine "tf32:$model" --engine "fp16:$model")
     if "$python" -c "from dermseg_deploy.tensorrt.availability import tensorrt_installed as t; raise SystemExit(not t())"; then
         echo "== dermseg-export (TensorRT is installed)"

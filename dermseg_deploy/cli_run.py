@@ -93,10 +93,9 @@ def main(
     """
     if not model_path.exists():
         raise UserError(f"{model_path}: model file not found")
-    on_ray = ray or ray_address is not None or ray_actors is not None
     if (ray_address is not None or ray_actors is not None) and not ray:
         raise UserError("--ray-address and --ray-actors go with --ray")
-    torch_device = None if on_ray else resolve_device(device)
+    torch_device = None if ray else resolve_device(device)
     if device == "auto" and torch_device is not None:
         click.echo(f"device: auto picked {torch_device}", err=True)
     plan = plan_inputs(list(inputs), out_dir)
@@ -126,7 +125,7 @@ def main(
     start = time.perf_counter()
     with stop.on_sigint():
         try:
-            if on_ray:
+            if ray:
                 settings = ActorSettings(str(model_path), device, size_px, threshold, backend_options, max_pixels,
                                          not full_decode, overlay, batch_size)
                 rows, engine = _segment_on_ray(plan.items, settings, overwrite, ray_address, ray_actors, threads, report,

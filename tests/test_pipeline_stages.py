@@ -92,6 +92,8 @@ def test_gpu_check_dry_run_benchmarks_every_engine(tmp_path: Path) -> None:
     with Image.open(tmp_path / "bench.png") as plot:
         assert plot.format == "PNG" and plot.size[0] > 500
     assert "gpu_check status: 0" in (tmp_path / "bench.txt").read_text()
+    agreement = json.loads((tmp_path / "cpu-vs-gpu-masks.json").read_text())
+    assert (agreement["a"], agreement["b"], agreement["images"]) == ("cpu", "cpu-full", 8) and agreement["mean_iou"] > 0.5
 
 
 def test_tf32_settings_come_back_after_a_benchmark_whatever_happens() -> None:
