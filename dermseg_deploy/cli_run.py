@@ -154,7 +154,8 @@ def main(
     )
     if stop.is_set() or len(rows) < len(plan.items):
         left = len(plan.items) - len(rows)
-        click.echo(f"interrupted: {left} image(s) not started; run the same command again to finish them", err=True)
+        what = "not reported back (actors may have finished some: their masks exist)" if ray else "not started"
+        click.echo(f"interrupted: {left} image(s) {what}; run the same command again to finish them", err=True)
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(EXIT_SOME_INPUTS_FAILED if failed else EXIT_OK)
 

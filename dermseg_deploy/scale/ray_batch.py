@@ -173,7 +173,8 @@ def run_on_ray(
         context.print_on_execution_start = False
         records = [{"index": i, "source": str(item.source), "mask_path": str(item.mask_path),
                     "overlay_path": str(item.overlay_path)} for i, item in enumerate(items)]
-        dataset = ray.data.from_items(records, override_num_blocks=max(1, min(len(records), 4 * plan.actors)))
+        blocks = -(-len(records) // settings.batch_size)  # one batch per block: a stop waits for little work
+        dataset = ray.data.from_items(records, override_num_blocks=blocks)
         segmented = dataset.map_batches(
             SegmentActor, fn_constructor_kwargs={"settings": actor_settings},
             compute=ray.data.ActorPoolStrategy(size=plan.actors), batch_size=settings.batch_size,
