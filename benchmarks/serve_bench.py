@@ -29,6 +29,7 @@ from dermseg_deploy import Segmenter  # noqa: E402
 from dermseg_deploy.backends import BackendOptions  # noqa: E402
 from dermseg_deploy.bench.stats import summarize_ms  # noqa: E402
 from dermseg_deploy.export.check_images import image_files  # noqa: E402
+from dermseg_deploy.scale.segmenter_spec import SegmenterSpec
 from dermseg_deploy.scale.serve_client import ServeClient  # noqa: E402
 
 LEVELS = (1, 4, 16)
@@ -84,7 +85,7 @@ def main(argv: list[str]) -> int:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
         serve.start(http_options={"host": "127.0.0.1", "port": port})
-        settings = ServeSettings(str(model), "cpu", options=BackendOptions(threads=threads),
+        settings = ServeSettings(SegmenterSpec(str(model), "cpu", options=BackendOptions(threads=threads)),
                                  max_batch_size=args.max_batch_size, batch_wait_ms=args.batch_wait_ms)
         serve.run(build_app(settings, args.replicas, float(threads), 0.0), name="bench", route_prefix="/")
         client = ServeClient(f"http://127.0.0.1:{port}")

@@ -25,6 +25,7 @@ from .inputs import WorkItem, plan_inputs
 from .manifest import MANIFEST_NAME, STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, ManifestRow, write_manifest
 from .pipeline import RunOptions
 from .scale.ray_batch import ActorSettings, run_on_ray
+from .scale.segmenter_spec import SegmenterSpec
 from .segmenter import Segmenter
 
 
@@ -126,8 +127,9 @@ def main(
     with stop.on_sigint():
         try:
             if ray:
-                settings = ActorSettings(str(model_path), device, size_px, threshold, backend_options, max_pixels,
-                                         not full_decode, overlay, batch_size)
+                model = SegmenterSpec(str(model_path), device, size_px, threshold, backend_options, max_pixels,
+                                      not full_decode)
+                settings = ActorSettings(model, overlay, batch_size)
                 rows, engine = _segment_on_ray(plan.items, settings, overwrite, ray_address, ray_actors, threads, report,
                                                stop.is_set)
             else:
@@ -177,7 +179,7 @@ def _segment_on_ray(
         row = ManifestRow(str(item.source), STATUS_SKIPPED, str(item.mask_path)) if skip else run.rows.get(next(done))
         if row is not None:
             rows.append(row)
-    engine = f"{run.backend or settings.model_path} x {run.plan.describe()}" if run.plan else "no Ray run (nothing to do)"
+    engine = f"{run.backend or settings.model.model_path} x {run.plan.describe()}" if run.plan else "no Ray run (nothing to do)"
     return rows, engine
 
 

@@ -16,6 +16,7 @@ from .decode import DEFAULT_MAX_PIXELS
 from .errors import UserError
 from .scale.ray_batch import plan_actors
 from .scale.ray_cluster import import_ray, ray_cluster
+from .scale.segmenter_spec import SegmenterSpec
 
 
 def wait_for_signal() -> None:
@@ -71,9 +72,9 @@ def main(model_path: Path, replicas: int | None, max_batch_size: int, batch_wait
 
     with ray_cluster(ray_address) as cluster:
         plan = plan_actors(cluster, device, replicas, threads)
-        options = BackendOptions(provider, trust_plan, threads=plan.threads)
-        settings = ServeSettings(str(model_path.resolve()), plan.device, size_px, threshold, options, max_pixels,
-                                 not full_decode, max_batch_size, batch_wait_ms)
+        model = SegmenterSpec(str(model_path.resolve()), device, size_px, threshold, BackendOptions(provider, trust_plan),
+                              max_pixels, not full_decode)
+        settings = ServeSettings(model.on(plan.device, plan.threads), max_batch_size, batch_wait_ms)
         serve.start(http_options={"host": host, "port": port})
         serve.run(build_app(settings, plan.actors, plan.cpus_per_actor, plan.gpus_per_actor), name=APP_NAME,
                   route_prefix="/")

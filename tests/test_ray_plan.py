@@ -40,8 +40,9 @@ def test_ray_options_go_with_ray(onnx_path: Path, tmp_path: Path) -> None:
 def test_an_actor_reports_a_model_that_does_not_load_in_band(tmp_path: Path) -> None:
     """Ray would only say that the actor died; the driver re-raises this with its own type and exit code."""
     from dermseg_deploy.scale.ray_batch import ActorSettings
+    from dermseg_deploy.scale.segmenter_spec import SegmenterSpec
 
-    actor = SegmentActor(ActorSettings(str(tmp_path / "absent.onnx")))
+    actor = SegmentActor(ActorSettings(SegmenterSpec(str(tmp_path / "absent.onnx"))))
     import numpy as np
 
     out = actor({"source": np.array(["a.jpg"]), "mask_path": np.array(["a.png"]), "overlay_path": np.array(["a.jpg"]),

@@ -20,6 +20,7 @@ from dermseg_deploy import cli_run
 from dermseg_deploy.backends import BackendOptions
 from dermseg_deploy.errors import ImageTooLargeError, InputImageError
 from dermseg_deploy.samples import sample_image_paths
+from dermseg_deploy.scale.segmenter_spec import SegmenterSpec
 from dermseg_deploy.scale.serve_client import ServeClient
 
 from .helpers import displayed_size
@@ -42,8 +43,8 @@ def served(ray_session: Any, onnx_path: Path) -> Any:
 
     port = _free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-    settings = ServeSettings(str(onnx_path), "cpu", options=BackendOptions(threads=1), max_pixels=MAX_PIXELS,
-                             max_batch_size=4, batch_wait_ms=20)
+    model = SegmenterSpec(str(onnx_path), "cpu", options=BackendOptions(threads=1), max_pixels=MAX_PIXELS)
+    settings = ServeSettings(model, max_batch_size=4, batch_wait_ms=20)
     serve.run(build_app(settings, 2, 1.0, 0.0), name="dermseg-test", route_prefix="/")
     yield ServeClient(f"http://127.0.0.1:{port}")
     serve.delete("dermseg-test")
@@ -91,7 +92,7 @@ def test_deleting_the_application_lets_in_flight_requests_finish(ray_session: An
 
     from dermseg_deploy.scale.serve_app import ServeSettings, build_app
 
-    settings = ServeSettings(str(onnx_path), "cpu", options=BackendOptions(threads=1), max_batch_size=8,
+    settings = ServeSettings(SegmenterSpec(str(onnx_path), "cpu", options=BackendOptions(threads=1)), max_batch_size=8,
                              batch_wait_ms=1500)  # a lone request waits 1.5 s for its batch to fill
     serve.run(build_app(settings, 1, 1.0, 0.0), name="dermseg-drain", route_prefix="/drain")
     client = ServeClient(served.url + "/drain")

@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from ..backends import BackendOptions
 from ..errors import (
     BackendUnavailableError,
     CheckFailedError,
@@ -31,7 +30,9 @@ from ..errors import (
 from ..inputs import WorkItem
 from ..manifest import COLUMNS, ManifestRow
 from ..pipeline import RunOptions
+from ..segmenter import Segmenter
 from .ray_cluster import ClusterInfo, import_ray, ray_cluster
+from .segmenter_spec import SegmenterSpec
 
 FATAL_TYPES: dict[str, type[DermsegError]] = {
     cls.__name__: cls
@@ -44,13 +45,7 @@ EXTRA_COLUMNS = ("index", "backend", "fatal_type", "fatal_message")
 class ActorSettings:
     """What every actor needs to open the model and segment as a local `dermseg-run` would."""
 
-    model_path: str
-    device: str = "cpu"
-    size_px: int | None = None
-    threshold: float | None = None
-    options: BackendOptions = field(default_factory=BackendOptions)
-    max_pixels: int = 120_000_000
-    reduced_jpeg: bool = True
+    model: SegmenterSpec
     overlay: bool = False
     batch_size: int = 4
     io_threads: int = 1
@@ -60,15 +55,11 @@ class SegmentActor:
     """A Ray Data actor: the model opened once, then batches of rows in, manifest rows out."""
 
     def __init__(self, settings: ActorSettings) -> None:
-        from ..segmenter import Segmenter
-
         self.settings = settings
         self.fatal: DermsegError | None = None
         self.segmenter: Segmenter | None = None
         try:
-            self.segmenter = Segmenter.open(settings.model_path, settings.device, settings.size_px, settings.threshold,
-                                            settings.options, max_pixels=settings.max_pixels,
-                                            reduced_jpeg=settings.reduced_jpeg)
+            self.segmenter = settings.model.open()
         except DermsegError as exc:  # reported with the first batch (Ray would only say the actor failed)
             self.fatal = exc
 
@@ -160,13 +151,10 @@ def run_on_ray(
         return run
     ray = import_ray()
     with ray_cluster(address) as cluster:
-        plan = plan_actors(cluster, settings.device, actors, threads)
+        plan = plan_actors(cluster, settings.model.device, actors, threads)
         run.plan = plan
-        actor_settings = ActorSettings(
-            settings.model_path, plan.device, settings.size_px, settings.threshold,
-            settings.options.with_threads(plan.threads), settings.max_pixels, settings.reduced_jpeg, settings.overlay,
-            settings.batch_size, max(1, plan.threads),
-        )
+        actor_settings = ActorSettings(settings.model.on(plan.device, plan.threads), settings.overlay, settings.batch_size,
+                                       plan.threads)
         context = ray.data.DataContext.get_current()  # importing ray.data configures its loggers: quiet them after
         logging.getLogger("ray.data").setLevel(logging.ERROR)  # dermseg-run shows its own progress and summary
         context.enable_progress_bars = False

@@ -14,19 +14,18 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ray import serve
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from ..backends import BackendOptions
 from ..errors import DermsegError
 from ..inputs import WorkItem
 from ..pipeline import RunOptions
 from ..postprocess import encode_png
-from ..segmenter import Segmenter
+from .segmenter_spec import SegmenterSpec
 
 APP_NAME = "dermseg"
 TOO_LARGE = "too_large"
@@ -34,15 +33,9 @@ TOO_LARGE = "too_large"
 
 @dataclass(frozen=True)
 class ServeSettings:
-    """What every replica needs to open the model and answer as `dermseg-run` would."""
+    """What every replica needs to open the model and batch requests."""
 
-    model_path: str
-    device: str = "cpu"
-    size_px: int | None = None
-    threshold: float | None = None
-    options: BackendOptions = field(default_factory=BackendOptions)
-    max_pixels: int = 120_000_000
-    reduced_jpeg: bool = True
+    model: SegmenterSpec
     max_batch_size: int = 8
     batch_wait_ms: float = 10.0
 
@@ -65,9 +58,7 @@ class SegmentationService:
 
     def __init__(self, settings: ServeSettings) -> None:
         self.settings = settings
-        self.segmenter = Segmenter.open(settings.model_path, settings.device, settings.size_px, settings.threshold,
-                                        settings.options, max_pixels=settings.max_pixels,
-                                        reduced_jpeg=settings.reduced_jpeg)
+        self.segmenter = settings.model.open()
         batched: Any = self.segment_batch  # Serve's batch handler, with setters its type hints do not show
         batched.set_max_batch_size(settings.max_batch_size)
         batched.set_batch_wait_timeout_s(settings.batch_wait_ms / 1000.0)
