@@ -44,11 +44,6 @@ class DecodePolicy:
     def on_gpu(self) -> bool:
         return self.device.type == "cuda"
 
-    def describe(self) -> str:
-        if self.on_gpu:
-            return "JPEG on the GPU (nvJPEG), other formats on the CPU, full size"
-        return "on the CPU, " + ("JPEG at reduced DCT scale" if self.reduced_jpeg else "full size")
-
     def decodes_on_gpu(self, data: bytes) -> bool:
         """True where the pixels of `data` come from the GPU decoder (a JPEG on a CUDA device)."""
         return self.on_gpu and is_jpeg(data)

@@ -14,8 +14,8 @@ from dermseg_deploy.samples import sample_image_paths
 from dermseg_deploy.scale.ray_batch import SegmentActor, _row, plan_actors
 from dermseg_deploy.scale.ray_cluster import ClusterInfo
 
-CPU_NODE = ClusterInfo(cpus=16, gpus=0, started_here=True, address="")
-GPU_NODES = ClusterInfo(cpus=64, gpus=4, started_here=False, address="")
+CPU_NODE = ClusterInfo(cpus=16, gpus=0, started_here=True)
+GPU_NODES = ClusterInfo(cpus=64, gpus=4, started_here=False)
 
 
 def test_cpu_actors_share_the_cores_and_gpu_actors_take_one_gpu_each() -> None:

@@ -214,7 +214,7 @@ def test_the_plan_step_trusts_the_plan_it_built_and_names_it_by_its_check(
     RecordingBackend.opened, RecordingBackend.logits = [], reference.clone() if agrees else -reference
     onnx = tmp_path / "model.fp16.onnx"
     onnx.write_bytes(b"onnx")
-    checks = CheckSet(torch.zeros(2, 3, 64, 64), reference, "test")
+    checks = CheckSet(torch.zeros(2, 3, 64, 64), reference)
     result = plan_step.plan_from_onnx(onnx, tmp_path / "model.plan", tmp_path / "model.failed.plan", tmp_path / "t.cache",
                                       ModelMetadata(size_px=64), BuildOptions(version_compatible=True), checks,
                                       torch.device("cuda", 0))

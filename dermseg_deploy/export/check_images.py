@@ -83,17 +83,15 @@ class CheckSet:
 
     batch: torch.Tensor
     reference: torch.Tensor
-    source: str
 
 
 @torch.inference_mode()
-def make_check_set(model: torch.nn.Module, metadata: ModelMetadata, paths: tuple[Path, ...] | list[Path],
-                   source: str = "") -> CheckSet:
+def make_check_set(model: torch.nn.Module, metadata: ModelMetadata, paths: tuple[Path, ...] | list[Path]) -> CheckSet:
     """Preprocess the images and run the model on them in FP32 on the CPU, one at a time (bounded memory at 1024 px)."""
     batch = load_batch(paths, metadata)
     model = model.eval().float().cpu()
     reference = torch.cat([model(image[None]) for image in batch])
-    return CheckSet(batch, reference, source or f"{len(paths)} real images")
+    return CheckSet(batch, reference)
 
 
 def synthetic_batch(count: int, metadata: ModelMetadata) -> torch.Tensor:

@@ -28,7 +28,6 @@ class ClusterInfo:
     cpus: int
     gpus: int
     started_here: bool
-    address: str
 
 
 @contextlib.contextmanager
@@ -59,6 +58,4 @@ def ray_cluster(address: str | None = None) -> Iterator[ClusterInfo]:
 
 def _info(ray: ModuleType, started_here: bool) -> ClusterInfo:
     resources = ray.cluster_resources()
-    context = ray.get_runtime_context()
-    return ClusterInfo(int(resources.get("CPU", 0)), int(resources.get("GPU", 0)), started_here,
-                       str(getattr(context, "gcs_address", "")))
+    return ClusterInfo(int(resources.get("CPU", 0)), int(resources.get("GPU", 0)), started_here)
