@@ -23,7 +23,7 @@ from .devices import resolve_device
 from .errors import InputImageError, OutputWriteError, UserError
 from .inputs import WorkItem, plan_inputs
 from .manifest import MANIFEST_NAME, STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, ManifestRow, write_manifest
-from .pipeline import RunOptions
+from .pipeline import RunOptions, already_done
 from .scale.ray_batch import ActorSettings, run_on_ray
 from .scale.segmenter_spec import SegmenterSpec
 from .segmenter import Segmenter
@@ -167,18 +167,15 @@ def _segment_on_ray(
     threads: int | None, report: Callable[[ManifestRow], None], should_stop: Callable[[], bool],
 ) -> tuple[list[ManifestRow], str]:
     """Skip existing masks here, send the rest to Ray; the rows come back in input order (those that finished)."""
-    skipped = [not overwrite and item.mask_path is not None and item.mask_path.exists() for item in items]
-    for item, skip in zip(items, skipped):
-        if skip:
-            report(ManifestRow(str(item.source), STATUS_SKIPPED, str(item.mask_path)))
-    todo = [item for item, skip in zip(items, skipped) if not skip]
-    run = run_on_ray(todo, settings, address, actors, threads, report, should_stop)
-    done = iter(range(len(todo)))
-    rows: list[ManifestRow] = []
-    for item, skip in zip(items, skipped):
-        row = ManifestRow(str(item.source), STATUS_SKIPPED, str(item.mask_path)) if skip else run.rows.get(next(done))
-        if row is not None:
-            rows.append(row)
+    skipped = {index: ManifestRow(str(item.source), STATUS_SKIPPED, str(item.mask_path))
+               for index, item in enumerate(items) if already_done(item, overwrite)}
+    for row in skipped.values():
+        report(row)
+    todo = [index for index in range(len(items)) if index not in skipped]
+    run = run_on_ray([items[index] for index in todo], settings, address, actors, threads, report, should_stop)
+    finished = {index: run.rows[position] for position, index in enumerate(todo) if position in run.rows}
+    done = skipped | finished
+    rows = [done[index] for index in range(len(items)) if index in done]
     engine = f"{run.backend or settings.model.model_path} x {run.plan.describe()}" if run.plan else "no Ray run (nothing to do)"
     return rows, engine
 

@@ -58,7 +58,7 @@ def _from_array(array: np.ndarray, label: str) -> torch.Tensor:
         raise ImageShapeError(f"{label}: got {_describe(array)}; pass several images as a list, not one 4-D array")
     if array.ndim != 3 or array.shape[2] != 3 or array.shape[0] == 0 or array.shape[1] == 0:
         raise ImageShapeError(f"{label}: expected {EXPECTED}, got {_describe(array)}")
-    return torch.from_numpy(np.array(array, dtype=np.uint8, copy=True)).permute(2, 0, 1).contiguous()
+    return torch.from_numpy(np.array(array.transpose(2, 0, 1), copy=True, order="C"))  # one copy, (3, H, W)
 
 
 def _from_tensor(tensor: torch.Tensor, label: str) -> torch.Tensor:

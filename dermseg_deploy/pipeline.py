@@ -82,6 +82,11 @@ def _prefetch(pool: ThreadPoolExecutor, items: list[WorkItem], stages: HostStage
 _InFlight = deque[tuple[Prepared, float, Future[_Finished] | None]]
 
 
+def already_done(item: WorkItem, overwrite: bool) -> bool:
+    """An item whose mask exists is skipped unless `overwrite` (how reruns finish what a killed run left)."""
+    return not overwrite and item.mask_path is not None and item.mask_path.exists()
+
+
 def run_pipeline(
     stages: HostStages,
     items: Iterable[WorkItem],
@@ -95,7 +100,7 @@ def run_pipeline(
     and the rest is left untouched (no result for them).
     """
     ordered = list(items)
-    skipped = [not options.overwrite and item.mask_path is not None and item.mask_path.exists() for item in ordered]
+    skipped = [already_done(item, options.overwrite) for item in ordered]
     processed = _segment(stages, [item for item, skip in zip(ordered, skipped) if not skip], options, should_stop)
     for item, skip in zip(ordered, skipped):
         if skip:
