@@ -19,9 +19,12 @@ from .atomic import atomic_open
 from .errors import ModelFileError
 from .metadata import ModelMetadata
 from .model import ModelConfig, ResNet34UNet
+from .schema import refuse, require_equal_int, require_mapping
 
 CHECKPOINT_FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "model_config", "metadata", "state_dict")
+INTEGER_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
+"""Integer tensors a state dict may hold (BatchNorm's `num_batches_tracked` is int64)."""
 
 
 @dataclass
@@ -107,24 +110,42 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     missing = [k for k in REQUIRED_KEYS if k not in raw]
     if missing:
         raise ModelFileError(f"{path}: not a dermseg checkpoint (missing keys {missing})")
-    if raw["format_version"] != CHECKPOINT_FORMAT_VERSION:
-        raise ModelFileError(
-            f"{path}: checkpoint format_version {raw['format_version']} is not supported "
-            f"(this dermseg reads {CHECKPOINT_FORMAT_VERSION})"
-        )
     try:
-        metadata = ModelMetadata.from_dict(raw["metadata"])
+        return checkpoint_from_dict(raw)
     except ModelFileError as exc:
         raise ModelFileError(f"{path}: {exc}") from exc
+
+
+def checkpoint_from_dict(raw: dict[Any, Any]) -> Checkpoint:
+    """Check every field of a loaded checkpoint dict (types, the architecture, finite weights), then wrap it."""
+    require_mapping(raw, "checkpoint")
+    require_equal_int(raw["format_version"], "format_version", CHECKPOINT_FORMAT_VERSION,
+                      f"this dermseg reads checkpoint format {CHECKPOINT_FORMAT_VERSION}")
+    ModelConfig.from_dict(raw["model_config"])
+    metadata = ModelMetadata.from_dict(raw["metadata"])
+    state_dict = require_weights(raw["state_dict"])
     known = {"format_version", "model_config", "metadata", "state_dict", "metrics", "provenance"}
     return Checkpoint(
         model_config=dict(raw["model_config"]),
         metadata=metadata,
-        state_dict=dict(raw["state_dict"]),
-        metrics=dict(raw.get("metrics", {})),
-        provenance=dict(raw.get("provenance", {})),
+        state_dict=state_dict,
+        metrics=dict(require_mapping(raw.get("metrics", {}), "metrics")),
+        provenance=dict(require_mapping(raw.get("provenance", {}), "provenance")),
         extra={k: v for k, v in raw.items() if k not in known},
     )
+
+
+def require_weights(value: Any) -> dict[str, torch.Tensor]:
+    """`state_dict`: names to tensors, all of them finite (a NaN or inf weight gives every mask the same answer)."""
+    weights = require_mapping(value, "state_dict")
+    for name, tensor in weights.items():
+        if not isinstance(tensor, torch.Tensor):
+            raise refuse(f"state_dict[{name!r}]", tensor, f"must be a tensor, found a {type(tensor).__name__}")
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ModelFileError(f"state_dict[{name!r}] holds non-finite values (NaN or inf): the weights are corrupt")
+        if not (tensor.is_floating_point() or tensor.dtype in INTEGER_DTYPES):
+            raise refuse(f"state_dict[{name!r}]", tensor.dtype, "must be a floating-point or integer tensor")
+    return dict(weights)
 
 
 def load_state_dict_strict(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
@@ -137,9 +158,15 @@ def load_state_dict_strict(model: torch.nn.Module, state_dict: dict[str, torch.T
         for k in set(expected) & set(state_dict)
         if tuple(state_dict[k].shape) != tuple(expected[k].shape)
     )
-    if missing or unexpected or wrong_shape:
+    wrong_kind = sorted(
+        f"{k} {state_dict[k].dtype} for {expected[k].dtype}"
+        for k in set(expected) & set(state_dict)
+        if state_dict[k].is_floating_point() != expected[k].is_floating_point()
+    )
+    if missing or unexpected or wrong_shape or wrong_kind:
         parts = []
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape)):
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape),
+                            ("wrong dtype", wrong_kind)):
             if keys:
                 more = f" and {len(keys) - 5} more" if len(keys) > 5 else ""
                 parts.append(f"{label} keys {keys[:5]}{more}")
@@ -151,8 +178,8 @@ def model_from_checkpoint(checkpoint: Checkpoint, source: str = "checkpoint") ->
     """Rebuild the network of a checkpoint and load its weights strictly (eval mode)."""
     try:
         config = ModelConfig.from_dict(checkpoint.model_config)
-    except (TypeError, ValueError) as exc:
-        raise ModelFileError(f"{source}: bad model_config: {exc}") from exc
+    except ModelFileError as exc:
+        raise ModelFileError(f"{source}: {exc}") from exc
     model = ResNet34UNet(config)
     load_state_dict_strict(model, checkpoint.state_dict, source)
     return model.eval()

@@ -8,7 +8,18 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from .errors import ModelFileError
-from .sizes import SIZE_MULTIPLE, is_valid_size
+from .schema import (
+    refuse,
+    require_equal_int,
+    require_finite,
+    require_int,
+    require_keys,
+    require_mapping,
+    require_numbers,
+    require_optional_str,
+    require_str,
+)
+from .sizes import MAX_SIZE_PX, SIZE_RULE, is_valid_size
 from .tensor_names import INPUT_NAME, OUTPUT_NAME
 
 METADATA_FORMAT_VERSION = 1
@@ -44,9 +55,12 @@ class ModelMetadata:
                 f"(this dermseg reads {METADATA_FORMAT_VERSION})"
             )
         if not is_valid_size(self.size_px):
-            raise ModelFileError(f"model metadata size_px {self.size_px} is not a positive multiple of {SIZE_MULTIPLE}")
-        if len(self.mean) != 3 or len(self.std) != 3 or any(s <= 0 for s in self.std):
-            raise ModelFileError(f"model metadata mean/std must be 3 values each, std > 0: {self.mean}, {self.std}")
+            raise ModelFileError(f"model metadata size_px {self.size_px}: {SIZE_RULE}")
+        values = (*self.mean, *self.std, self.threshold)
+        if len(self.mean) != 3 or len(self.std) != 3 or not all(math.isfinite(v) for v in values):
+            raise ModelFileError(f"model metadata mean/std must be 3 finite values each: {self.mean}, {self.std}")
+        if any(s <= 0 for s in self.std):
+            raise ModelFileError(f"model metadata std {self.std}: every value must be above 0")
         if not 0.0 < self.threshold < 1.0:
             raise ModelFileError(f"model metadata threshold {self.threshold} must lie strictly between 0 and 1")
 
@@ -68,24 +82,36 @@ class ModelMetadata:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelMetadata:
-        if not isinstance(data, dict):
-            raise ModelFileError(f"model metadata must be a JSON object, found {type(data).__name__}")
+    def from_dict(cls, data: Any) -> ModelMetadata:
+        """Build from what a model file carries, checking every field's type and range first (`schema`)."""
+        data = require_mapping(data, "metadata")
+        require_keys(data, "metadata", ("format_version", "size_px", "mean", "std", "threshold"))
+        require_equal_int(data["format_version"], "metadata.format_version", METADATA_FORMAT_VERSION,
+                          f"this dermseg reads metadata format {METADATA_FORMAT_VERSION}")
+        size_px = require_int(data["size_px"], "metadata.size_px", 1, MAX_SIZE_PX)
+        if not is_valid_size(size_px):
+            raise refuse("metadata.size_px", size_px, SIZE_RULE)
+        std = require_numbers(data["std"], "metadata.std", 3)
+        if any(value <= 0 for value in std):
+            raise refuse("metadata.std", data["std"], "every value must be above 0")
+        threshold = require_finite(data["threshold"], "metadata.threshold")
+        if not 0.0 < threshold < 1.0:
+            raise refuse("metadata.threshold", threshold, "must lie strictly between 0 and 1 (a probability)")
+        train_size = data.get("train_size_px")
+        extra = require_mapping(data.get("extra", {}), "metadata.extra")
         known = set(cls.__dataclass_fields__)
-        missing = {"size_px", "mean", "std", "threshold", "format_version"} - set(data)
-        if missing:
-            raise ModelFileError(f"model metadata lacks fields {sorted(missing)}")
-        unknown = {k: v for k, v in data.items() if k not in known}
-        fields = {k: v for k, v in data.items() if k in known}
-        try:
-            fields["mean"] = tuple(float(v) for v in fields["mean"])
-            fields["std"] = tuple(float(v) for v in fields["std"])
-            fields["size_px"] = int(fields["size_px"])
-            fields["threshold"] = float(fields["threshold"])
-            fields["extra"] = {**fields.get("extra", {}), **unknown}
-            return cls(**fields)
-        except (TypeError, ValueError) as exc:
-            raise ModelFileError(f"model metadata is malformed: {exc}") from exc
+        return cls(
+            size_px=size_px,
+            mean=require_numbers(data["mean"], "metadata.mean", 3),  # type: ignore[arg-type]
+            std=std,  # type: ignore[arg-type]
+            threshold=threshold,
+            input_name=require_str(data.get("input_name", INPUT_NAME), "metadata.input_name", 256),
+            output_name=require_str(data.get("output_name", OUTPUT_NAME), "metadata.output_name", 256),
+            train_size_px=None if train_size is None else require_int(train_size, "metadata.train_size_px", 1,
+                                                                         MAX_SIZE_PX),
+            train_data=require_optional_str(data.get("train_data"), "metadata.train_data"),
+            extra={**extra, **{key: value for key, value in data.items() if key not in known}},
+        )
 
     @classmethod
     def from_json(cls, text: str) -> ModelMetadata:

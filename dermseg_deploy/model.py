@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import resnet34
 
+from .schema import refuse, require_bool, require_equal_int, require_known_keys, require_mapping, require_str
+
 ARCHITECTURE = "resnet34_unet"
 ENCODER_CHANNELS: tuple[int, ...] = (64, 64, 128, 256, 512)
 """Channels of the encoder activations at strides 2, 4, 8, 16 and 32 (the decoder reads these)."""
@@ -37,15 +39,21 @@ class ModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        known = set(cls.__dataclass_fields__)
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
-        config = cls(**data)
-        if config.architecture != ARCHITECTURE:
-            raise ValueError(f"unknown architecture {config.architecture!r} (expected {ARCHITECTURE!r})")
-        return config
+    def from_dict(cls, data: Any) -> ModelConfig:
+        """Rebuild from a checkpoint's `model_config`, refusing (ModelFileError) anything this code cannot build."""
+        data = require_mapping(data, "model_config")
+        require_known_keys(data, "model_config", set(cls.__dataclass_fields__))
+        architecture = require_str(data.get("architecture", ARCHITECTURE), "model_config.architecture", 256)
+        if architecture != ARCHITECTURE:
+            raise refuse("model_config.architecture", architecture, f"this dermseg builds only {ARCHITECTURE!r}")
+        return cls(
+            architecture=architecture,
+            in_channels=require_equal_int(data.get("in_channels", 3), "model_config.in_channels", 3,
+                                          "the ResNet34 encoder takes RGB"),
+            out_channels=require_equal_int(data.get("out_channels", 1), "model_config.out_channels", 1,
+                                           "one lesion logit per pixel"),
+            last_cross=require_bool(data.get("last_cross", True), "model_config.last_cross"),
+        )
 
 
 def conv_bn_relu(in_ch: int, out_ch: int, kernel_size: int = 3, zero_bn: bool = False) -> nn.Sequential:

@@ -9,7 +9,7 @@ from typing import Any
 
 from dermseg_deploy.errors import UserError
 from dermseg_deploy.model import ModelConfig
-from dermseg_deploy.sizes import SIZE_MULTIPLE, is_valid_size
+from dermseg_deploy.sizes import SIZE_RULE, is_valid_size
 
 PAPER_LRS_512 = (1e-4, 1e-3, 1e-2)
 PAPER_LRS_1024 = (5e-4, 5e-3, 5e-2)
@@ -39,7 +39,7 @@ class StageConfig:
 
     def __post_init__(self) -> None:
         if not is_valid_size(self.size_px):
-            raise UserError(f"stage size {self.size_px}: must be a positive multiple of {SIZE_MULTIPLE}")
+            raise UserError(f"stage size {self.size_px}: {SIZE_RULE}")
         if self.epochs < 1 or (self.steps is not None and self.steps < 1) or self.batch_size < 1:
             raise UserError(f"stage at {self.size_px} px: epochs, steps and batch size must be positive")
         if self.lrs is not None:

@@ -31,7 +31,7 @@ def test_unknown_fields_are_kept_as_extra() -> None:
 @pytest.mark.parametrize("change,expected", [
     ({"size_px": 100}, "multiple of 32"),
     ({"threshold": 1.0}, "threshold"),
-    ({"format_version": 99}, "format_version 99"),
+    ({"format_version": 99}, "format_version = 99: must be the integer 1"),
     ({"std": [0, 1, 1]}, "std"),
 ])
 def test_invalid_metadata_is_a_model_file_error(change: dict[str, object], expected: str) -> None:

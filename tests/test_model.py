@@ -55,12 +55,13 @@ def test_last_cross_sees_the_input_image(net: torch.nn.Module) -> None:
     assert net.head.in_channels == 96 + 3
 
 
-@pytest.mark.parametrize("size_px", [0, -32, 70, 33])
+@pytest.mark.parametrize("size_px", [0, -32, 70, 33, 4128, 100_000])
 def test_sizes_must_be_multiples_of_32(size_px: int) -> None:
     assert not is_valid_size(size_px)
-    with pytest.raises(UserError, match="--size .*: must be a positive multiple of 32"):
+    with pytest.raises(UserError, match="--size .*: must be a positive multiple of 32, at most 4096"):
         require_valid_size(size_px)
     assert require_valid_size(96) == 96
+    assert require_valid_size(4096) == 4096
 
 
 def test_local_pth_encoder_weights_are_loaded(tmp_path: Path) -> None:

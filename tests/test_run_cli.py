@@ -15,8 +15,10 @@ from dermseg_deploy import Segmenter, cli_run
 from dermseg_deploy.atomic import TEMP_PREFIX
 from dermseg_deploy.samples import sample_image_paths
 from dermseg_deploy.tensorrt.availability import tensorrt_installed
+from dermseg_deploy.tensorrt.sidecar import plan_digest, sidecar_path
 
 from .helpers import displayed_size, iou, read_png
+from .test_tensorrt_parts import make_sidecar
 
 
 def run(*args: str | Path) -> Result:
@@ -143,6 +145,7 @@ def test_python_api_segments_files_and_arrays(onnx_path: Path) -> None:
 def test_a_tensorrt_plan_without_tensorrt_exits_4_with_the_install_hint(tmp_path: Path) -> None:
     plan = tmp_path / "model.plan"
     plan.write_bytes(b"plan")
+    sidecar_path(plan).write_text(make_sidecar(plan_sha256=plan_digest(b"plan")).to_json())
     result = CliRunner().invoke(cli_run.main, ["--engine", str(plan), str(sample_image_paths()[0]), "-o", str(tmp_path)])
     assert result.exit_code == 4, result.output
     assert "needs TensorRT, which is not installed: pip install 'dermseg[tensorrt]'" in result.stderr

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import UserError
+from ..errors import ModelFileError, UserError
 from .base import Backend
 from .options import BackendOptions
 
@@ -26,7 +26,11 @@ def _onnxruntime(path: Path, device: torch.device, size_px: int | None, options:
 
 def _tensorrt(path: Path, device: torch.device, size_px: int | None, options: BackendOptions) -> Backend:
     from ..tensorrt.availability import require_tensorrt
+    from ..tensorrt.sidecar import read_sidecar
 
+    if not path.is_file():
+        raise ModelFileError(f"{path}: TensorRT plan not found")
+    read_sidecar(path)  # a malformed sidecar is the file's fault, whether or not TensorRT is installed here
     require_tensorrt(f"{path} (a TensorRT plan)")
     from ..tensorrt.engine_runtime import TensorRTBackend
 
@@ -52,7 +56,9 @@ def open_backend(
     if factory is None:
         known = ", ".join(sorted(BACKENDS_BY_SUFFIX))
         raise UserError(f"{path}: unknown model file type {path.suffix!r} (known: {known})")
-    return factory(path, device or torch.device("cpu"), size_px, options or BackendOptions())
+    options = options or BackendOptions()
+    options.check_applies_to(path.suffix)
+    return factory(path, device or torch.device("cpu"), size_px, options)
 
 
 __all__ = ["BACKENDS_BY_SUFFIX", "Backend", "BackendOptions", "open_backend"]

@@ -10,7 +10,9 @@ import torch
 
 from ..errors import BackendUnavailableError, DermsegError, InferenceError, ModelFileError, UserError
 from ..metadata import ONNX_METADATA_KEY, ModelMetadata
+from ..tensorrt.batch_profile import split_batch
 from .base import Backend
+from .onnx_io import check_onnx_io
 
 CPU_PROVIDER = "CPUExecutionProvider"
 CUDA_PROVIDER = "CUDAExecutionProvider"
@@ -118,20 +120,22 @@ class OnnxRuntimeBackend(Backend):
             )
         self.metadata = read_onnx_metadata(self.session, str(path))
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        declared = check_onnx_io(inputs, outputs, path)
         names_in, names_out = [i.name for i in inputs], [o.name for o in outputs]
         if names_in != [self.metadata.input_name] or names_out != [self.metadata.output_name]:
             raise ModelFileError(
                 f"{path}: I/O names {names_in} -> {names_out} differ from its metadata "
                 f"({self.metadata.input_name} -> {self.metadata.output_name})"
             )
-        shape = inputs[0].shape
-        built_size = shape[-1] if isinstance(shape[-1], int) else self.metadata.size_px
+        built_size = declared.size_px or self.metadata.size_px
         if size_px is not None and size_px != built_size:
             raise UserError(
                 f"--size {size_px}: {path.name} was exported for {built_size}x{built_size} input; "
-                f"export again with dermseg-export --size {size_px}"
+                f"export again with dermseg-export --size {size_px}, or leave --size out"
             )
         self.metadata = self.metadata.with_updates(size_px=built_size)
+        self.static_batch = declared.static_batch
+        """The batch size the graph fixes (batches are cut and padded to it), or None for a dynamic batch."""
         self.device = device
         self.path = path
         self.threads = threads
@@ -139,14 +143,30 @@ class OnnxRuntimeBackend(Backend):
 
     def infer(self, images: torch.Tensor) -> torch.Tensor:
         images = images.to(self.device, torch.float32).contiguous()
+        count = images.shape[0]
+        if self.static_batch is not None and count != self.static_batch:
+            padding = -count % self.static_batch
+            if padding:
+                images = torch.cat([images, images.new_zeros((padding, *images.shape[1:]))])
+            parts = split_batch(images.shape[0], self.static_batch)
+            return torch.cat([self._run(images[part]) for part in parts])[:count]
+        return self._run(images)
+
+    def _run(self, images: torch.Tensor) -> torch.Tensor:
         try:
             if self.device.type == "cpu":
                 (logits,) = self.session.run([self.metadata.output_name], {self.metadata.input_name: images.numpy()})
-                return torch.from_numpy(logits)
-            return self._infer_cuda(images)
+                logits = torch.from_numpy(logits)
+            else:
+                logits = self._infer_cuda(images)
         except self._errors as exc:
             raise InferenceError(f"{self.path}: ONNX Runtime failed on a batch of shape {tuple(images.shape)} "
                                  f"({type(exc).__name__}: {one_line(exc)})") from exc
+        expected = (images.shape[0], 1, *images.shape[2:])
+        if tuple(logits.shape) != expected or logits.dtype != torch.float32:
+            raise ModelFileError(f"{self.path}: for a batch of shape {tuple(images.shape)} the model returned "
+                                 f"{logits.dtype} logits of shape {tuple(logits.shape)}, not float32 {expected}")
+        return logits
 
     def _infer_cuda(self, images: torch.Tensor) -> torch.Tensor:
         """Zero-copy I/O binding on torch CUDA tensors; ORT runs on its own stream, so sync around it."""

@@ -8,6 +8,10 @@ from ..errors import UserError
 
 ORT_PROVIDERS = ("auto", "cpu", "cuda", "tensorrt")
 TORCH_PRECISIONS = ("fp32", "fp16")
+TORCH_SUFFIXES = (".pt", ".pth")
+ONNX_SUFFIXES = (".onnx",)
+PLAN_SUFFIXES = (".plan", ".engine")
+FLAG_SCOPE = "--precision, --channels-last and --cuda-graphs are for .pt, --provider for .onnx, --trust-plan for .plan"
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,19 @@ class BackendOptions:
             raise UserError(f"--precision {self.precision}: use one of {', '.join(TORCH_PRECISIONS)}")
         if self.threads is not None and self.threads < 1:
             raise UserError(f"--threads {self.threads}: must be at least 1")
+
+    def check_applies_to(self, suffix: str) -> None:
+        """Raise UserError for a flag set away from its default that the backend of `suffix` would ignore."""
+        suffix = suffix.lower()
+        wrong = [flag for flag, is_set, suffixes in (
+            (f"--precision {self.precision}", self.precision != "fp32", TORCH_SUFFIXES),
+            ("--channels-last", self.channels_last, TORCH_SUFFIXES),
+            ("--cuda-graphs", self.cuda_graphs, TORCH_SUFFIXES),
+            (f"--provider {self.provider}", self.provider != "auto", ONNX_SUFFIXES),
+            ("--trust-plan", self.trust_plan, PLAN_SUFFIXES),
+        ) if is_set and suffix not in suffixes]
+        if wrong:
+            raise UserError(f"{', '.join(wrong)}: not used by a {suffix} model ({FLAG_SCOPE}); leave it out")
 
     def with_threads(self, threads: int | None) -> BackendOptions:
         return replace(self, threads=threads)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,16 @@ from typing import Any
 from ..atomic import atomic_write_bytes
 from ..errors import ModelFileError
 from ..metadata import ModelMetadata
+from ..schema import (
+    refuse,
+    require_bool,
+    require_equal_int,
+    require_int,
+    require_keys,
+    require_mapping,
+    require_str,
+)
+from ..sizes import MAX_SIZE_PX
 
 SIDECAR_FORMAT_VERSION = 1
 REBUILD_HINT = "rebuild with dermseg-export on this machine"
@@ -64,43 +75,82 @@ class PlanSidecar:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "sidecar") -> PlanSidecar:
-        if not isinstance(data, dict):
-            raise ModelFileError(f"{source}: must hold a JSON object")
-        if data.get("format_version") != SIDECAR_FORMAT_VERSION:
-            raise ModelFileError(
-                f"{source}: format_version {data.get('format_version')!r} is not supported "
-                f"(this dermseg reads {SIDECAR_FORMAT_VERSION}); {REBUILD_HINT}"
-            )
+    def from_dict(cls, data: Any, source: str = "sidecar") -> PlanSidecar:
+        """Check every field's type and range (`schema`: a bool is a bool, a batch is a small positive integer)."""
         try:
-            major, minor = (int(part) for part in str(data["compute_capability"]).split("."))
-            level = str(data.get("hardware_compatibility", "none"))
-            if level not in HARDWARE_LEVELS:
-                raise ValueError(f"unknown hardware_compatibility {level!r}")
-            return cls(
-                metadata=ModelMetadata.from_dict(data["metadata"]),
-                tensorrt_version=str(data["tensorrt_version"]),
-                gpu_name=str(data["gpu_name"]),
-                compute_capability=(major, minor),
-                precision=str(data["precision"]),
-                inputs=tuple(_tensor_spec(entry) for entry in data["inputs"]),
-                outputs=tuple(_tensor_spec(entry) for entry in data["outputs"]),
-                source_onnx=str(data["source_onnx"]),
-                source_onnx_sha256=str(data["source_onnx_sha256"]),
-                batch_profile={key: int(data["batch_profile"][key]) for key in ("min", "opt", "max")},
-                version_compatible=bool(data.get("version_compatible", False)),
-                hardware_compatibility=level,
-                plan_sha256=str(data.get("plan_sha256", "")),
-                extra=dict(data.get("extra", {})),
-            )
+            return cls._checked(data)
         except ModelFileError as exc:
-            raise ModelFileError(f"{source}: {exc}") from exc
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelFileError(f"{source}: malformed ({type(exc).__name__}: {exc}); {REBUILD_HINT}") from exc
+            raise ModelFileError(f"{source}: {exc}; {REBUILD_HINT}") from exc
+
+    @classmethod
+    def _checked(cls, data: Any) -> PlanSidecar:
+        data = require_mapping(data, "sidecar")
+        require_equal_int(data.get("format_version"), "format_version", SIDECAR_FORMAT_VERSION,
+                          f"this dermseg reads sidecar format {SIDECAR_FORMAT_VERSION}")
+        require_keys(data, "sidecar", REQUIRED_FIELDS)
+        level = require_str(data.get("hardware_compatibility", "none"), "hardware_compatibility", 64)
+        if level not in HARDWARE_LEVELS:
+            raise refuse("hardware_compatibility", level, f"must be one of {', '.join(HARDWARE_LEVELS)}")
+        digest = require_str(data.get("plan_sha256", ""), "plan_sha256", 64)
+        if digest and not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise refuse("plan_sha256", digest, "must be 64 lower-case hex digits")
+        return cls(
+            metadata=ModelMetadata.from_dict(data["metadata"]),
+            tensorrt_version=require_str(data["tensorrt_version"], "tensorrt_version", 64),
+            gpu_name=require_str(data["gpu_name"], "gpu_name", 256),
+            compute_capability=_compute_capability(data["compute_capability"]),
+            precision=require_str(data["precision"], "precision", 64),
+            inputs=_tensor_specs(data["inputs"], "inputs"),
+            outputs=_tensor_specs(data["outputs"], "outputs"),
+            source_onnx=require_str(data["source_onnx"], "source_onnx"),
+            source_onnx_sha256=require_str(data["source_onnx_sha256"], "source_onnx_sha256", 64),
+            batch_profile=_batch_profile(data["batch_profile"]),
+            version_compatible=require_bool(data.get("version_compatible", False), "version_compatible"),
+            hardware_compatibility=level,
+            plan_sha256=digest,
+            extra=dict(require_mapping(data.get("extra", {}), "extra")),
+        )
 
 
-def _tensor_spec(entry: dict[str, Any]) -> TensorSpec:
-    return TensorSpec(str(entry["name"]), str(entry["dtype"]), tuple(int(d) for d in entry["shape"]))
+REQUIRED_FIELDS = ("metadata", "tensorrt_version", "gpu_name", "compute_capability", "precision", "inputs", "outputs",
+                   "source_onnx", "source_onnx_sha256", "batch_profile")
+MAX_PLAN_BATCH = 1024
+"""The largest batch a sidecar may record (dermseg-export's --max-batch is far below it)."""
+MAX_TENSOR_DIMS = 8
+
+
+def _compute_capability(value: Any) -> tuple[int, int]:
+    text = require_str(value, "compute_capability", 16)
+    match = re.fullmatch(r"(\d{1,2})\.(\d{1,2})", text)
+    if match is None:
+        raise refuse("compute_capability", text, "must be MAJOR.MINOR, such as 9.0")
+    return int(match.group(1)), int(match.group(2))
+
+
+def _batch_profile(value: Any) -> dict[str, int]:
+    profile = require_mapping(value, "batch_profile")
+    sizes = {key: require_int(profile.get(key), f"batch_profile.{key}", 1, MAX_PLAN_BATCH) for key in ("min", "opt", "max")}
+    if not sizes["min"] <= sizes["opt"] <= sizes["max"]:
+        raise refuse("batch_profile", profile, "must satisfy min <= opt <= max")
+    return sizes
+
+
+def _tensor_specs(value: Any, field: str) -> tuple[TensorSpec, ...]:
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_TENSOR_DIMS:
+        raise refuse(field, value, f"must be a list of 1 to {MAX_TENSOR_DIMS} tensor descriptions")
+    specs = []
+    for index, entry in enumerate(value):
+        where = f"{field}[{index}]"
+        entry = require_mapping(entry, where)
+        shape = entry.get("shape")
+        if not isinstance(shape, list) or len(shape) > MAX_TENSOR_DIMS:
+            raise refuse(f"{where}.shape", shape, f"must be a list of at most {MAX_TENSOR_DIMS} dimensions")
+        dims = tuple(require_int(dim, f"{where}.shape[{axis}]", -1, MAX_SIZE_PX) for axis, dim in enumerate(shape))
+        if 0 in dims:
+            raise refuse(f"{where}.shape", shape, "dimensions are positive, or -1 for a dynamic one")
+        specs.append(TensorSpec(require_str(entry.get("name"), f"{where}.name", 256),
+                                require_str(entry.get("dtype"), f"{where}.dtype", 64), dims))
+    return tuple(specs)
 
 
 def sidecar_path(plan_path: str | Path) -> Path:

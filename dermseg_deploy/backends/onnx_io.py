@@ -1,0 +1,69 @@
+"""What dermseg runs, checked against an ONNX model's declared inputs and outputs when it is opened.
+
+One input, N x 3 x S x S float32 (S square, the size rule's multiple of 32 and at most 4096); one output,
+N x 1 x S x S float32 logits; N dynamic, or a fixed number that batches are cut and padded to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelFileError
+from ..sizes import SIZE_RULE, is_valid_size
+
+FLOAT_TYPE = "tensor(float)"
+
+
+@dataclass(frozen=True)
+class OnnxIO:
+    """The input side the model was exported for, and its fixed batch size (None: dynamic)."""
+
+    size_px: int | None
+    static_batch: int | None
+
+
+def _dim(value: Any) -> int | None:
+    """A declared dimension: an int, or None for a symbolic or unknown one."""
+    return value if isinstance(value, int) and value > 0 else None
+
+
+def check_onnx_io(inputs: Sequence[Any], outputs: Sequence[Any], path: Path) -> OnnxIO:
+    """Raise ModelFileError naming what differs from N x 3 x S x S float in, N x 1 x S x S float out.
+
+    `inputs`/`outputs` are ONNX Runtime's NodeArgs (`name`, `shape`, `type`). S is None when the model
+    leaves the spatial sides dynamic (its metadata's size is then used).
+    """
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ModelFileError(f"{path}: has {len(inputs)} input(s) and {len(outputs)} output(s); dermseg runs models "
+                             "with one image input and one logits output")
+    source, target = inputs[0], outputs[0]
+    for role, arg in (("input", source), ("output", target)):
+        if arg.type != FLOAT_TYPE:
+            raise ModelFileError(f"{path}: {role} {arg.name!r} is {arg.type}; dermseg needs {FLOAT_TYPE} (float32)")
+        if len(arg.shape) != 4:
+            raise ModelFileError(f"{path}: {role} {arg.name!r} has shape {arg.shape}; dermseg needs 4 dimensions "
+                                 "(batch, channels, height, width)")
+    in_batch, channels, height, width = (_dim(d) for d in source.shape)
+    out_batch, out_channels, out_height, out_width = (_dim(d) for d in target.shape)
+    if channels != 3:
+        raise ModelFileError(f"{path}: input {source.name!r} has {source.shape[1]} channels; dermseg feeds RGB (3)")
+    if out_channels != 1:
+        raise ModelFileError(f"{path}: output {target.name!r} has {target.shape[1]} channels; dermseg reads one "
+                             "lesion logit per pixel (1)")
+    if (height is None) != (width is None) or height != width:
+        raise ModelFileError(f"{path}: input {source.name!r} is {source.shape[2]} x {source.shape[3]}; dermseg runs "
+                             "square inputs (export again with dermseg-export)")
+    if height is not None and not is_valid_size(height):
+        raise ModelFileError(f"{path}: input {source.name!r} side {height}: {SIZE_RULE}")
+    for label, declared in (("height", out_height), ("width", out_width)):
+        if declared is not None and height is not None and declared != height:
+            raise ModelFileError(f"{path}: output {target.name!r} {label} is {declared}, not the input's {height}; "
+                                 "dermseg needs logits at the input's size")
+    if out_batch is not None and out_batch != in_batch:
+        shown = in_batch if in_batch is not None else "dynamic"
+        raise ModelFileError(f"{path}: output batch is {out_batch} for an input batch of {shown}; dermseg needs one "
+                             "logits map per image")
+    return OnnxIO(height, in_batch)
