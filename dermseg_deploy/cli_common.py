@@ -18,13 +18,13 @@ from .errors import (
     OutputWriteError,
     UserError,
 )
+from .stop_signals import EXIT_INTERRUPTED
 
 EXIT_OK = 0
 EXIT_SOME_INPUTS_FAILED = 1
 EXIT_USAGE = 2
 EXIT_CHECK_FAILED = 3
 EXIT_UNAVAILABLE = 4
-EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70
 
 EXIT_CODE_BY_ERROR: tuple[tuple[type[DermsegError], int], ...] = (
@@ -60,9 +60,9 @@ def handle_errors(command: F) -> F:
         except DermsegError as exc:
             error_line(str(exc))
             sys.exit(exit_code_for(exc))
-        except KeyboardInterrupt:
-            error_line("interrupted")
-            sys.exit(EXIT_INTERRUPTED)
+        except KeyboardInterrupt as exc:  # a second SIGINT or SIGTERM (StopNow) carries its own exit status
+            error_line(f"interrupted ({exc})" if str(exc) else "interrupted")
+            sys.exit(getattr(exc, "exit_code", EXIT_INTERRUPTED))
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
         except Exception:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -17,16 +14,27 @@ from . import __version__
 from .atomic import remove_stale_temp_files
 from .backends import BackendOptions, open_backend
 from .backends.options import ORT_PROVIDERS, TORCH_PRECISIONS
-from .cli_common import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_INPUTS_FAILED, handle_errors
+from .cli_common import EXIT_OK, EXIT_SOME_INPUTS_FAILED, handle_errors
 from .decode import DEFAULT_MAX_PIXELS
 from .devices import resolve_device
 from .errors import InputImageError, OutputWriteError, UserError
 from .inputs import WorkItem, plan_inputs
-from .manifest import MANIFEST_NAME, STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, ManifestRow, write_manifest
+from .manifest import (
+    MANIFEST_NAME,
+    STATUS_FAILED,
+    STATUS_OK,
+    STATUS_SKIPPED,
+    ManifestRow,
+    mark_missing_masks,
+    write_manifest,
+)
+from .outputs import make_output_folders
 from .pipeline import RunOptions, already_done
 from .scale.ray_batch import ActorSettings, run_on_ray
 from .scale.segmenter_spec import SegmenterSpec
 from .segmenter import Segmenter
+from .sizes import require_valid_size
+from .stop_signals import EXIT_INTERRUPTED, StopFlag
 
 
 def _check_threshold(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
@@ -87,15 +95,23 @@ def main(
 ) -> None:
     """Segment skin lesions in image files and folders (recursive); write <name>_segmentation.png masks.
 
-    Ctrl-C stops after the current batch and reports what was done; run the same command again to finish
-    (existing masks are skipped). Exit codes: 0 all done; 1 some inputs failed (the rest done); 2 usage,
-    user or output error; 3 a check failed; 4 backend, device or precision unavailable; 130 interrupted;
+    Ctrl-C or SIGTERM stops after the current batch, writes the manifest and reports what was done; run the
+    same command again to finish (existing masks are skipped).
+
+    Exit codes: 0 all done; 1 some inputs failed (the rest done); 2 usage, user or output error; 3 a check
+    failed; 4 backend, device or precision unavailable; 130 interrupted (SIGINT), 143 terminated (SIGTERM);
     70 internal error.
     """
     if not model_path.exists():
         raise UserError(f"{model_path}: model file not found")
     if (ray_address is not None or ray_actors is not None) and not ray:
         raise UserError("--ray-address and --ray-actors go with --ray")
+    if size_px is not None:
+        require_valid_size(size_px)
+    backend_options = BackendOptions(provider, trust_plan, precision, channels_last, cuda_graphs, threads)
+    backend_options.check_applies_to(model_path.suffix)
+    if device == "auto" and provider in ("cuda", "tensorrt"):
+        device = "cuda"  # these providers run on a GPU: without one, that is an unavailable backend (exit 4)
     torch_device = None if ray else resolve_device(device)
     if device == "auto" and torch_device is not None:
         click.echo(f"device: auto picked {torch_device}", err=True)
@@ -106,14 +122,16 @@ def main(
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputWriteError(f"{out_dir}: cannot create the output folder ({exc.strerror or exc})") from exc
+    make_output_folders(plan.items)
     removed = remove_stale_temp_files(out_dir)
     if removed:
         click.echo(f"removed {len(removed)} temp file(s) left in {out_dir} by an interrupted run", err=True)
+    for note in plan.notes:
+        click.echo(f"note: {note}", err=True)
     for error in plan.errors:
         click.echo(f"error: {error}", err=True)
     stop = StopFlag()
     rows: list[ManifestRow] = []
-    backend_options = BackendOptions(provider, trust_plan, precision, channels_last, cuda_graphs, threads)
     bar = tqdm(total=len(plan.items), unit="img", disable=quiet, file=sys.stderr, dynamic_ncols=True)
 
     def report(row: ManifestRow) -> None:
@@ -124,7 +142,8 @@ def main(
         bar.update(1)
 
     start = time.perf_counter()
-    with stop.on_sigint():
+    with stop.installed(lambda name: click.echo(f"\n{name}: stopping after the current batch ({name} or Ctrl-C again "
+                                                "to stop at once)", err=True)):
         try:
             if ray:
                 model = SegmenterSpec(str(model_path), device, size_px, threshold, backend_options, max_pixels,
@@ -144,6 +163,7 @@ def main(
         finally:
             bar.close()
             elapsed = time.perf_counter() - start
+            rows = _mark_missing_masks(rows)
             manifest = _write_reports(out_dir, report_path, rows, plan.errors)
     done = sum(r.status == STATUS_OK for r in rows)
     skipped = sum(r.status == STATUS_SKIPPED for r in rows)
@@ -158,7 +178,7 @@ def main(
         left = len(plan.items) - len(rows)
         what = "not reported back (actors may have finished some: their masks exist)" if ray else "not started"
         click.echo(f"interrupted: {left} image(s) {what}; run the same command again to finish them", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(stop.exit_code if stop.is_set() else EXIT_INTERRUPTED)
     sys.exit(EXIT_SOME_INPUTS_FAILED if failed else EXIT_OK)
 
 
@@ -180,6 +200,15 @@ def _segment_on_ray(
     return rows, engine
 
 
+def _mark_missing_masks(rows: list[ManifestRow]) -> list[ManifestRow]:
+    """Rows whose mask was deleted during the run become failures, each with its error line."""
+    checked = mark_missing_masks(rows)
+    for before, after in zip(rows, checked):
+        if after.status != before.status:
+            click.echo(f"error: {after.file}: {after.error}", err=True)
+    return checked
+
+
 def _write_reports(
     out_dir: Path, report_path: Path | None, results: list[ManifestRow], input_errors: list[InputImageError]
 ) -> Path:
@@ -193,34 +222,6 @@ def _write_reports(
     except OSError as exc:
         click.echo(f"error: cannot write {manifest} or the report ({exc.strerror or exc})", err=True)
     return manifest
-
-
-class StopFlag:
-    """Set by the first Ctrl-C (the run stops after the current batch); a second Ctrl-C interrupts at once."""
-
-    def __init__(self) -> None:
-        self._set = False
-
-    def is_set(self) -> bool:
-        return self._set
-
-    @contextlib.contextmanager
-    def on_sigint(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def handler(signum: int, frame: object) -> None:
-            if self._set:
-                raise KeyboardInterrupt
-            self._set = True
-            click.echo("\nstopping after the current batch (Ctrl-C again to stop at once)", err=True)
-
-        previous = signal.signal(signal.SIGINT, handler)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
 
 
 if __name__ == "__main__":

@@ -13,12 +13,13 @@ from tqdm import tqdm
 from dermseg_deploy.cli_common import handle_errors
 from dermseg_deploy.devices import describe_device, resolve_device
 from dermseg_deploy.errors import UserError
+from dermseg_deploy.stop_signals import StopFlag
 
 from . import __version__
 from .baselines import add_baselines
 from .config import PAPER_LRS_1024, TrainConfig, load_config_file
 from .distributed import ProcessInfo
-from .train import Trainer, last_checkpoint_path, log_path
+from .train import Trainer, TrainingStopped, last_checkpoint_path, log_path
 
 CONFIG_FLAGS = ("data", "out", "val_count", "val_fraction", "seed", "encoder_weights", "workers", "dice_weight",
                 "cache_dir", "val_every", "max_rotation_deg", "lighting", "device")
@@ -133,16 +134,34 @@ def build_config(ctx: click.Context, options: dict[str, Any]) -> TrainConfig:
 def main(**options: Any) -> None:
     """Train the ResNet34-UNet on ISIC image/mask pairs; validate as deployed; save the best and last checkpoints.
 
-    Exit codes: 0 done; 2 usage or data error; 4 device unavailable; 70 internal error.
+    SIGTERM or Ctrl-C finishes the current step, saves model.last.pt there (--resume continues from the next
+    step) and exits 143 (SIGTERM) or 130 (SIGINT); a second signal stops at once.
+
+    Exit codes: 0 done; 2 usage or data error; 4 device unavailable; 130 interrupted; 143 terminated; 70 internal
+    error.
     """
     ctx = click.get_current_context()
     config = build_config(ctx, options)
     config.device = str(resolve_device(config.device))
-    trainer = Trainer(config, _progress_printer(options["quiet"] or not ProcessInfo.from_environment().is_main))
+    stop = StopFlag()
+    trainer = Trainer(config, _progress_printer(options["quiet"] or not ProcessInfo.from_environment().is_main),
+                      stop.is_set)
     if trainer.info.is_main:
         click.echo(f"training on {describe_device(trainer.device)} x {trainer.info.world_size} process(es); "
                    f"{len(trainer.train_pairs)} training and {len(trainer.val_pairs)} validation images", err=True)
-    record = trainer.run(options["resume"])
+
+    def announce(name: str) -> None:
+        if trainer.info.is_main:
+            click.echo(f"\n{name}: saving {last_checkpoint_path(config.out)} after this step ({name} or Ctrl-C "
+                       "again to stop at once)", err=True)
+
+    try:
+        with stop.installed(announce):
+            record = trainer.run(options["resume"])
+    except TrainingStopped as exc:
+        if trainer.info.is_main:
+            click.echo(f"{stop.signal_name}: {exc}", err=True)
+        sys.exit(stop.exit_code)
     if not trainer.info.is_main:
         return
     baselines = add_baselines(Path(config.out), trainer.val_pairs)

@@ -50,6 +50,13 @@ def sum_across(values: torch.Tensor, info: ProcessInfo) -> torch.Tensor:
     return tensor.cpu()
 
 
+def stop_requested(local: bool, info: ProcessInfo) -> bool:
+    """Whether any rank was asked to stop (every rank must leave the loop at the same step)."""
+    if not info.distributed:
+        return local
+    return bool(sum_across(torch.tensor([float(local)]), info).item() > 0)
+
+
 def barrier(info: ProcessInfo) -> None:
     if info.distributed:
         dist.barrier()

@@ -32,6 +32,8 @@ class Progress:
     epochs_done: int = 0
     global_step: int = 0
     best_jaccard: float = -1.0
+    steps_done_in_epoch: int = 0
+    """Steps of the current epoch already taken (non-zero only in a run stopped mid-epoch)."""
 
 
 def last_checkpoint_path(out: str | Path) -> Path:

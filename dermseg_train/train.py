@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import random
@@ -22,14 +23,14 @@ from dermseg_deploy.checkpoint import (
     load_state_dict_strict,
     save_checkpoint,
 )
-from dermseg_deploy.errors import CheckFailedError, ModelFileError, UserError
+from dermseg_deploy.errors import CheckFailedError, DermsegError, ModelFileError, UserError
 from dermseg_deploy.metadata import ModelMetadata
 from dermseg_deploy.model import ModelConfig, ResNet34UNet
 from dermseg_deploy.segmenter import Segmenter
 
 from .config import StageConfig, TrainConfig
 from .data import ResizeCache, SegmentationDataset, default_val_count, discover_pairs, split_pairs
-from .distributed import barrier, init_from_environment, shutdown, sum_across
+from .distributed import barrier, init_from_environment, shutdown, stop_requested, sum_across
 from .encoder_weights import build_model
 from .evaluate import evaluate_segmenter, totals
 from .losses import SegmentationLoss
@@ -48,7 +49,7 @@ from .run_state import (
 )
 from .runlog import RunLog
 
-__all__ = ["Trainer", "TrainingDivergedError", "last_checkpoint_path", "log_path", "split_path"]
+__all__ = ["Trainer", "TrainingDivergedError", "TrainingStopped", "last_checkpoint_path", "log_path", "split_path"]
 
 EventCallback = Callable[[str, dict[str, Any]], None]
 
@@ -57,12 +58,20 @@ class TrainingDivergedError(CheckFailedError):
     """The loss became NaN or infinite; the last good epoch stays in model.last.pt."""
 
 
+class TrainingStopped(DermsegError):
+    """A stop was asked for (SIGTERM, Ctrl-C); model.last.pt holds the last finished step."""
+
+
 class Trainer:
     """One run of a TrainConfig; rank 0 logs and saves, every rank trains and validates its share."""
 
-    def __init__(self, config: TrainConfig, on_event: EventCallback | None = None) -> None:
+    def __init__(self, config: TrainConfig, on_event: EventCallback | None = None,
+                 should_stop: Callable[[], bool] = lambda: False) -> None:
+        """`should_stop` is asked after every step (a SIGTERM or Ctrl-C): once any rank says yes, the run saves
+        `model.last.pt` where it stands and raises TrainingStopped; `--resume` continues from the next step."""
         self.config = config
         self.on_event = on_event or (lambda kind, info: None)
+        self.should_stop = should_stop
         requested = config.device
         self.info = init_from_environment("cuda" if requested.startswith("cuda") else "cpu")
         self.device = self._device(requested)
@@ -127,12 +136,14 @@ class Trainer:
     def _train_epoch(self, model: nn.Module, loader: DataLoader[Any], optimizer: torch.optim.Optimizer,
                      scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler,
                      max_steps: int, progress: Progress) -> tuple[float, float]:
-        """Train up to `max_steps` batches; returns (mean loss, training images per second over all ranks)."""
+        """Train the epoch's batches from `progress.steps_done_in_epoch` up to `max_steps`, stopping early when asked
+        (`progress.steps_done_in_epoch` then says where); returns (mean loss, training images/s over all ranks)."""
         model.train()
         total, count, images_seen = 0.0, 0, 0
         start = time.perf_counter()
-        for images, masks in loader:
-            if count >= max_steps:
+        skip = progress.steps_done_in_epoch
+        for images, masks in itertools.islice(loader, skip, None):
+            if skip + count >= max_steps or stop_requested(self.should_stop(), self.info):
                 break
             images = images.to(self.device, non_blocking=True)
             masks = masks.to(self.device, non_blocking=True)
@@ -151,6 +162,7 @@ class Trainer:
             count += 1
             total += float(loss.item())  # .item() waits for the GPU, so the timing below is honest
             images_seen += images.shape[0] * self.info.world_size
+            progress.steps_done_in_epoch = skip + count
             self.on_event("step", {"global_step": progress.global_step, "loss": float(loss.item())})
         return total / max(1, count), images_seen / max(1e-9, time.perf_counter() - start)
 
@@ -260,6 +272,9 @@ class Trainer:
             loss, rate = self._train_epoch(
                 train_model, loader, optimizer, scheduler, scaler, min(batches, steps_left), progress
             )
+            if progress.steps_done_in_epoch < min(batches, steps_left):
+                self._stopped(model, stage, progress, optimizer, scheduler, scaler)
+            progress.steps_done_in_epoch = 0
             progress.epochs_done_in_stage, progress.epochs_done = epoch + 1, progress.epochs_done + 1
             record = {"stage": stage_index, "size_px": stage.size_px, "epoch": progress.epochs_done,
                       "epoch_in_stage": epoch + 1, "global_step": progress.global_step, "train_loss": loss,
@@ -270,6 +285,22 @@ class Trainer:
             self._finish_epoch(model, record, progress, optimizer, scheduler, scaler)
         set_encoder_frozen(model, False)
         return record
+
+    def _stopped(self, model: ResNet34UNet, stage: StageConfig, progress: Progress, optimizer: torch.optim.Optimizer,
+                 scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler) -> None:
+        """Asked to stop mid-epoch: save `model.last.pt` at this step (rank 0), log it, raise TrainingStopped."""
+        record = {"stopped": {"global_step": progress.global_step, "stage": progress.stage_index,
+                              "size_px": stage.size_px, "epoch": progress.epochs_done + 1,
+                              "steps_done_in_epoch": progress.steps_done_in_epoch}}
+        last = last_checkpoint_path(self.config.out)
+        if self.info.is_main:
+            checkpoint = self._checkpoint(model, {"stopped": record["stopped"]}, stage.size_px)
+            save_resumable(last, checkpoint, progress, optimizer, scheduler, scaler)
+            assert self.log is not None
+            self.log.write(record)
+        barrier(self.info)
+        raise TrainingStopped(f"stopped at step {progress.global_step}; {last} holds this step: continue with "
+                              f"--resume {last}")
 
     def _finish_epoch(self, model: ResNet34UNet, record: dict[str, Any], progress: Progress,
                       optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,

@@ -99,3 +99,30 @@ def test_a_killed_driver_then_a_rerun_finishes_with_the_same_masks(
     assert f"{48 - len(written)} segmented, {len(written)} skipped" in rerun.stderr
     assert CliRunner().invoke(cli_run.main, [*model, str(inputs), "-o", str(reference), "-q", "--device", "cpu"]).exit_code == 0
     assert _masks(out) == _masks(reference)
+
+
+def test_sigterm_to_the_driver_writes_the_manifest_and_exits_143(
+    ray_session: Any, checkpoint_path: Path, tmp_path: Path
+) -> None:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    samples = sample_image_paths()
+    for index in range(48):
+        (inputs / f"img{index:02d}.jpg").symlink_to(samples[index % len(samples)])
+    out = tmp_path / "out"
+    address = ray_session.get_runtime_context().gcs_address
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "dermseg_deploy.cli_run", "--engine", str(checkpoint_path), "--size", "128",
+         "--batch-size", "1", str(inputs), "-o", str(out), "-q", "--ray", "--ray-address", address, "--ray-actors", "1",
+         "--threads", "1"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    deadline = time.monotonic() + 120
+    while len(list(out.glob("*_segmentation.png"))) < 3 and time.monotonic() < deadline and driver.poll() is None:
+        time.sleep(0.05)
+    driver.send_signal(signal.SIGTERM)  # what docker stop and Kubernetes send
+    output, _ = driver.communicate(timeout=120)
+    assert driver.returncode == 143, output[-2000:]
+    assert "SIGTERM: stopping after the current batch" in output
+    rows = read_manifest(out / "manifest.csv")
+    assert 0 < len(rows) < 48 and all(row.status == "ok" for row in rows)

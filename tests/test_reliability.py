@@ -176,7 +176,7 @@ def test_unlistable_folder_is_one_error_and_the_rest_goes_on(
 def test_a_full_disk_is_one_clear_error(tmp_path: Path, checkpoint_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from dermseg_deploy import outputs
 
-    def full(path: object, data: bytes) -> None:
+    def full(path: object, data: bytes, make_folder: bool = True) -> None:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(outputs, "atomic_write_bytes", full)
@@ -274,17 +274,20 @@ def test_sigkill_at_a_random_moment_then_rerun_gives_the_uninterrupted_result(tm
 
 
 @pytest.mark.slow
-def test_sigint_stops_after_the_current_batch_and_reports(tmp_path: Path, checkpoint_path: Path) -> None:
+@pytest.mark.parametrize(("signum", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_sigint_or_sigterm_stops_after_the_current_batch_and_writes_the_manifest(
+    tmp_path: Path, checkpoint_path: Path, signum: int, exit_code: int
+) -> None:
     inputs = _copies(tmp_path / "in", 60)
     out = tmp_path / "out"
     process = subprocess.Popen(_run_command(checkpoint_path, inputs, out), cwd=ROOT, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not list(out.glob("*_segmentation.png")) and time.monotonic() < deadline:
         time.sleep(0.02)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
-    assert "stopping after the current batch" in stderr and "not started" in stderr
+    assert process.returncode == exit_code, stderr
+    assert f"{signal.Signals(signum).name}: stopping after the current batch" in stderr and "not started" in stderr
     rows = list(csv.DictReader((out / "manifest.csv").open()))
     assert 0 < len(rows) < 60 and all(r["status"] == "ok" for r in rows)
     assert len(list(out.glob("*_segmentation.png"))) == len(rows)

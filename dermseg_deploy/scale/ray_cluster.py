@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import ModuleType
@@ -41,6 +43,8 @@ def ray_cluster(address: str | None = None) -> Iterator[ClusterInfo]:
     if ray.is_initialized():
         yield _info(ray, started_here=False)
         return
+    keep_sigterm = threading.current_thread() is threading.main_thread()
+    sigterm_handler = signal.getsignal(signal.SIGTERM) if keep_sigterm else None
     try:
         if address is None:
             ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
@@ -50,6 +54,8 @@ def ray_cluster(address: str | None = None) -> Iterator[ClusterInfo]:
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
         raise BackendUnavailableError(f"could not start or reach {where} ({exc})") from exc
+    if sigterm_handler is not None:  # ray.init sets SIGTERM to sys.exit: the caller's handler (a graceful stop) comes back
+        signal.signal(signal.SIGTERM, sigterm_handler)
     try:
         yield _info(ray, started_here=address is None)
     finally:
