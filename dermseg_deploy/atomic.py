@@ -27,10 +27,14 @@ def is_temp_file(path: Path) -> bool:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | Path) -> Iterator[BinaryIO]:
-    """Open a temp file beside `path` for binary writing; on success it replaces `path`, else it is removed."""
+def atomic_open(path: str | Path, make_folder: bool = True) -> Iterator[BinaryIO]:
+    """Open a temp file beside `path` for binary writing; on success it replaces `path`, else it is removed.
+
+    `make_folder=False`: a missing folder is a FileNotFoundError, not created (a run's output folder deleted
+    mid-run must not come back silently)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if make_folder:
+        path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", suffix=path.suffix, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -45,9 +49,9 @@ def atomic_open(path: str | Path) -> Iterator[BinaryIO]:
         raise
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+def atomic_write_bytes(path: str | Path, data: bytes, make_folder: bool = True) -> None:
     """Write `data` to `path` so that readers see the old file or the whole new one, never a part."""
-    with atomic_open(path) as handle:
+    with atomic_open(path, make_folder) as handle:
         handle.write(data)
 
 

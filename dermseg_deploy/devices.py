@@ -17,6 +17,8 @@ def resolve_device(spec: str) -> torch.device:
     except RuntimeError as exc:
         raise UserError(f"unknown device {spec!r} (use auto, cpu, cuda or cuda:N)") from exc
     if device.type == "cpu":
+        if device.index is not None:
+            raise UserError(f"unsupported device {spec!r}: the CPU has no index (use cpu)")
         return torch.device("cpu")
     if device.type != "cuda":
         raise UserError(f"unsupported device {spec!r} (use auto, cpu, cuda or cuda:N)")

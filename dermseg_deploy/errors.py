@@ -19,7 +19,8 @@ class InputImageError(DermsegError):
     """One input image cannot be used; the run goes on with the others (exit 1 at the end)."""
 
     kind = "unusable"
-    """What is wrong, for callers that answer differently (an HTTP service: 400, or 413 for `too_large`)."""
+    """What is wrong, for callers that answer differently (an HTTP service: 400; 413 for `too_large`; 500 for
+    `nonfinite_logits`)."""
 
     def __init__(self, path: object, reason: str) -> None:
         super().__init__(f"{path}: {reason}")
@@ -34,6 +35,20 @@ class ImageTooLargeError(InputImageError):
     """An image over the pixel limit (a decompression bomb, or simply too big to decode safely)."""
 
     kind = "too_large"
+
+
+class NonFiniteLogitsError(InputImageError):
+    """The model gave NaN or infinite logits for an image: no mask can be trusted (the model's fault, not the
+    image's; the other images go on)."""
+
+    kind = "nonfinite_logits"
+
+
+class OutputFolderGoneError(InputImageError):
+    """The output folder of an image disappeared during the run: its mask was not written (and the folder is not
+    silently recreated)."""
+
+    kind = "not_written"
 
 
 class OutputWriteError(DermsegError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -43,8 +43,11 @@ def output_paths(source: Path, folder: Path) -> tuple[Path, Path]:
 
 @dataclass(frozen=True)
 class InputPlan:
+    """The work items; the inputs that cannot be used (one error each); notes worth a line (a symlink loop)."""
+
     items: list[WorkItem]
     errors: list[InputImageError]
+    notes: list[str] = field(default_factory=list)
 
 
 def _is_within(path: Path, folder: Path) -> bool:
@@ -59,16 +62,31 @@ def _item(source: Path, out_dir: Path, relative_parent: Path) -> WorkItem:
     return WorkItem(source, *output_paths(source, out_dir / relative_parent))
 
 
-def _walk_folder(root: Path, out_dir: Path, errors: list[InputImageError]) -> list[tuple[Path, Path]]:
-    """(file, parent relative to root) for image files under root, sorted; unlistable folders become errors."""
+def _walk_folder(root: Path, out_dir: Path, errors: list[InputImageError], notes: list[str]) -> list[tuple[Path, Path]]:
+    """(file, parent relative to root) for image files under root, sorted; unlistable folders become errors.
+
+    Symlinked folders are followed, as symlinked files are; one that leads back to a folder already walked (a
+    loop, or a second way into the same tree) is passed over with a note."""
     found: list[tuple[Path, Path]] = []
+    visited: dict[str, Path] = {os.path.realpath(root): root}
 
     def on_error(exc: OSError) -> None:
         errors.append(InputImageError(exc.filename or root, f"folder cannot be listed ({exc.strerror or exc})"))
 
-    for dirpath, dirnames, filenames in os.walk(root, onerror=on_error, followlinks=False):
+    for dirpath, dirnames, filenames in os.walk(root, onerror=on_error, followlinks=True):
         folder = Path(dirpath)
-        dirnames[:] = sorted(d for d in dirnames if not _is_within(folder / d, out_dir))
+        kept = []
+        for name in sorted(dirnames):
+            sub = folder / name
+            if _is_within(sub, out_dir):
+                continue
+            real = os.path.realpath(sub)
+            if real in visited:
+                notes.append(f"{sub}: symlinked folder leads back to {visited[real]}, already searched; passed over")
+                continue
+            visited[real] = sub
+            kept.append(name)
+        dirnames[:] = kept
         for name in sorted(filenames):
             path = folder / name
             if is_temp_file(path) or path.suffix.lower() not in IMAGE_SUFFIXES:
@@ -88,17 +106,18 @@ def plan_inputs(inputs: list[str | Path], out_dir: str | Path) -> InputPlan:
     if missing:
         raise UserError(f"input not found: {', '.join(missing)}")
     errors: list[InputImageError] = []
+    notes: list[str] = []
     candidates: list[tuple[Path, Path]] = []
     for raw in inputs:
         path = Path(raw)
         if path.is_dir():
             if _is_within(path, out_root):
                 raise UserError(f"{path}: the input folder lies inside the output folder {out_root}; choose another -o")
-            candidates += _walk_folder(path, out_root, errors)
+            candidates += _walk_folder(path, out_root, errors, notes)
         else:
             candidates.append((path, Path()))
     items, clashes = unique_outputs([_item(source, out_root, parent) for source, parent in candidates])
-    return InputPlan(items, errors + clashes)
+    return InputPlan(items, errors + clashes, notes)
 
 
 def unique_outputs(items: Sequence[WorkItem]) -> tuple[list[WorkItem], list[InputImageError]]:

@@ -10,7 +10,12 @@ Columns, in this order:
     error                  why it failed (empty otherwise), as the command's `error: <file>: <reason>` line
     note                   something worth knowing about a segmented input (e.g. decoded on the CPU)
 
-Written atomically (a temp file, then a rename): readers see the old manifest or the new one.
+Written atomically (a temp file, then a rename): readers see the old manifest or the new one, and never
+into a folder that is gone (an output folder deleted mid-run is not recreated). UTF-8; a file name that is
+not valid UTF-8 keeps its raw bytes (Python's `surrogateescape`: lossless, and `read_manifest` gives back the
+same path). A text cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage return (a formula to a
+spreadsheet) is written with a `'` in front, as OWASP advises for CSV injection, and so is one that starts with
+`'`; `read_manifest` removes that one quote, so the paths it returns are the real ones.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,10 +73,26 @@ class ManifestRow:
 
     def csv_values(self) -> list[str]:
         fraction = "" if self.lesion_area_fraction is None else f"{self.lesion_area_fraction:.6f}"
-        return [self.file, self.status, self.mask_path, fraction, f"{self.seconds:.4f}", self.error, self.note]
+        return [neutralise(self.file), self.status, neutralise(self.mask_path), fraction, f"{self.seconds:.4f}",
+                neutralise(self.error), neutralise(self.note)]
 
 
 COLUMNS = tuple(f.name for f in fields(ManifestRow))
+TEXT_COLUMNS = ("file", "mask_path", "error", "note")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+QUOTE = "'"
+ENCODING, ENCODING_ERRORS = "utf-8", "surrogateescape"
+
+
+def neutralise(cell: str) -> str:
+    """A cell a spreadsheet will not run as a formula: `'` in front of one that starts like a formula (or with `'`,
+    so that `restore` is exact)."""
+    return QUOTE + cell if cell.startswith((*FORMULA_STARTS, QUOTE)) else cell
+
+
+def restore(cell: str) -> str:
+    """The value `neutralise` was given."""
+    return cell[1:] if cell.startswith(QUOTE) and cell[1:].startswith((*FORMULA_STARTS, QUOTE)) else cell
 
 
 def write_manifest(path: Path, rows: Iterable[ManifestRow], failures_only: bool = False) -> Path:
@@ -82,20 +103,33 @@ def write_manifest(path: Path, rows: Iterable[ManifestRow], failures_only: bool 
     for row in rows:
         if not failures_only or row.status == STATUS_FAILED:
             writer.writerow(row.csv_values())
-    atomic_write_bytes(path, buffer.getvalue().encode("utf-8"))
+    atomic_write_bytes(path, buffer.getvalue().encode(ENCODING, ENCODING_ERRORS), make_folder=False)
     return path
+
+
+def mark_missing_masks(rows: Iterable[ManifestRow]) -> list[ManifestRow]:
+    """The rows, with those whose mask no longer exists (deleted after it was written) turned into failures that
+    say so."""
+    checked = []
+    for row in rows:
+        if row.status != STATUS_FAILED and row.mask_path and not Path(row.mask_path).exists():
+            row = replace(row, status=STATUS_FAILED, lesion_area_fraction=None,
+                          error=f"its mask {row.mask_path} is gone (deleted after it was written)")
+        checked.append(row)
+    return checked
 
 
 def read_manifest(path: Path) -> list[ManifestRow]:
     """The rows of a manifest written by `write_manifest`; a file with other columns is a UserError."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode(ENCODING, ENCODING_ERRORS)
     except OSError as exc:
         raise UserError(f"{path}: cannot read the manifest ({exc.strerror or exc})") from exc
     reader = csv.DictReader(io.StringIO(text))
     if tuple(reader.fieldnames or ()) != COLUMNS:
         raise UserError(f"{path}: not a dermseg manifest (columns {reader.fieldnames}, expected {list(COLUMNS)})")
     try:
-        return [ManifestRow.from_dict(record) for record in reader]
+        return [ManifestRow.from_dict({key: restore(value) if key in TEXT_COLUMNS and value else value
+                                       for key, value in record.items()}) for record in reader]
     except (KeyError, ValueError) as exc:
         raise UserError(f"{path}: malformed manifest row ({exc})") from exc

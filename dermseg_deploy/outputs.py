@@ -2,21 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 
 from .atomic import atomic_write_bytes
-from .errors import OutputWriteError
+from .errors import OutputFolderGoneError, OutputWriteError
 from .inputs import WorkItem
 from .postprocess import encode_png, render_overlay
 
 
+def make_output_folders(items: Iterable[WorkItem]) -> None:
+    """Create the folders the items' masks go to, before the run (writes never create folders); OSError ->
+    OutputWriteError."""
+    for folder in sorted({item.mask_path.parent for item in items if item.mask_path is not None}):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputWriteError(f"{folder}: cannot create the output folder ({exc.strerror or exc})") from exc
+
+
 def write_outputs(item: WorkItem, mask: torch.Tensor, overlay_image: torch.Tensor | None = None) -> None:
-    """Encode and write `item`'s mask (and overlay, when an image is given); OSError -> OutputWriteError."""
+    """Encode and write `item`'s mask (and overlay, when an image is given) into folders `make_output_folders`
+    made. A folder that is gone is this item's OutputFolderGoneError (never recreated); any other OSError is an
+    OutputWriteError (the disk is the problem: the run stops)."""
     if item.mask_path is None:
         return
     try:
-        atomic_write_bytes(item.mask_path, encode_png(mask))
+        atomic_write_bytes(item.mask_path, encode_png(mask), make_folder=False)
         if overlay_image is not None and item.overlay_path is not None:
-            atomic_write_bytes(item.overlay_path, render_overlay(overlay_image, mask))
+            atomic_write_bytes(item.overlay_path, render_overlay(overlay_image, mask), make_folder=False)
+    except FileNotFoundError as exc:
+        raise OutputFolderGoneError(item.source, f"its output folder {item.mask_path.parent} no longer exists "
+                                                 "(deleted during the run?); nothing was written for it") from exc
     except OSError as exc:
         raise OutputWriteError(f"{item.mask_path}: cannot write ({exc.strerror or exc})") from exc

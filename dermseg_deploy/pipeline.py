@@ -128,7 +128,7 @@ def _segment(
             inputs, good = stages.to_batch(batch)
             masks = stages.postprocess(stages.infer(inputs), good) if good else []
             share = (time.perf_counter() - start) / max(1, len(good))
-            mask_of = {id(entry): mask for entry, mask in zip(good, masks)}
+            mask_of = {id(entry): mask for entry, mask in zip(good, masks) if mask is not None}
             yield from _drain(in_flight)
             for entry in batch:  # failed entries wait in the queue too, so that results keep the input order
                 mask = mask_of.get(id(entry))

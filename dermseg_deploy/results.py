@@ -27,7 +27,7 @@ class SegmentResult:
     error: str | None = None
     note: str | None = None
     error_kind: str | None = None
-    """For a failed input: `unusable`, or `too_large` (over the pixel limit)."""
+    """For a failed input: `unusable`, `too_large` (over the pixel limit) or `nonfinite_logits` (the model's fault)."""
 
     @property
     def source(self) -> str:

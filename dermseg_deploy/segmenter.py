@@ -25,6 +25,7 @@ from .errors import InputImageError
 from .image_input import ImageLike, ImageTypeError, as_pixels_or_path, is_single_image
 from .inputs import WorkItem, output_paths, unique_outputs
 from .manifest import STATUS_FAILED
+from .outputs import make_output_folders
 from .pipeline import RunOptions, run_pipeline
 from .results import SegmentResult
 from .stages import HostStages, make_stages
@@ -87,6 +88,7 @@ class Segmenter:
         folder = Path(out_dir) if out_dir is not None else None
         candidates = [WorkItem(Path(p), *output_paths(Path(p), folder)) if folder else WorkItem(Path(p)) for p in paths]
         items, clashes = unique_outputs(candidates)
+        make_output_folders(items)
         refused = {id(item) for item in candidates} - {id(item) for item in items}
         keep = keep_masks if keep_masks is not None else folder is None
         options = RunOptions(batch_size, overwrite, io_threads, keep)

@@ -25,7 +25,7 @@ import torch
 from .backends.base import Backend
 from .decode import read_file_bytes
 from .decode_policy import DecodePolicy
-from .errors import InputImageError
+from .errors import InputImageError, NonFiniteLogitsError
 from .inputs import WorkItem
 from .metadata import ModelMetadata
 from .postprocess import logits_to_masks, upsample_mask
@@ -47,7 +47,7 @@ class Prepared:
     overlay_image: torch.Tensor | None = None
     error: str | None = None
     error_kind: str | None = None
-    """`InputImageError.kind` of the error: unusable, or too_large."""
+    """`InputImageError.kind` of the error: unusable, too_large or nonfinite_logits."""
     notes: list[str] = field(default_factory=list)
 
     def fail(self, error: InputImageError) -> None:
@@ -139,9 +139,12 @@ class HostStages:
     def infer(self, batch: torch.Tensor) -> torch.Tensor:
         return self.backend.infer(batch)
 
-    def postprocess(self, logits: torch.Tensor, prepared: list[Prepared]) -> list[torch.Tensor]:
-        """Network-size 0/1 masks on the CPU; `finish_mask` upsamples them in the writer threads."""
-        return list(logits_to_masks(logits, self.metadata.logit_threshold).cpu())
+    def postprocess(self, logits: torch.Tensor, prepared: list[Prepared]) -> list[torch.Tensor | None]:
+        """Network-size 0/1 masks on the CPU (`finish_mask` upsamples them in the writer threads); None for an
+        image whose logits are not finite (it is marked failed)."""
+        finite = finite_logits(logits, prepared)
+        masks = logits_to_masks(logits, self.metadata.logit_threshold).cpu()
+        return [mask if ok else None for mask, ok in zip(masks, finite)]
 
     # ---- writer threads ----------------------------------------------------------------------------------
 
@@ -204,11 +207,16 @@ class CudaStages(HostStages):
             entry.pixels = None
         return batch, ok
 
-    def postprocess(self, logits: torch.Tensor, prepared: list[Prepared]) -> list[torch.Tensor]:
-        """Full-size uint8 0/255 masks, upsampled on the GPU and copied into pinned host memory."""
+    def postprocess(self, logits: torch.Tensor, prepared: list[Prepared]) -> list[torch.Tensor | None]:
+        """Full-size uint8 0/255 masks, upsampled on the GPU and copied into pinned host memory (None where the
+        logits are not finite)."""
+        finite = finite_logits(logits, prepared)
         masks = logits_to_masks(logits, self.metadata.logit_threshold)
-        host: list[torch.Tensor] = []
-        for mask, entry in zip(masks, prepared):
+        host: list[torch.Tensor | None] = []
+        for mask, entry, ok in zip(masks, prepared, finite):
+            if not ok:
+                host.append(None)
+                continue
             full = upsample_mask(mask, *entry.size_hw)
             pinned = torch.empty(full.shape, dtype=torch.uint8, pin_memory=True)
             pinned.copy_(full, non_blocking=True)
@@ -218,6 +226,17 @@ class CudaStages(HostStages):
 
     def finish_mask(self, mask: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
         return mask
+
+
+def finite_logits(logits: torch.Tensor, prepared: list[Prepared]) -> list[bool]:
+    """Whether each image's logits are all finite; an image with a NaN or inf is marked failed (a NaN compares
+    false with any threshold, so its mask would be silently empty)."""
+    finite = torch.isfinite(logits).flatten(1).all(dim=1).tolist()
+    for entry, ok in zip(prepared, finite):
+        if not ok:
+            entry.fail(NonFiniteLogitsError(entry.item.source, "the model gave NaN or infinite logits for this image; "
+                                            "its mask cannot be trusted (a corrupt or overflowing model)"))
+    return finite
 
 
 def make_stages(backend: Backend, metadata: ModelMetadata, policy: DecodePolicy, overlay: bool = False) -> HostStages:

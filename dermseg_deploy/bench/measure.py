@@ -18,11 +18,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from ..errors import InputImageError, UserError
+from ..errors import InferenceError, InputImageError, UserError
 from ..inputs import WorkItem, output_paths, plan_inputs
 from ..manifest import STATUS_OK
 from ..metadata import ModelMetadata
-from ..outputs import write_outputs
+from ..outputs import make_output_folders, write_outputs
 from ..pipeline import RunOptions
 from ..segmenter import Segmenter
 from ..stages import HostStages, Prepared
@@ -104,7 +104,10 @@ def _preprocess(stages: HostStages, prepared: list[Prepared]) -> torch.Tensor:
 
 def _postprocess(stages: HostStages, logits: torch.Tensor, prepared: list[Prepared]) -> list[torch.Tensor]:
     masks = stages.postprocess(logits, prepared)
-    return [stages.finish_mask(mask, entry.size_hw) for mask, entry in zip(masks, prepared)]
+    broken = [entry for mask, entry in zip(masks, prepared) if mask is None]
+    if broken:
+        raise InferenceError(f"{broken[0].item.source}: {broken[0].error}")
+    return [stages.finish_mask(mask, entry.size_hw) for mask, entry in zip(masks, prepared) if mask is not None]
 
 
 def measure_stages(
@@ -113,6 +116,7 @@ def measure_stages(
     """Run the stage objects `dermseg-run` runs, one after another, on batches cycled from `images`, and time
     each; the masks are written to `out_dir` as `dermseg-run` names them. Warm-up batches are not recorded."""
     stages = segmenter.stages()
+    out_dir.mkdir(parents=True, exist_ok=True)
     timer = StageTimer(stages.device)
     samples: dict[str, list[float]] = {stage: [] for stage in STAGES}
     iteration, cursor, started = 0, 0, time.perf_counter()
@@ -146,6 +150,7 @@ def measure_end_to_end(segmenter: Segmenter, images: list[Path], settings: Bench
     """Images/s of the pipeline `dermseg-run` runs, in steady state: each run goes over the images repeated to
     at least `STEADY_BATCHES` batches (the masks are rewritten), until `min_seconds` passed."""
     plan = plan_inputs(list(images), out_dir)
+    make_output_folders(plan.items)
     repeats = max(1, -(-STEADY_BATCHES * settings.batch_size // len(plan.items)))
     items = plan.items * repeats
     options = RunOptions(settings.batch_size, overwrite=True, io_threads=settings.io_threads)

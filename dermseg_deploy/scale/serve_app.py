@@ -21,14 +21,15 @@ from ray import serve
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from ..errors import DermsegError
+from ..errors import DermsegError, ImageTooLargeError, NonFiniteLogitsError
 from ..inputs import WorkItem
 from ..pipeline import RunOptions
 from ..postprocess import encode_png
 from .segmenter_spec import SegmenterSpec
 
 APP_NAME = "dermseg"
-TOO_LARGE = "too_large"
+STATUS_BY_KIND = {ImageTooLargeError.kind: 413, NonFiniteLogitsError.kind: 500}
+"""HTTP status of a failed image by its error kind; any other kind is the request's fault (400)."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ class SegmentationService:
         except DermsegError as exc:  # the backend failed for the whole batch: the replica stays up
             return PlainTextResponse(f"error: {exc}\n", status_code=500)
         if outcome.error is not None:
-            status = 413 if outcome.error_kind == TOO_LARGE else 400
+            status = STATUS_BY_KIND.get(outcome.error_kind or "", 400)
             return PlainTextResponse(f"error: {outcome.error}\n", status_code=status)
         headers = {"X-Lesion-Fraction": f"{outcome.lesion_fraction:.6f}", "X-Replica-Pid": str(os.getpid())}
         if request.query_params.get("format") == "json":
