@@ -10,6 +10,7 @@ import torch
 
 from ..errors import BackendUnavailableError, DermsegError, InferenceError, ModelFileError, UserError
 from ..metadata import ONNX_METADATA_KEY, ModelMetadata
+from ..sizes import require_valid_size
 from ..tensorrt.batch_profile import split_batch
 from .base import Backend
 from .onnx_io import check_onnx_io
@@ -128,7 +129,7 @@ class OnnxRuntimeBackend(Backend):
                 f"({self.metadata.input_name} -> {self.metadata.output_name})"
             )
         built_size = declared.size_px or self.metadata.size_px
-        if size_px is not None and size_px != built_size:
+        if size_px is not None and require_valid_size(size_px) != built_size:
             raise UserError(
                 f"--size {size_px}: {path.name} was exported for {built_size}x{built_size} input; "
                 f"export again with dermseg-export --size {size_px}, or leave --size out"

@@ -13,6 +13,7 @@ import torch
 
 from ..backends.base import Backend
 from ..errors import BackendUnavailableError, InferenceError, ModelFileError, UserError
+from ..sizes import require_valid_size
 from .batch_profile import padding_for_profile, split_batch
 from .sidecar import REBUILD_HINT, PlanIncompatibleError, check_compatibility, check_plan_digest, read_sidecar
 
@@ -84,7 +85,7 @@ class TensorRTBackend(Backend):
         self.device = torch.device("cuda", index)
         capability = torch.cuda.get_device_capability(index)
         decision = check_compatibility(sidecar, plan_path, trt.__version__, capability, trust_host_code)
-        if size_px is not None and size_px != sidecar.metadata.size_px:
+        if size_px is not None and require_valid_size(size_px) != sidecar.metadata.size_px:
             raise UserError(f"--size {size_px}: {plan_path.name} was built for {sidecar.metadata.size_px}x"
                             f"{sidecar.metadata.size_px} input; export again with dermseg-export --size {size_px}")
         plan_bytes = read_plan(plan_path)
