@@ -3,22 +3,45 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import click
+from tqdm import tqdm
 
 from . import __version__
 from .cli_common import EXIT_CHECK_FAILED, EXIT_OK, error_line, handle_errors
-from .export import ExportSettings, export_checkpoint
-from .export.chain import ExportStep
-from .export.fp16_check import DEFAULT_MIN_MEAN_IOU
-from .export.onnx_export import DEFAULT_OPSET, EXPORTERS
-from .export.onnx_step import DEFAULT_ATOL, DEFAULT_MIN_IOU
+from .defaults import DEFAULT_ATOL, DEFAULT_MIN_IOU, DEFAULT_MIN_MEAN_IOU, DEFAULT_OPSET, EXPORTERS
+from .errors import UserError
 from .metadata import DEFAULT_DEPLOY_SIZE_PX
-from .scale.triton_repo import export_triton_models, write_triton_repo
 from .tensorrt.batch_profile import BatchProfile
 from .tensorrt.build_options import BuildOptions
 from .tensorrt.sidecar import HARDWARE_LEVELS
+
+FORMATS = ("onnx", "fp16", "plan")
+FORMAT_LABELS = {"OnnxExport": "ONNX (FP32)", "Fp16OnnxExport": "ONNX (FP16)", "PlanExport": "TensorRT plan (FP16)"}
+
+
+def parse_formats(text: str, no_engine: bool) -> set[str]:
+    """The formats to build: those named and the ones they are built from; `--no-engine` leaves the plan out."""
+    names = {part.strip().lower() for part in text.split(",") if part.strip()}
+    unknown = sorted(names - set(FORMATS))
+    if unknown or not names:
+        raise UserError(f"--formats {text}: use a comma-separated list of {', '.join(FORMATS)}")
+    if no_engine:
+        names.discard("plan")
+        if not names:
+            raise UserError("--no-engine leaves the plan out, and --formats asks for the plan alone")
+    last = max(FORMATS.index(name) for name in names)
+    return set(FORMATS[: last + 1])
+
+
+def _megabytes(path: Path) -> str:
+    try:
+        return f"{path.stat().st_size / 1e6:.1f} MB"
+    except OSError:
+        return "size unknown"
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -46,10 +69,16 @@ from .tensorrt.sidecar import HARDWARE_LEVELS
               help="Mean mask IoU FP16 must reach against FP32 (PyTorch half, and the TensorRT plan).")
 @click.option("--check-device", default="auto", show_default=True,
               help="Where the FP16 arithmetic check and the engine build run: auto, cpu, cuda or cuda:N.")
-@click.option("--no-engine", is_flag=True, help="Stop after the ONNX files (no TensorRT plan).")
-@click.option("--min-batch", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--opt-batch", type=click.IntRange(min=1), default=4, show_default=True)
-@click.option("--max-batch", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--formats", default="onnx,fp16,plan", show_default=True,
+              help="What to export, comma-separated: onnx (FP32), fp16 (FP16 ONNX, with the FP16 arithmetic check), "
+                   "plan (TensorRT FP16). A format brings the ones it is built from (plan needs fp16 needs onnx).")
+@click.option("--no-engine", is_flag=True, help="Stop after the ONNX files (no TensorRT plan): --formats onnx,fp16.")
+@click.option("--min-batch", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Smallest batch the plan accepts.")
+@click.option("--opt-batch", type=click.IntRange(min=1), default=4, show_default=True,
+              help="The batch TensorRT tunes the plan's kernels for.")
+@click.option("--max-batch", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Largest batch the plan accepts (larger ones are split).")
 @click.option("--workspace-mb", type=click.IntRange(min=64), default=4096, show_default=True,
               help="TensorRT builder workspace limit.")
 @click.option("--opt-level", type=click.IntRange(0, 5), default=3, show_default=True,
@@ -60,14 +89,14 @@ from .tensorrt.sidecar import HARDWARE_LEVELS
               help="Build a plan for other GPUs: ampere_plus, or same_compute_capability.")
 @click.option("--exporter", type=click.Choice(EXPORTERS), default="dynamo", show_default=True,
               help="PyTorch's torch.export-based exporter, or the older TorchScript one.")
-@click.option("--opset", type=int, default=DEFAULT_OPSET, show_default=True)
+@click.option("--opset", type=int, default=DEFAULT_OPSET, show_default=True, help="ONNX opset version.")
 @click.option("--triton-repo", type=click.Path(path_type=Path), default=None,
               help="Also write a Triton model repository here for the checked ONNX (and plan): config.pbtxt + 1/.")
 @handle_errors
 def main(
     checkpoint_path: Path, size_px: int, out_dir: Path | None, calib_dir: Path | None, calib_count: int,
     synthetic_calib: bool, parity_dir: Path | None, parity_count: int, atol: float, min_iou: float,
-    fp16_min_iou: float, check_device: str, no_engine: bool, min_batch: int, opt_batch: int, max_batch: int,
+    fp16_min_iou: float, check_device: str, formats: str, no_engine: bool, min_batch: int, opt_batch: int, max_batch: int,
     workspace_mb: int, opt_level: int, version_compatible: bool, hardware_compatible: str, exporter: str, opset: int,
     triton_repo: Path | None,
 ) -> None:
@@ -80,26 +109,52 @@ def main(
     Exit codes: 0 exported and checked; 2 usage error or unreadable checkpoint; 3 a check failed;
     4 TensorRT or a GPU is missing for the plan (the ONNX files are written; --no-engine stops before).
     """
+    from .export import ExportSettings, export_checkpoint
+    from .export.chain import ExportStep
+    from .scale.triton_repo import export_triton_models, write_triton_repo
+
+    wanted = parse_formats(formats, no_engine)
     build = BuildOptions(BatchProfile(min_batch, opt_batch, max_batch), workspace_mb << 20, opt_level, version_compatible,
                          hardware_compatible)
     settings = ExportSettings(size_px, calib_dir, calib_count, synthetic_calib, parity_dir, parity_count, atol, min_iou,
-                              fp16_min_iou, check_device, not no_engine, build, exporter, opset)
+                              fp16_min_iou, check_device, "fp16" in wanted, "plan" in wanted, build, exporter, opset)
+    clock = {"last": time.perf_counter()}
+    bars: dict[str, tqdm[Any]] = {}
 
     def show(step: ExportStep) -> None:
+        for bar in bars.values():
+            bar.close()
+        bars.clear()
+        now = time.perf_counter()
+        verdict = "check passed" if step.passed else "CHECK FAILED"
         click.echo(step.summary())
+        click.echo(f"{FORMAT_LABELS[type(step).__name__]}: {verdict} in {now - clock['last']:.1f} s, "
+                   f"{step.path.name} ({_megabytes(step.path)})")
+        clock["last"] = now
 
-    result = export_checkpoint(checkpoint_path, settings, out_dir, show)
+    def progress(what: str, done: int, total: int) -> None:
+        if what not in bars:
+            unit = "img" if total > 1 else "step"
+            bars[what] = tqdm(total=total, desc=what, unit=unit, file=sys.stderr, dynamic_ncols=True,
+                              bar_format=None if total > 1 else "{desc}: {elapsed} elapsed")
+        bars[what].update(done - bars[what].n)
+
+    result = export_checkpoint(checkpoint_path, settings, out_dir, show, progress)
     failed = result.failed_step
     if failed is not None:
         removed = "".join(f"; removed {path.name} of an earlier export" for path in result.removed)
         error_line(f"a check failed: {failed.path.name} is kept for inspection only, under a name no backend "
                    f"loads{removed}; nothing after it was built")
         sys.exit(EXIT_CHECK_FAILED)
-    if no_engine:
-        click.echo(f"not built: {result.paths.plan.name} (--no-engine)")
+    for name in FORMATS:
+        if name not in wanted:
+            click.echo(f"not built: {name} (--formats {','.join(f for f in FORMATS if f in wanted)}); build it with "
+                       f"dermseg-export {checkpoint_path} --size {size_px} --formats {name}")
     if triton_repo is not None:
         plan = result.paths.plan if len(result.steps) == 3 else None
         models = export_triton_models(result.paths.stem, result.paths.onnx, plan, max_batch, opt_batch)
         written = write_triton_repo(triton_repo, models)
         click.echo(f"wrote the Triton model repository {triton_repo}: {', '.join(folder.name for folder in written)}")
+    engine = result.paths.plan if "plan" in wanted else result.paths.onnx
+    click.echo(f"next: dermseg-run --engine {engine} IMAGES_OR_FOLDERS -o masks")
     sys.exit(EXIT_OK)

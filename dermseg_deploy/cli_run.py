@@ -1,40 +1,19 @@
-"""`dermseg-run --engine MODEL INPUT...`: masks for image files and folders."""
+"""`dermseg-run --engine MODEL INPUT...`: masks for image files and folders.
+
+This module parses the command line only (and imports nothing heavy, so --help is fast); `run_job` does the
+work.
+"""
 
 from __future__ import annotations
 
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import click
-from tqdm import tqdm
 
 from . import __version__
-from .atomic import remove_stale_temp_files
-from .backends import BackendOptions, open_backend
 from .backends.options import ORT_PROVIDERS, TORCH_PRECISIONS
-from .cli_common import EXIT_OK, EXIT_SOME_INPUTS_FAILED, handle_errors
-from .decode import DEFAULT_MAX_PIXELS
-from .devices import resolve_device
-from .errors import InputImageError, OutputWriteError, UserError
-from .inputs import WorkItem, plan_inputs
-from .manifest import (
-    MANIFEST_NAME,
-    STATUS_FAILED,
-    STATUS_OK,
-    STATUS_SKIPPED,
-    ManifestRow,
-    mark_missing_masks,
-    write_manifest,
-)
-from .outputs import make_output_folders
-from .pipeline import RunOptions, already_done
-from .scale.ray_batch import ActorSettings, run_on_ray
-from .scale.segmenter_spec import SegmenterSpec
-from .segmenter import Segmenter
-from .sizes import require_valid_size
-from .stop_signals import EXIT_INTERRUPTED, StopFlag
+from .cli_common import handle_errors
+from .defaults import DEFAULT_MAX_PIXELS, DEVICE_HELP
 
 
 def _check_threshold(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
@@ -52,8 +31,9 @@ def _check_threshold(ctx: click.Context, param: click.Parameter, value: float | 
               help="Output folder; masks mirror each input folder's tree.")
 @click.option("--size", "size_px", type=int, default=None,
               help="Square input side (multiple of 32). Any size for .pt; must match an exported model's size.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Images per inference batch.")
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--threshold", type=float, default=None, callback=_check_threshold,
               help="Lesion probability threshold (default: the model's, usually 0.5).")
 @click.option("--overwrite", is_flag=True, help="Segment again even where a mask already exists.")
@@ -102,126 +82,13 @@ def main(
     failed; 4 backend, device or precision unavailable; 130 interrupted (SIGINT), 143 terminated (SIGTERM);
     70 internal error.
     """
-    if not model_path.exists():
-        raise UserError(f"{model_path}: model file not found")
-    if (ray_address is not None or ray_actors is not None) and not ray:
-        raise UserError("--ray-address and --ray-actors go with --ray")
-    if size_px is not None:
-        require_valid_size(size_px)
-    backend_options = BackendOptions(provider, trust_plan, precision, channels_last, cuda_graphs, threads)
-    backend_options.check_applies_to(model_path.suffix)
-    if device == "auto" and provider in ("cuda", "tensorrt"):
-        device = "cuda"  # these providers run on a GPU: without one, that is an unavailable backend (exit 4)
-    torch_device = None if ray else resolve_device(device)
-    if device == "auto" and torch_device is not None:
-        click.echo(f"device: auto picked {torch_device}", err=True)
-    plan = plan_inputs(list(inputs), out_dir)
-    if not plan.items and not plan.errors:
-        raise UserError(f"no images found in {', '.join(map(str, inputs))} (looked for .jpg .jpeg .png .bmp .tif .tiff)")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputWriteError(f"{out_dir}: cannot create the output folder ({exc.strerror or exc})") from exc
-    make_output_folders(plan.items)
-    removed = remove_stale_temp_files(out_dir)
-    if removed:
-        click.echo(f"removed {len(removed)} temp file(s) left in {out_dir} by an interrupted run", err=True)
-    for note in plan.notes:
-        click.echo(f"note: {note}", err=True)
-    for error in plan.errors:
-        click.echo(f"error: {error}", err=True)
-    stop = StopFlag()
-    rows: list[ManifestRow] = []
-    bar = tqdm(total=len(plan.items), unit="img", disable=quiet, file=sys.stderr, dynamic_ncols=True)
+    from .run_job import RunRequest, run_job
 
-    def report(row: ManifestRow) -> None:
-        if row.status == STATUS_FAILED:
-            tqdm.write(f"error: {row.file}: {row.error}", file=sys.stderr)
-        elif row.note:
-            tqdm.write(f"note: {row.file}: {row.note}", file=sys.stderr)
-        bar.update(1)
-
-    start = time.perf_counter()
-    with stop.installed(lambda name: click.echo(f"\n{name}: stopping after the current batch ({name} or Ctrl-C again "
-                                                "to stop at once)", err=True)):
-        try:
-            if ray:
-                model = SegmenterSpec(str(model_path), device, size_px, threshold, backend_options, max_pixels,
-                                      not full_decode)
-                settings = ActorSettings(model, overlay, batch_size)
-                rows, engine = _segment_on_ray(plan.items, settings, overwrite, ray_address, ray_actors, threads, report,
-                                               stop.is_set)
-            else:
-                assert torch_device is not None
-                backend = open_backend(model_path, torch_device, size_px, backend_options)
-                with Segmenter(backend, threshold, max_pixels, reduced_jpeg=not full_decode) as segmenter:
-                    for result in segmenter.segment_items(plan.items, RunOptions(batch_size, overwrite, io_threads),
-                                                          overlay, stop.is_set):
-                        rows.append(result.manifest_row())
-                        report(rows[-1])
-                    engine = segmenter.backend.describe()
-        finally:
-            bar.close()
-            elapsed = time.perf_counter() - start
-            rows = _mark_missing_masks(rows)
-            manifest = _write_reports(out_dir, report_path, rows, plan.errors)
-    done = sum(r.status == STATUS_OK for r in rows)
-    skipped = sum(r.status == STATUS_SKIPPED for r in rows)
-    failed = sum(r.status == STATUS_FAILED for r in rows) + len(plan.errors)
-    rate = done / elapsed if elapsed > 0 else 0.0
-    click.echo(
-        f"{done} segmented, {skipped} skipped (mask exists), {failed} failed in {elapsed:.1f} s "
-        f"({rate:.2f} images/s) with {engine}; masks in {out_dir}/, manifest {manifest}",
-        err=True,
-    )
-    if stop.is_set() or len(rows) < len(plan.items):
-        left = len(plan.items) - len(rows)
-        what = "not reported back (actors may have finished some: their masks exist)" if ray else "not started"
-        click.echo(f"interrupted: {left} image(s) {what}; run the same command again to finish them", err=True)
-        sys.exit(stop.exit_code if stop.is_set() else EXIT_INTERRUPTED)
-    sys.exit(EXIT_SOME_INPUTS_FAILED if failed else EXIT_OK)
-
-
-def _segment_on_ray(
-    items: list[WorkItem], settings: ActorSettings, overwrite: bool, address: str | None, actors: int | None,
-    threads: int | None, report: Callable[[ManifestRow], None], should_stop: Callable[[], bool],
-) -> tuple[list[ManifestRow], str]:
-    """Skip existing masks here, send the rest to Ray; the rows come back in input order (those that finished)."""
-    skipped = {index: ManifestRow(str(item.source), STATUS_SKIPPED, str(item.mask_path))
-               for index, item in enumerate(items) if already_done(item, overwrite)}
-    for row in skipped.values():
-        report(row)
-    todo = [index for index in range(len(items)) if index not in skipped]
-    run = run_on_ray([items[index] for index in todo], settings, address, actors, threads, report, should_stop)
-    finished = {index: run.rows[position] for position, index in enumerate(todo) if position in run.rows}
-    done = skipped | finished
-    rows = [done[index] for index in range(len(items)) if index in done]
-    engine = f"{run.backend or settings.model.model_path} x {run.plan.describe()}" if run.plan else "no Ray run (nothing to do)"
-    return rows, engine
-
-
-def _mark_missing_masks(rows: list[ManifestRow]) -> list[ManifestRow]:
-    """Rows whose mask was deleted during the run become failures, each with its error line."""
-    checked = mark_missing_masks(rows)
-    for before, after in zip(rows, checked):
-        if after.status != before.status:
-            click.echo(f"error: {after.file}: {after.error}", err=True)
-    return checked
-
-
-def _write_reports(
-    out_dir: Path, report_path: Path | None, results: list[ManifestRow], input_errors: list[InputImageError]
-) -> Path:
-    """The manifest (and the failures report); a failure to write them is one error line, not a second traceback."""
-    manifest = out_dir / MANIFEST_NAME
-    rows = [*(ManifestRow.input_error(error) for error in input_errors), *results]
-    try:
-        write_manifest(manifest, rows)
-        if report_path is not None:
-            write_manifest(report_path, rows, failures_only=True)
-    except OSError as exc:
-        click.echo(f"error: cannot write {manifest} or the report ({exc.strerror or exc})", err=True)
-    return manifest
+    run_job(RunRequest(
+        model_path, list(inputs), out_dir, size_px, batch_size, device, threshold, overwrite, overlay, max_pixels,
+        io_threads, threads, report_path, provider, trust_plan, precision, channels_last, cuda_graphs, full_decode,
+        ray, ray_address, ray_actors, quiet,
+    ))
 
 
 if __name__ == "__main__":

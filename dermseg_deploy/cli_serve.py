@@ -12,11 +12,9 @@ from . import __version__
 from .backends import BackendOptions
 from .backends.options import ORT_PROVIDERS
 from .cli_common import handle_errors
-from .decode import DEFAULT_MAX_PIXELS
+from .defaults import DEFAULT_MAX_PIXELS
 from .errors import UserError
-from .scale.ray_batch import plan_actors
 from .scale.ray_cluster import import_ray, ray_cluster
-from .scale.segmenter_spec import SegmenterSpec
 
 
 def wait_for_signal() -> None:
@@ -42,15 +40,18 @@ def wait_for_signal() -> None:
 @click.option("--batch-wait-ms", type=click.FloatRange(min=0), default=10.0, show_default=True,
               help="How long a replica waits for a batch to fill.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
-@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="Port to listen on.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Intra-op threads per CPU replica.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda (one GPU per replica).")
+@click.option("--device", default="auto", show_default=True,
+              help="auto (CUDA where present, else the CPU), cpu or cuda (one GPU per replica).")
 @click.option("--size", "size_px", type=int, default=None, help="Input side for .pt (default: the model's).")
-@click.option("--threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None)
+@click.option("--threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+              help="Lesion probability threshold (default: the model's, usually 0.5).")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
               help="Larger images get HTTP 413.")
 @click.option("--full-decode", is_flag=True, help="On the CPU, decode JPEGs at full size.")
-@click.option("--provider", type=click.Choice(ORT_PROVIDERS), default="auto", show_default=True)
+@click.option("--provider", type=click.Choice(ORT_PROVIDERS), default="auto", show_default=True,
+              help=".onnx: ONNX Runtime execution provider (auto: CPU on the CPU, CUDA on a GPU).")
 @click.option("--trust-plan", is_flag=True, help=".plan: allow a version-compatible plan's host code.")
 @click.option("--ray-address", default=None, help="Join this Ray cluster (auto, ray://HOST:10001) instead of starting one.")
 @handle_errors
@@ -68,6 +69,8 @@ def main(model_path: Path, replicas: int | None, max_batch_size: int, batch_wait
     import_ray()  # a clear error where Ray is missing
     from ray import serve
 
+    from .scale.ray_batch import plan_actors
+    from .scale.segmenter_spec import SegmenterSpec
     from .scale.serve_app import APP_NAME, ServeSettings, build_app
 
     with ray_cluster(ray_address) as cluster:

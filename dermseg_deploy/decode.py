@@ -10,10 +10,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .defaults import DEFAULT_MAX_PIXELS
 from .errors import ImageTooLargeError, InputImageError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
-DEFAULT_MAX_PIXELS = 120_000_000
 """Images with more pixels are refused (decompression bombs); the largest ISIC images have about 30 M."""
 
 

@@ -15,6 +15,24 @@ from .errors import InputImageError, UserError
 
 MASK_SUFFIX = "_segmentation.png"
 OVERLAY_SUFFIX = "_overlay.jpg"
+GROUND_TRUTH = "ground truth"
+DERMSEG_OUTPUT = "dermseg output"
+PASSED_OVER_REASONS = {
+    GROUND_TRUTH: "file(s) named like ground-truth masks (*_segmentation.*, *_Segmentation.*)",
+    DERMSEG_OUTPUT: "dermseg overlay(s) (*_overlay.jpg)",
+}
+
+
+def passed_over_reason(path: Path) -> str | None:
+    """Why a file found in a folder is not an input: named like a ground-truth mask (ISIC 2017/2018
+    `_segmentation`, ISIC 2016 `_Segmentation`, any case; also what dermseg names its masks), or like a dermseg
+    overlay. None for an input."""
+    stem = path.stem.lower()
+    if stem.endswith("_segmentation"):
+        return GROUND_TRUTH
+    if path.name.lower().endswith(OVERLAY_SUFFIX):
+        return DERMSEG_OUTPUT
+    return None
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,6 +66,17 @@ class InputPlan:
     items: list[WorkItem]
     errors: list[InputImageError]
     notes: list[str] = field(default_factory=list)
+    passed_over: dict[str, int] = field(default_factory=dict)
+    """Files found in folders that are not inputs, counted by why: `ground truth` (named like an ISIC mask) and
+    `dermseg output` (a mask or overlay that dermseg writes)."""
+
+    def passed_over_line(self) -> str | None:
+        """One line that says how many files in the input folders were passed over and why, or None."""
+        if not self.passed_over:
+            return None
+        parts = [f"{count} {PASSED_OVER_REASONS[reason]}" for reason, count in sorted(self.passed_over.items())]
+        return (f"passed over {', '.join(parts)} in the input folders (name such a file on the command line to "
+                "segment it)")
 
 
 def _is_within(path: Path, folder: Path) -> bool:
@@ -62,7 +91,8 @@ def _item(source: Path, out_dir: Path, relative_parent: Path) -> WorkItem:
     return WorkItem(source, *output_paths(source, out_dir / relative_parent))
 
 
-def _walk_folder(root: Path, out_dir: Path, errors: list[InputImageError], notes: list[str]) -> list[tuple[Path, Path]]:
+def _walk_folder(root: Path, out_dir: Path, errors: list[InputImageError], notes: list[str],
+                 passed_over: dict[str, int]) -> list[tuple[Path, Path]]:
     """(file, parent relative to root) for image files under root, sorted; unlistable folders become errors.
 
     Symlinked folders are followed, as symlinked files are; one that leads back to a folder already walked (a
@@ -91,6 +121,10 @@ def _walk_folder(root: Path, out_dir: Path, errors: list[InputImageError], notes
             path = folder / name
             if is_temp_file(path) or path.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
+            reason = passed_over_reason(path)
+            if reason is not None:
+                passed_over[reason] = passed_over.get(reason, 0) + 1
+                continue
             found.append((path, folder.relative_to(root)))
     return found
 
@@ -98,8 +132,9 @@ def _walk_folder(root: Path, out_dir: Path, errors: list[InputImageError], notes
 def plan_inputs(inputs: list[str | Path], out_dir: str | Path) -> InputPlan:
     """Expand files and folders to work items; outputs mirror each input folder's tree under `out_dir`.
 
-    The output folder and temp files are never inputs. Two inputs that would write the same mask make
-    the second an error. A path that does not exist at all is a usage error.
+    The output folder and temp files are never inputs; files in folders named like ground truth or like
+    dermseg's overlays are passed over (counted in `passed_over`), but taken when named one by one. Two inputs
+    that would write the same mask make the second an error. A path that does not exist at all is a usage error.
     """
     out_root = Path(out_dir).resolve()
     missing = [str(p) for p in inputs if not Path(p).exists() and not Path(p).is_symlink()]
@@ -107,17 +142,18 @@ def plan_inputs(inputs: list[str | Path], out_dir: str | Path) -> InputPlan:
         raise UserError(f"input not found: {', '.join(missing)}")
     errors: list[InputImageError] = []
     notes: list[str] = []
+    passed_over: dict[str, int] = {}
     candidates: list[tuple[Path, Path]] = []
     for raw in inputs:
         path = Path(raw)
         if path.is_dir():
             if _is_within(path, out_root):
                 raise UserError(f"{path}: the input folder lies inside the output folder {out_root}; choose another -o")
-            candidates += _walk_folder(path, out_root, errors, notes)
+            candidates += _walk_folder(path, out_root, errors, notes, passed_over)
         else:
             candidates.append((path, Path()))
     items, clashes = unique_outputs([_item(source, out_root, parent) for source, parent in candidates])
-    return InputPlan(items, errors + clashes, notes)
+    return InputPlan(items, errors + clashes, notes, passed_over)
 
 
 def unique_outputs(items: Sequence[WorkItem]) -> tuple[list[WorkItem], list[InputImageError]]:

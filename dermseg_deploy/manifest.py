@@ -3,12 +3,14 @@
 Columns, in this order:
 
     file                   the input file as given (or found in a folder)
-    status                 ok (mask written), skipped (its mask existed; --overwrite redoes it), failed
+    status                 ok (mask written), skipped (its mask existed; --overwrite redoes it), failed. A rerun
+                           into the same folder keeps the earlier run's rows (`merge_rerun`)
     mask_path              where the mask is (empty when failed)
     lesion_area_fraction   share of the mask's pixels marked lesion, 0-1 (empty unless ok)
     seconds                time spent on this input (its share of its batch's inference included)
     error                  why it failed (empty otherwise), as the command's `error: <file>: <reason>` line
-    note                   something worth knowing about a segmented input (e.g. decoded on the CPU)
+    note                   something worth knowing about a segmented input ("no lesion found (empty mask)",
+                           decoded on the CPU, ...)
 
 Written atomically (a temp file, then a rename): readers see the old manifest or the new one, and never
 into a folder that is gone (an output folder deleted mid-run is not recreated). UTF-8; a file name that is
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -117,6 +119,28 @@ def mark_missing_masks(rows: Iterable[ManifestRow]) -> list[ManifestRow]:
                           error=f"its mask {row.mask_path} is gone (deleted after it was written)")
         checked.append(row)
     return checked
+
+
+def merge_rerun(earlier: Iterable[ManifestRow], current: Iterable[ManifestRow],
+                fraction_on_disk: Callable[[str], float | None]) -> list[ManifestRow]:
+    """The manifest of a rerun into the same folder: what the earlier run recorded stays.
+
+    By input file: a new result replaces the old; a `skipped` row (its mask existed) keeps the earlier row's
+    status, lesion fraction and time; a skipped row with no earlier record (the run that wrote its mask was
+    killed before its manifest) gets its lesion fraction from `fraction_on_disk(mask_path)`. Earlier rows of
+    files not in this run come first, unchanged; then this run's rows in its order.
+    """
+    before = {row.file: row for row in earlier}
+    merged: dict[str, ManifestRow] = {}
+    for row in current:
+        old = before.get(row.file)
+        if row.status == STATUS_SKIPPED and old is not None and old.status != STATUS_FAILED:
+            row = old
+        elif row.status == STATUS_SKIPPED and row.lesion_area_fraction is None and row.mask_path:
+            row = replace(row, lesion_area_fraction=fraction_on_disk(row.mask_path))
+        merged[row.file] = row
+    kept = [row for file, row in before.items() if file not in merged]
+    return kept + list(merged.values())
 
 
 def read_manifest(path: Path) -> list[ManifestRow]:

@@ -24,6 +24,8 @@ from .postprocess import lesion_fraction
 from .results import SegmentResult
 from .stages import HostStages, Prepared
 
+NO_LESION_NOTE = "no lesion found (empty mask)"
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -40,16 +42,18 @@ class _Finished:
     fraction: float
     seconds: float
     mask: np.ndarray | None
+    upsample_seconds: float
 
 
 def finish_item(stages: HostStages, entry: Prepared, mask: torch.Tensor, keep_mask: bool) -> _Finished:
     """Writer thread: the mask at the displayed size, its lesion fraction, and the files the item asks for."""
     start = time.perf_counter()
     full = stages.finish_mask(mask, entry.size_hw)
+    upsampled = time.perf_counter()
     overlay = stages.overlay_pixels(entry) if stages.overlay and entry.item.overlay_path is not None else None
     write_outputs(entry.item, full, overlay)
     kept = full.cpu().numpy() if keep_mask else None
-    return _Finished(lesion_fraction(full), time.perf_counter() - start, kept)
+    return _Finished(lesion_fraction(full), time.perf_counter() - start, kept, upsampled - start)
 
 
 def _batches(prepared: Iterator[Prepared], batch_size: int) -> Iterator[list[Prepared]]:
@@ -126,8 +130,13 @@ def _segment(
                 break
             start = time.perf_counter()
             inputs, good = stages.to_batch(batch)
-            masks = stages.postprocess(stages.infer(inputs), good) if good else []
+            logits = stages.infer(inputs) if good else None
+            inferred = time.perf_counter()
+            masks = stages.postprocess(logits, good) if logits is not None else []
             share = (time.perf_counter() - start) / max(1, len(good))
+            for entry in good:
+                entry.stage_seconds["inference"] = (inferred - start) / len(good)
+                entry.stage_seconds["postprocess"] = (time.perf_counter() - inferred) / len(good)
             mask_of = {id(entry): mask for entry, mask in zip(good, masks) if mask is not None}
             yield from _drain(in_flight)
             for entry in batch:  # failed entries wait in the queue too, so that results keep the input order
@@ -150,6 +159,11 @@ def _drain(in_flight: _InFlight) -> Iterator[SegmentResult]:
         except InputImageError as exc:  # the overlay's full-size decode failed
             yield SegmentResult(entry.item, STATUS_FAILED, entry.seconds, error=exc.reason, error_kind=exc.kind)
             continue
+        if finished.fraction == 0.0:
+            entry.notes.append(NO_LESION_NOTE)
         note = "; ".join(entry.notes) or None
+        stage_seconds = dict(entry.stage_seconds)
+        stage_seconds["postprocess"] = stage_seconds.get("postprocess", 0.0) + finished.upsample_seconds
+        stage_seconds["write"] = finished.seconds - finished.upsample_seconds
         yield SegmentResult(entry.item, STATUS_OK, entry.seconds + share + finished.seconds, finished.fraction,
-                            finished.mask, note=note)
+                            finished.mask, note=note, stage_seconds=stage_seconds)

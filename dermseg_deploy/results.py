@@ -26,6 +26,8 @@ class SegmentResult:
     mask: np.ndarray | None = None
     error: str | None = None
     note: str | None = None
+    stage_seconds: dict[str, float] | None = None
+    """Seconds per stage (`stages.STAGE_NAMES`) for a segmented input."""
     error_kind: str | None = None
     """For a failed input: `unusable`, `too_large` (over the pixel limit) or `nonfinite_logits` (the model's fault)."""
 

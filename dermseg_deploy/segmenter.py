@@ -46,7 +46,7 @@ class Segmenter:
 
     @classmethod
     def open(
-        cls, model_path: str | Path, device: str = "cpu", size_px: int | None = None, threshold: float | None = None,
+        cls, model_path: str | Path, device: str = "auto", size_px: int | None = None, threshold: float | None = None,
         options: BackendOptions | None = None, threads: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
         reduced_jpeg: bool = True,
     ) -> Segmenter:

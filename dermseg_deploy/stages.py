@@ -31,6 +31,11 @@ from .metadata import ModelMetadata
 from .postprocess import logits_to_masks, upsample_mask
 from .preprocess import preprocess
 
+STAGE_NAMES = ("decode", "preprocess", "inference", "postprocess", "write")
+"""The stages a run reports per image: read and decode; resize and normalise; the backend; threshold and
+upsample; encode and write the files. On CUDA, JPEG decoding and preprocessing happen per batch, inside the
+inference stage's batch step."""
+
 
 @dataclass
 class Prepared:
@@ -49,6 +54,8 @@ class Prepared:
     error_kind: str | None = None
     """`InputImageError.kind` of the error: unusable, too_large or nonfinite_logits."""
     notes: list[str] = field(default_factory=list)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    """Seconds per stage (`STAGE_NAMES`) spent on this item so far."""
 
     def fail(self, error: InputImageError) -> None:
         self.error, self.error_kind = error.reason, error.kind
@@ -106,7 +113,10 @@ class HostStages:
             self.decode(prepared)
             if self.overlay:
                 self.keep_overlay_source(prepared)
+            decoded = time.perf_counter()
+            prepared.stage_seconds["decode"] = decoded - start
             self.preprocess(prepared)
+            prepared.stage_seconds["preprocess"] = time.perf_counter() - decoded
         except InputImageError as exc:
             prepared.fail(exc)
         prepared.seconds = time.perf_counter() - start

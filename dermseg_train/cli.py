@@ -11,15 +11,13 @@ import click
 from tqdm import tqdm
 
 from dermseg_deploy.cli_common import handle_errors
-from dermseg_deploy.devices import describe_device, resolve_device
+from dermseg_deploy.defaults import DEVICE_HELP
 from dermseg_deploy.errors import UserError
 from dermseg_deploy.stop_signals import StopFlag
 
 from . import __version__
-from .baselines import add_baselines
 from .config import PAPER_LRS_1024, TrainConfig, load_config_file
-from .distributed import ProcessInfo
-from .train import Trainer, TrainingStopped, last_checkpoint_path, log_path
+from .run_paths import last_checkpoint_path, log_path
 
 CONFIG_FLAGS = ("data", "out", "val_count", "val_fraction", "seed", "encoder_weights", "workers", "dice_weight",
                 "cache_dir", "val_every", "max_rotation_deg", "lighting", "device")
@@ -114,18 +112,20 @@ def build_config(ctx: click.Context, options: dict[str, Any]) -> TrainConfig:
 @click.option("--val-every", type=click.IntRange(min=1), default=1, show_default=True, help="Validate every N epochs.")
 @click.option("--dice-weight", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Add this times a soft Dice loss to BCE.")
-@click.option("--max-rotation-deg", type=click.FloatRange(min=0, max=180), default=10.0, show_default=True)
+@click.option("--max-rotation-deg", type=click.FloatRange(min=0, max=180), default=10.0, show_default=True,
+              help="Augmentation: largest random rotation, in degrees.")
 @click.option("--lighting", type=click.FloatRange(min=0, max=1), default=0.2, show_default=True,
               help="Brightness/contrast change strength.")
 @click.option("--encoder-weights", default="imagenet", show_default=True,
               help="imagenet (torchvision download), a local .pth state dict, or none.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seeds the validation split, the data order, augmentation and initialisation.")
 @click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True, help="Data loader processes.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
               help="Resize cache, kept across runs (default: .dermseg-cache beside --out; at 1024 px about "
                    "3 MB per image).")
 @click.option("--no-cache", is_flag=True, help="Decode and resize every image every epoch instead.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--deterministic", is_flag=True, help="Deterministic algorithms (bitwise-reproducible on the CPU).")
 @click.option("--no-amp", is_flag=True, help="No mixed precision on CUDA.")
 @click.option("--resume", type=click.Path(path_type=Path), default=None, help="Continue from a model.last.pt.")
@@ -142,6 +142,12 @@ def main(**options: Any) -> None:
     """
     ctx = click.get_current_context()
     config = build_config(ctx, options)
+    from dermseg_deploy.devices import describe_device, resolve_device
+
+    from .baselines import add_baselines
+    from .distributed import ProcessInfo
+    from .train import Trainer, TrainingStopped
+
     config.device = str(resolve_device(config.device))
     stop = StopFlag()
     trainer = Trainer(config, _progress_printer(options["quiet"] or not ProcessInfo.from_environment().is_main),

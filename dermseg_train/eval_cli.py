@@ -11,13 +11,10 @@ import click
 
 from dermseg_deploy.atomic import atomic_write_bytes
 from dermseg_deploy.cli_common import EXIT_OK, EXIT_SOME_INPUTS_FAILED, handle_errors
+from dermseg_deploy.defaults import DEVICE_HELP
 from dermseg_deploy.errors import UserError
-from dermseg_deploy.manifest import MANIFEST_NAME, write_manifest
-from dermseg_deploy.segmenter import Segmenter
 
 from . import __version__
-from .data import discover_pairs
-from .evaluate import evaluate_mask_folder, evaluate_segmenter, summarize, write_per_image_csv
 
 
 def _line(label: str, means: dict[str, Any]) -> str:
@@ -38,8 +35,9 @@ def _line(label: str, means: dict[str, Any]) -> str:
 @click.option("--masks", "masks_dir", type=click.Path(path_type=Path), default=None,
               help="Folder of written <id>_segmentation.png masks to score instead of a model.")
 @click.option("--size", "size_px", type=int, default=None, help="Network input side (default: the model's).")
-@click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
+@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Images per inference batch (with --engine).")
 @click.option("--ids", "ids_file", type=click.Path(path_type=Path), default=None,
               help="Only these images: a text file of ISIC ids, or a model.split.json (its validation ids).")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Write the means here.")
@@ -59,6 +57,12 @@ def main(data: Path, model_path: Path | None, masks_dir: Path | None, size_px: i
     Images whose mask covers more than 70% are also reported apart. Exit 1 if a prediction was missing or
     wrongly sized (counted 0 and listed).
     """
+    from dermseg_deploy.manifest import MANIFEST_NAME, write_manifest
+    from dermseg_deploy.segmenter import Segmenter
+
+    from .data import discover_pairs
+    from .evaluate import evaluate_mask_folder, evaluate_segmenter, summarize, write_per_image_csv
+
     if (model_path is None) == (masks_dir is None):
         raise UserError("give exactly one of --engine MODEL and --masks PRED_DIR")
     if save_dir is not None and model_path is None:
@@ -77,6 +81,8 @@ def main(data: Path, model_path: Path | None, masks_dir: Path | None, size_px: i
     else:
         assert model_path is not None
         with Segmenter.open(model_path, device, size_px, reduced_jpeg=not full_decode) as segmenter:
+            if device == "auto":
+                click.echo(f"device: auto picked {segmenter.backend.device}", err=True)
             evaluations = evaluate_segmenter(segmenter, pairs, batch_size, save_dir)
             source = f"{model_path} ({segmenter.backend.describe()}, {segmenter.metadata.size_px} px)"
         if save_dir is not None:

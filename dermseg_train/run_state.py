@@ -36,24 +36,6 @@ class Progress:
     """Steps of the current epoch already taken (non-zero only in a run stopped mid-epoch)."""
 
 
-def last_checkpoint_path(out: str | Path) -> Path:
-    """`model.pt` -> `model.last.pt` (resumable)."""
-    out = Path(out)
-    return out.with_name(f"{out.stem}.last{out.suffix}")
-
-
-def log_path(out: str | Path) -> Path:
-    """`model.pt` -> `model.log.jsonl` (one line per epoch)."""
-    out = Path(out)
-    return out.with_name(f"{out.stem}.log.jsonl")
-
-
-def split_path(out: str | Path) -> Path:
-    """`model.pt` -> `model.split.json` (the training and validation ids)."""
-    out = Path(out)
-    return out.with_name(f"{out.stem}.split.json")
-
-
 def rng_state() -> dict[str, Any]:
     """RNG states as tensors and lists (what `weights_only` loading accepts)."""
     state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": _plain(random.getstate())}

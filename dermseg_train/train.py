@@ -36,15 +36,13 @@ from .evaluate import evaluate_segmenter, totals
 from .losses import SegmentationLoss
 from .metrics import ScoreTotals
 from .optim import encoder_frozen, make_optimizer, set_encoder_frozen
+from .run_paths import last_checkpoint_path, log_path, split_path
 from .run_state import (
     TRAINING_STATE_KEY,
     Progress,
-    last_checkpoint_path,
-    log_path,
     provenance,
     save_resumable,
     set_rng_state,
-    split_path,
     write_split,
 )
 from .runlog import RunLog

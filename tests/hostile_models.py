@@ -274,7 +274,7 @@ def run_cases(cases: list[Case], image: str, out_root: Path) -> list[dict[str, A
     import onnxruntime  # noqa: F401  (imported before the baseline is taken, as dermseg-run would import it)
     from click.testing import CliRunner
 
-    from dermseg_deploy import cli_run
+    from dermseg_deploy import cli_run, run_job  # noqa: F401  (what dermseg-run imports once it has parsed)
 
     limit = address_space_bytes() + MEMORY_HEADROOM
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))

@@ -50,7 +50,7 @@ def test_export_cli_without_tensorrt_writes_both_onnx_files_then_exits_4(checkpo
     assert (tmp_path / "model.onnx").is_file() and (tmp_path / "model.fp16.onnx").is_file()
     assert not (tmp_path / "model.plan").exists()
     assert "parity onnxruntime-cpu vs pytorch-cpu" in result.output and ": PASS" in result.output
-    assert "weight rounding only" in result.output and "FP16 arithmetic (PyTorch half vs FP32" in result.output
+    assert "weight rounding only" in result.output and "FP16 arithmetic (FP16 emulated with FP32 kernels" in result.output
     assert "calibrated on 2 real images from the shipped samples" in result.output
     assert "needs TensorRT, which is not installed: pip install 'dermseg[tensorrt]'" in result.stderr
     assert "--no-engine" in result.stderr
@@ -61,7 +61,33 @@ def test_export_cli_with_no_engine_exits_0_and_honours_output_dir(checkpoint_pat
     result = CliRunner().invoke(cli_export.main, [str(checkpoint_path), "--size", "64", "-o", str(out), "--no-engine"])
     assert result.exit_code == 0, result.output
     assert (out / f"{checkpoint_path.stem}.onnx").is_file() and (out / f"{checkpoint_path.stem}.fp16.onnx").is_file()
-    assert "not built: model.plan (--no-engine)" in result.output
+    assert "not built: plan (--formats onnx,fp16); build it with dermseg-export" in result.output
+    assert "ONNX (FP16): check passed in" in result.output and "next: dermseg-run --engine" in result.output
+
+
+@pytest.mark.parametrize(("formats", "built", "absent"), [
+    ("onnx", ["model.onnx"], ["model.fp16.onnx"]),
+    ("fp16", ["model.onnx", "model.fp16.onnx"], []),
+])
+def test_export_formats_build_what_is_asked_and_what_it_needs(
+    checkpoint_path: Path, tmp_path: Path, formats: str, built: list[str], absent: list[str]
+) -> None:
+    model = tmp_path / "model.pt"
+    shutil.copy(checkpoint_path, model)
+    result = CliRunner().invoke(cli_export.main, [str(model), "--size", "64", "--formats", formats])
+    assert result.exit_code == 0, result.output
+    assert all((tmp_path / name).is_file() for name in built) and not any((tmp_path / n).exists() for n in absent)
+    assert "FP16 arithmetic" in result.output if "model.fp16.onnx" in built else "FP16 arithmetic" not in result.output
+    assert "ONNX (FP32): check passed in" in result.output and "MB)" in result.output
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--formats", "onnx,engine"], "--formats onnx,engine: use a comma-separated list of onnx, fp16, plan"),
+    (["--formats", "plan", "--no-engine"], "--no-engine leaves the plan out"),
+])
+def test_bad_formats_are_usage_errors(checkpoint_path: Path, args: list[str], message: str) -> None:
+    result = CliRunner().invoke(cli_export.main, [str(checkpoint_path), "--size", "64", *args])
+    assert result.exit_code == 2 and message in result.stderr
 
 
 def test_a_failed_parity_check_keeps_the_onnx_as_failed_and_removes_older_exports(

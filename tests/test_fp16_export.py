@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import shutil
 from pathlib import Path
 
@@ -17,7 +18,8 @@ from dermseg_deploy.backends.onnxruntime_backend import OnnxRuntimeBackend
 from dermseg_deploy.errors import UserError
 from dermseg_deploy.export import fp16_step
 from dermseg_deploy.export.check_images import choose_export_images, load_batch
-from dermseg_deploy.export.fp16_check import check_fp16_arithmetic
+from dermseg_deploy.export.fp16_check import EMULATED, HALF, check_fp16_arithmetic
+from dermseg_deploy.export.fp16_emulation import EmulatedFp16
 from dermseg_deploy.export.fp16_onnx import convert_to_fp16_onnx, fp32_compute_nodes
 from dermseg_deploy.export.parity import mask_iou
 from dermseg_deploy.metadata import ModelMetadata
@@ -99,8 +101,8 @@ def test_export_cli_exits_3_when_fp16_arithmetic_fails_and_says_synthetic(
 ) -> None:
     real = fp16_step.check_fp16_arithmetic
 
-    def on_overflowing_model(model: torch.nn.Module, *args: object) -> object:
-        return real(OverflowsInHalf(), *args)  # type: ignore[arg-type]
+    def on_overflowing_model(model: torch.nn.Module, *args: object, **kwargs: object) -> object:
+        return real(OverflowsInHalf(), *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(fp16_step, "check_fp16_arithmetic", on_overflowing_model)
     model = tmp_path / "model.pt"
@@ -124,3 +126,21 @@ def test_fp16_arithmetic_on_full_resolution_images(calibrated_model: torch.nn.Mo
     report = check_fp16_arithmetic(calibrated_model, batch, 0.0, torch.device("cpu"))
     assert report.passed, report.summary()
     assert np.isfinite(report.max_abs_logit_diff)
+
+
+@pytest.mark.slow
+def test_emulated_fp16_agrees_with_true_half_precision_on_real_images(calibrated_model: torch.nn.Module) -> None:
+    folder = require_shared(ISIC2017_FULLRES)
+    paths = sorted((folder / "ISIC-2017_Validation_Data").glob("*.jpg"))[:2]
+    batch = load_batch(paths, ModelMetadata(size_px=TEST_SIZE_PX))
+    with torch.inference_mode():
+        half = copy.deepcopy(calibrated_model).half()(batch.half()).float()
+        emulated = EmulatedFp16(calibrated_model)(batch)
+    assert torch.isfinite(emulated).all() and torch.isfinite(half).all()
+    assert mask_iou(emulated > 0, half > 0) >= 0.99
+    scale = float(half.abs().max())
+    assert float((emulated - half).abs().max()) <= 0.05 * scale
+    report = check_fp16_arithmetic(calibrated_model, batch, 0.0, torch.device("cpu"))
+    assert report.mode == EMULATED and "emulated" in report.summary()
+    overflow = check_fp16_arithmetic(OverflowsInHalf(), batch, 0.0, torch.device("cpu"), emulate=False)
+    assert overflow.mode == HALF and overflow.nonfinite_images == 2

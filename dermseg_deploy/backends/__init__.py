@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ModelFileError, UserError
-from .base import Backend
 from .options import BackendOptions
+
+if TYPE_CHECKING:
+    import torch
+
+    from .base import Backend
 
 
 def _torch(path: Path, device: torch.device, size_px: int | None, options: BackendOptions) -> Backend:
@@ -37,7 +40,7 @@ def _tensorrt(path: Path, device: torch.device, size_px: int | None, options: Ba
     return TensorRTBackend(path, device, size_px, options.trust_plan)
 
 
-BackendFactory = Callable[[Path, torch.device, int | None, BackendOptions], Backend]
+BackendFactory = Callable[[Path, "torch.device", int | None, BackendOptions], "Backend"]
 BACKENDS_BY_SUFFIX: dict[str, BackendFactory] = {
     ".pt": _torch,
     ".pth": _torch,
@@ -58,7 +61,20 @@ def open_backend(
         raise UserError(f"{path}: unknown model file type {path.suffix!r} (known: {known})")
     options = options or BackendOptions()
     options.check_applies_to(path.suffix)
-    return factory(path, device or torch.device("cpu"), size_px, options)
+    if device is None:
+        import torch
+
+        device = torch.device("cpu")
+    return factory(path, device, size_px, options)
+
+
+def __getattr__(name: str) -> Any:
+    """`Backend` is imported on first use (it needs torch; the options and `open_backend` do not)."""
+    if name == "Backend":
+        from .base import Backend
+
+        return Backend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["BACKENDS_BY_SUFFIX", "Backend", "BackendOptions", "open_backend"]

@@ -27,6 +27,23 @@ def _version(module: str) -> str | None:
     return str(getattr(imported, "__version__", "unknown"))
 
 
+def cpu_model() -> str:
+    """The CPU's model name (`/proc/cpuinfo` on Linux, `sysctl` on macOS), else what `platform` knows."""
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8", errors="replace"):
+            if line.lower().startswith(("model name", "hardware")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    try:
+        out = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True, timeout=5)
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return platform.processor() or platform.machine()
+
+
 def describe_environment(device: torch.device) -> dict[str, Any]:
     """GPU, driver, CUDA, TensorRT, ONNX Runtime, torch versions, CPU count and the TF32 settings."""
     from ..tensorrt.availability import tensorrt_installed
@@ -34,7 +51,8 @@ def describe_environment(device: torch.device) -> dict[str, Any]:
     env: dict[str, Any] = {
         "device": str(device),
         "cpu_count": os.cpu_count(),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
+        "machine": platform.machine(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torchvision": _version("torchvision"),

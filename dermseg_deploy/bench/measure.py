@@ -26,20 +26,12 @@ from ..outputs import make_output_folders, write_outputs
 from ..pipeline import RunOptions
 from ..segmenter import Segmenter
 from ..stages import HostStages, Prepared
+from .settings import MIN_PERCENTILE_SAMPLES, BenchSettings
 from .stats import summarize_ms
 
 STEADY_BATCHES = 8
 STAGES = ("read", "decode", "preprocess", "inference", "postprocess", "encode_write")
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class BenchSettings:
-    batch_size: int
-    warmup_iterations: int = 2
-    min_iterations: int = 5
-    min_seconds: float = 3.0
-    io_threads: int = 4
 
 
 @dataclass
@@ -55,9 +47,22 @@ class BenchResult:
     reference: str | None = None
     tf32: bool = False
     notes: list[str] = field(default_factory=list)
+    images_per_batch: float = 0.0
+    """Images behind each stage sample (the batch size; 1 for the naive baseline, which goes image by image)."""
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+    @property
+    def samples(self) -> int:
+        return int(self.stage_ms.get("inference", {}).get("count", 0))
+
+    def percentile_warning(self) -> str | None:
+        """A line when the percentiles rest on too few samples to mean much."""
+        if self.samples >= MIN_PERCENTILE_SAMPLES:
+            return None
+        return (f"{self.backend} at batch {self.batch_size}: p90/p95/p99 rest on {self.samples} samples (fewer than "
+                f"{MIN_PERCENTILE_SAMPLES}; the max is most of them): raise --max-seconds or use more --images")
 
 
 class StageTimer:
@@ -111,7 +116,8 @@ def _postprocess(stages: HostStages, logits: torch.Tensor, prepared: list[Prepar
 
 
 def measure_stages(
-    segmenter: Segmenter, images: list[Path], settings: BenchSettings, out_dir: Path
+    segmenter: Segmenter, images: list[Path], settings: BenchSettings, out_dir: Path,
+    on_batch: Callable[[], None] = lambda: None,
 ) -> dict[str, dict[str, float]]:
     """Run the stage objects `dermseg-run` runs, one after another, on batches cycled from `images`, and time
     each; the masks are written to `out_dir` as `dermseg-run` names them. Warm-up batches are not recorded."""
@@ -122,7 +128,7 @@ def measure_stages(
     iteration, cursor, started = 0, 0, time.perf_counter()
     while True:
         recorded = iteration - settings.warmup_iterations
-        if recorded >= settings.min_iterations and time.perf_counter() - started >= settings.min_seconds:
+        if settings.done(recorded, time.perf_counter() - started):
             break
         paths = [images[(cursor + k) % len(images)] for k in range(settings.batch_size)]
         cursor += settings.batch_size
@@ -142,11 +148,12 @@ def measure_stages(
             for stage, value in zip(STAGES, (read_ms, decode_ms, preprocess_ms, inference_ms, postprocess_ms, write_ms)):
                 samples[stage].append(value)
         iteration += 1
+        on_batch()
     return {stage: summarize_ms(values) for stage, values in samples.items()}
 
 
 def measure_end_to_end(segmenter: Segmenter, images: list[Path], settings: BenchSettings, out_dir: Path,
-                       min_seconds: float) -> tuple[float, int]:
+                       min_seconds: float, on_pass: Callable[[], None] = lambda: None) -> tuple[float, int]:
     """Images/s of the pipeline `dermseg-run` runs, in steady state: each run goes over the images repeated to
     at least `STEADY_BATCHES` batches (the masks are rewritten), until `min_seconds` passed."""
     plan = plan_inputs(list(images), out_dir)
@@ -157,6 +164,7 @@ def measure_end_to_end(segmenter: Segmenter, images: list[Path], settings: Bench
     done, started = 0, time.perf_counter()
     while True:
         done += sum(r.status == STATUS_OK for r in segmenter.segment_items(items, options))
+        on_pass()
         elapsed = time.perf_counter() - started
         if elapsed >= min_seconds:
             return done / elapsed, done
@@ -196,7 +204,7 @@ class NaiveBaseline:
         return dict(zip(STAGES, (read_ms, decode_ms, preprocess_ms, inference_ms, postprocess_ms, write_ms)))
 
     def measure(
-        self, images: list[Path], settings: BenchSettings, out_dir: Path
+        self, images: list[Path], settings: BenchSettings, out_dir: Path, on_image: Callable[[], None] = lambda: None,
     ) -> tuple[dict[str, dict[str, float]], float, int]:
         """Stage latencies (per image), and images/s over whole passes after one warm-up image."""
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -208,8 +216,9 @@ class NaiveBaseline:
                 for stage, value in self.run_one(path, out_dir / f"{path.stem}_segmentation.png").items():
                     samples[stage].append(value)
                 done += 1
+                on_image()
             elapsed = time.perf_counter() - started
-            if elapsed >= settings.min_seconds and done >= settings.min_iterations:
+            if settings.done(done, elapsed):
                 return {stage: summarize_ms(v) for stage, v in samples.items()}, done / elapsed, done
 
 

@@ -6,7 +6,23 @@
     chain.export_checkpoint          all three, as `dermseg-export` runs them
 """
 
-from .chain import ExportResult, ExportSettings, export_checkpoint
+from typing import TYPE_CHECKING, Any
+
 from .naming import ExportPaths, export_paths
+
+if TYPE_CHECKING:
+    from .chain import ExportResult, ExportSettings, export_checkpoint
+
+LAZY = ("ExportResult", "ExportSettings", "export_checkpoint")
+
+
+def __getattr__(name: str) -> Any:
+    """The chain needs torch: it is imported on first use."""
+    if name in LAZY:
+        from . import chain
+
+        return getattr(chain, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["ExportPaths", "ExportResult", "ExportSettings", "export_checkpoint", "export_paths"]

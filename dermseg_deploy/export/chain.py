@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..checkpoint import load_checkpoint, model_from_checkpoint
 from ..devices import resolve_device
+from ..errors import UserError
 from ..metadata import DEFAULT_DEPLOY_SIZE_PX
 from ..sizes import require_valid_size
 from ..tensorrt.build_options import BuildOptions
@@ -43,6 +44,8 @@ class ExportSettings:
     min_iou: float = DEFAULT_MIN_IOU
     fp16_min_iou: float = DEFAULT_MIN_MEAN_IOU
     check_device: str = "auto"
+    build_fp16: bool = True
+    """Convert to FP16 ONNX (and run the FP16 arithmetic check); a plan needs it."""
     build_plan: bool = True
     build: BuildOptions = field(default_factory=BuildOptions)
     exporter: str = "dynamo"
@@ -70,14 +73,20 @@ class ExportResult:
 def export_checkpoint(
     checkpoint_path: str | Path, settings: ExportSettings | None = None, out_dir: str | Path | None = None,
     on_step: Callable[[ExportStep], None] = lambda step: None,
+    on_progress: Callable[[str, int, int], None] = lambda what, done, total: None,
 ) -> ExportResult:
     """Run the export steps for `checkpoint_path`, calling `on_step` after each; files are named by `export_paths`.
+
+    `on_progress(what, done, total)` follows the work: each step starts with (what, 0, 1) and the FP16
+    arithmetic check goes image by image.
 
     Raises typed errors for what stops an export before a check can judge it (an unreadable checkpoint,
     missing images, TensorRT or a GPU missing for the plan); a failed check is a result, not an exception.
     """
     settings = settings or ExportSettings()
     require_valid_size(settings.size_px)
+    if settings.build_plan and not settings.build_fp16:
+        raise UserError("a TensorRT plan is built from the FP16 ONNX: build_plan needs build_fp16")
     device = resolve_device(settings.check_device)
     paths = export_paths(checkpoint_path, out_dir)
     checkpoint = load_checkpoint(checkpoint_path)
@@ -93,14 +102,18 @@ def export_checkpoint(
         on_step(step)
         return step.passed
 
+    on_progress("ONNX (FP32): export and parity check", 0, 1)
     onnx = onnx_from_checkpoint(model, metadata, paths.onnx, paths.failed_onnx, checks, settings.exporter, settings.opset,
                                 settings.atol, settings.min_iou)
-    if record(onnx):
+    if record(onnx) and settings.build_fp16:
+        on_progress("ONNX (FP16): AutoCast conversion", 0, 1)
         calibration = (synthetic_batch(settings.calib_count, metadata) if settings.synthetic_calib
                        else load_batch(images.calibration, metadata))
         fp16 = fp16_onnx_from_onnx(onnx.path, paths.fp16_onnx, paths.failed_fp16_onnx, model, metadata,
-                                   calibration.numpy(), images.calibration_source, checks, device, settings.fp16_min_iou)
+                                   calibration.numpy(), images.calibration_source, checks, device, settings.fp16_min_iou,
+                                   lambda done, total: on_progress("FP16 arithmetic check", done, total))
         if record(fp16) and settings.build_plan:
+            on_progress("TensorRT plan: build and check", 0, 1)
             record(plan_from_onnx(fp16.path, paths.plan, paths.failed_plan, paths.timing_cache, metadata, settings.build,
                                   checks, device, settings.fp16_min_iou))
     return ExportResult(paths, tuple(steps), _remove_downstream(paths, steps))
@@ -110,5 +123,5 @@ def _remove_downstream(paths: ExportPaths, steps: list[ExportStep]) -> tuple[Pat
     """After a failed step, the later steps' files of an earlier export would not match this checkpoint: remove them."""
     if all(step.passed for step in steps):
         return ()
-    later = [(paths.fp16_onnx, False), (paths.plan, True)][len(steps) - 1:]
+    later = [(paths.fp16_onnx, False), (paths.plan, True)][len(steps) - 1 :]
     return tuple(path for path, sidecar in later if remove_artefact(path, sidecar))

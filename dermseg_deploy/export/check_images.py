@@ -11,6 +11,7 @@ import torch
 from ..decode import IMAGE_SUFFIXES, read_file_bytes
 from ..decode_policy import DecodePolicy
 from ..errors import InputImageError, UserError
+from ..inputs import passed_over_reason
 from ..metadata import ModelMetadata
 from ..preprocess import preprocess_batch
 from ..samples import sample_image_paths
@@ -19,12 +20,14 @@ SYNTHETIC_SEED = 0
 
 
 def image_files(folder: Path | None) -> list[Path]:
-    """Images in `folder` (recursively, sorted), or the samples dermseg ships when `folder` is None."""
+    """Images in `folder` (recursively, sorted; files named like ground truth or dermseg's outputs are passed over,
+    as `dermseg-run` passes them over), or the samples dermseg ships when `folder` is None."""
     if folder is None:
         return sample_image_paths()
     if not folder.is_dir():
         raise UserError(f"{folder}: image folder not found")
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(p for p in folder.rglob("*")
+                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and passed_over_reason(p) is None)
 
 
 def _digest(path: Path) -> str:

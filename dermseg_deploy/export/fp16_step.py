@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +45,7 @@ class Fp16OnnxExport:
 def fp16_onnx_from_onnx(
     onnx_path: Path, final: Path, failed: Path, model: torch.nn.Module, metadata: ModelMetadata,
     calibration: np.ndarray, calibration_source: str, checks: CheckSet, device: torch.device,
-    min_mean_iou: float = DEFAULT_MIN_MEAN_IOU,
+    min_mean_iou: float = DEFAULT_MIN_MEAN_IOU, on_image: Callable[[int, int], None] = lambda done, total: None,
 ) -> Fp16OnnxExport:
     """Convert with AutoCast calibrated on `calibration`, then check on `checks` (images that did not calibrate
     it): the FP16 graph in ONNX Runtime against PyTorch FP32, and PyTorch in half precision on `device`."""
@@ -57,7 +58,8 @@ def fp16_onnx_from_onnx(
         raise
     rounding = compare_logits(checks.reference, logits, metadata.logit_threshold, "pytorch-cpu fp32",
                               "onnxruntime-cpu fp16 graph")
-    arithmetic = check_fp16_arithmetic(model, checks.batch, metadata.logit_threshold, device, min_mean_iou)
+    arithmetic = check_fp16_arithmetic(model, checks.batch, metadata.logit_threshold, device, min_mean_iou,
+                                       on_image=on_image)
     path = staged.publish(arithmetic.passed)
     return Fp16OnnxExport(path, Fp16Conversion(path, conversion.fp32_nodes, conversion.node_count, conversion.calibration),
                           rounding, arithmetic)

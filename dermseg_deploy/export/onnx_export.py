@@ -10,11 +10,9 @@ import onnx
 import torch
 
 from ..atomic import atomic_write_bytes
+from ..defaults import DEFAULT_OPSET, EXPORTERS
 from ..errors import CheckFailedError, UserError
 from ..metadata import ONNX_METADATA_KEY, ModelMetadata
-
-DEFAULT_OPSET = 18
-EXPORTERS = ("dynamo", "torchscript")
 
 
 def _export_to_bytes(model: torch.nn.Module, metadata: ModelMetadata, exporter: str, opset: int) -> bytes:

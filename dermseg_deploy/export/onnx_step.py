@@ -8,14 +8,12 @@ from pathlib import Path
 import torch
 
 from ..backends.onnxruntime_backend import OnnxRuntimeBackend
+from ..defaults import DEFAULT_ATOL, DEFAULT_MIN_IOU
 from ..metadata import ModelMetadata
 from .check_images import CheckSet
 from .onnx_export import DEFAULT_OPSET, export_onnx
 from .parity import ParityReport, compare_logits
 from .staging import StagedArtefact
-
-DEFAULT_ATOL = 1e-3
-DEFAULT_MIN_IOU = 0.999
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from ..backends import BackendOptions
-from ..decode import DEFAULT_MAX_PIXELS
+from ..defaults import DEFAULT_MAX_PIXELS
 from ..segmenter import Segmenter
 
 
@@ -14,7 +14,7 @@ class SegmenterSpec:
     """`Segmenter.open`'s arguments; the model file must be readable where the worker runs."""
 
     model_path: str
-    device: str = "cpu"
+    device: str = "auto"
     size_px: int | None = None
     threshold: float | None = None
     options: BackendOptions = field(default_factory=BackendOptions)

@@ -1,0 +1,15 @@
+"""Defaults that commands show in their --help, kept apart from the code that needs torch (so --help is fast)."""
+
+from __future__ import annotations
+
+DEFAULT_MAX_PIXELS = 120_000_000
+"""Images above this many pixels are refused (decompression bombs)."""
+DEFAULT_ATOL = 1e-3
+"""Max |logit difference| allowed between ONNX Runtime and PyTorch in FP32."""
+DEFAULT_MIN_IOU = 0.999
+"""Worst per-image mask IoU allowed between ONNX Runtime and PyTorch in FP32."""
+DEFAULT_MIN_MEAN_IOU = 0.99
+"""Mean mask IoU an FP16 model (PyTorch half, a TensorRT plan) must reach against FP32."""
+DEFAULT_OPSET = 18
+EXPORTERS = ("dynamo", "torchscript")
+DEVICE_HELP = "auto (CUDA where present, else the CPU), cpu, cuda or cuda:N."

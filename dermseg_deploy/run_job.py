@@ -1,0 +1,259 @@
+"""What `dermseg-run` does once its command line is parsed: plan the inputs, segment (here or on Ray), keep
+the manifest, and end with a summary and the exit code."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from .atomic import remove_stale_temp_files
+from .backends import BackendOptions, open_backend
+from .cli_common import EXIT_OK, EXIT_SOME_INPUTS_FAILED
+from .decode import IMAGE_SUFFIXES
+from .devices import resolve_device
+from .errors import InputImageError, OutputWriteError, UserError
+from .inputs import InputPlan, WorkItem, plan_inputs
+from .manifest import (
+    MANIFEST_NAME,
+    STATUS_FAILED,
+    STATUS_OK,
+    STATUS_SKIPPED,
+    ManifestRow,
+    mark_missing_masks,
+    merge_rerun,
+    read_manifest,
+    write_manifest,
+)
+from .mask_files import lesion_fraction_of_file
+from .outputs import make_output_folders
+from .pipeline import NO_LESION_NOTE, RunOptions, already_done
+from .scale.ray_batch import ActorSettings, run_on_ray
+from .scale.segmenter_spec import SegmenterSpec
+from .segmenter import Segmenter
+from .sizes import require_valid_size
+from .stages import STAGE_NAMES
+from .stop_signals import EXIT_INTERRUPTED, StopFlag
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """`dermseg-run`'s options, as parsed."""
+
+    model_path: Path
+    inputs: list[Path]
+    out_dir: Path
+    size_px: int | None
+    batch_size: int
+    device: str
+    threshold: float | None
+    overwrite: bool
+    overlay: bool
+    max_pixels: int
+    io_threads: int
+    threads: int | None
+    report_path: Path | None
+    provider: str
+    trust_plan: bool
+    precision: str
+    channels_last: bool
+    cuda_graphs: bool
+    full_decode: bool
+    ray: bool
+    ray_address: str | None
+    ray_actors: int | None
+    quiet: bool
+
+
+@dataclass
+class StageTotals:
+    """Seconds per stage summed over the segmented images, for the closing line."""
+
+    seconds: dict[str, float]
+    images: int = 0
+
+    def add(self, stage_seconds: dict[str, float] | None) -> None:
+        if stage_seconds:
+            self.images += 1
+            for stage, value in stage_seconds.items():
+                self.seconds[stage] = self.seconds.get(stage, 0.0) + value
+
+    def describe(self) -> str:
+        """`per image: decode 12.1 ms, ...` (empty when nothing was timed here, as on Ray)."""
+        if not self.images:
+            return ""
+        parts = [f"{stage} {1000 * self.seconds.get(stage, 0.0) / self.images:.1f} ms" for stage in STAGE_NAMES]
+        return "per image: " + ", ".join(parts)
+
+
+def _check_request(request: RunRequest) -> BackendOptions:
+    if not request.model_path.exists():
+        raise UserError(f"{request.model_path}: model file not found")
+    if (request.ray_address is not None or request.ray_actors is not None) and not request.ray:
+        raise UserError("--ray-address and --ray-actors go with --ray")
+    if request.size_px is not None:
+        require_valid_size(request.size_px)
+    options = BackendOptions(request.provider, request.trust_plan, request.precision, request.channels_last,
+                             request.cuda_graphs, request.threads)
+    options.check_applies_to(request.model_path.suffix)
+    return options
+
+
+def _prepare_output(request: RunRequest, plan: InputPlan) -> None:
+    out_dir = request.out_dir
+    if not plan.items and not plan.errors:
+        suffixes = " ".join(sorted(IMAGE_SUFFIXES))
+        passed = plan.passed_over_line()
+        raise UserError(f"no images found in {', '.join(map(str, request.inputs))} (looked for {suffixes})"
+                        + (f"; {passed}" if passed else ""))
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputWriteError(f"{out_dir}: cannot create the output folder ({exc.strerror or exc})") from exc
+    make_output_folders(plan.items)
+    removed = remove_stale_temp_files(out_dir)
+    if removed:
+        click.echo(f"removed {len(removed)} temp file(s) left in {out_dir} by an interrupted run", err=True)
+
+
+def run_job(request: RunRequest) -> None:
+    """Segment, write the manifest (merged with an earlier run's), print the summary, exit with the code."""
+    backend_options = _check_request(request)
+    device = request.device
+    if device == "auto" and request.provider in ("cuda", "tensorrt"):
+        device = "cuda"  # these providers run on a GPU: without one, that is an unavailable backend (exit 4)
+    torch_device = None if request.ray else resolve_device(device)
+    plan = plan_inputs(list(request.inputs), request.out_dir)
+    _prepare_output(request, plan)
+    for line in ([plan.passed_over_line()] if plan.passed_over else []) + plan.notes:
+        click.echo(f"note: {line}", err=True)
+    for error in plan.errors:
+        click.echo(f"error: {error}", err=True)
+    if device == "auto" and torch_device is not None:
+        click.echo(f"device: auto picked {torch_device}", err=True)
+    stop = StopFlag()
+    rows: list[ManifestRow] = []
+    totals = StageTotals({})
+    bar = tqdm(total=len(plan.items), unit="img", disable=request.quiet, file=sys.stderr, dynamic_ncols=True)
+
+    def report(row: ManifestRow) -> None:
+        if row.status == STATUS_FAILED:
+            tqdm.write(f"error: {row.file}: {row.error}", file=sys.stderr)
+        elif row.note:
+            tqdm.write(f"note: {row.file}: {row.note}", file=sys.stderr)
+        bar.update(1)
+
+    start = time.perf_counter()
+    with stop.installed(lambda name: click.echo(f"\n{name}: stopping after the current batch ({name} or Ctrl-C again "
+                                                "to stop at once)", err=True)):
+        try:
+            if request.ray:
+                model = SegmenterSpec(str(request.model_path), device, request.size_px, request.threshold,
+                                      backend_options, request.max_pixels, not request.full_decode)
+                settings = ActorSettings(model, request.overlay, request.batch_size)
+                rows, engine = _segment_on_ray(plan.items, settings, request, report, stop.is_set)
+            else:
+                assert torch_device is not None
+                backend = open_backend(request.model_path, torch_device, request.size_px, backend_options)
+                with Segmenter(backend, request.threshold, request.max_pixels,
+                               reduced_jpeg=not request.full_decode) as segmenter:
+                    options = RunOptions(request.batch_size, request.overwrite, request.io_threads)
+                    for result in segmenter.segment_items(plan.items, options, request.overlay, stop.is_set):
+                        rows.append(result.manifest_row())
+                        totals.add(result.stage_seconds)
+                        report(rows[-1])
+                    engine = segmenter.backend.describe()
+        finally:
+            bar.close()
+            elapsed = time.perf_counter() - start
+            rows = _mark_missing_masks(rows)
+            manifest = _write_reports(request.out_dir, request.report_path, rows, plan.errors)
+    _summarise(request, plan, rows, totals, elapsed, engine, manifest)
+    if stop.is_set() or len(rows) < len(plan.items):
+        left = len(plan.items) - len(rows)
+        what = "not reported back (actors may have finished some: their masks exist)" if request.ray else "not started"
+        click.echo(f"interrupted: {left} image(s) {what}; run the same command again to finish them", err=True)
+        sys.exit(stop.exit_code if stop.is_set() else EXIT_INTERRUPTED)
+    failed = sum(r.status == STATUS_FAILED for r in rows) + len(plan.errors)
+    sys.exit(EXIT_SOME_INPUTS_FAILED if failed else EXIT_OK)
+
+
+def _summarise(request: RunRequest, plan: InputPlan, rows: list[ManifestRow], totals: StageTotals, elapsed: float,
+               engine: str, manifest: Path) -> None:
+    """The closing lines: counts and rate, time per stage, and the images where no lesion was found."""
+    done = sum(r.status == STATUS_OK for r in rows)
+    skipped = sum(r.status == STATUS_SKIPPED for r in rows)
+    failed = sum(r.status == STATUS_FAILED for r in rows) + len(plan.errors)
+    rate = done / elapsed if elapsed > 0 else 0.0
+    click.echo(
+        f"{done} segmented, {skipped} skipped (mask exists), {failed} failed in {elapsed:.1f} s "
+        f"({rate:.2f} images/s) with {engine}; masks in {request.out_dir}/, manifest {manifest}",
+        err=True,
+    )
+    if totals.images:
+        click.echo(totals.describe(), err=True)
+    empty = sum(r.status == STATUS_OK and NO_LESION_NOTE in r.note for r in rows)
+    if empty:
+        click.echo(f"no lesion found in {empty} image(s) (empty masks; note \"{NO_LESION_NOTE}\" in the manifest)",
+                   err=True)
+
+
+def _segment_on_ray(
+    items: list[WorkItem], settings: ActorSettings, request: RunRequest, report: Callable[[ManifestRow], None],
+    should_stop: Callable[[], bool],
+) -> tuple[list[ManifestRow], str]:
+    """Skip existing masks here, send the rest to Ray; the rows come back in input order (those that finished)."""
+    skipped = {index: ManifestRow(str(item.source), STATUS_SKIPPED, str(item.mask_path))
+               for index, item in enumerate(items) if already_done(item, request.overwrite)}
+    for row in skipped.values():
+        report(row)
+    todo = [index for index in range(len(items)) if index not in skipped]
+    run = run_on_ray([items[index] for index in todo], settings, request.ray_address, request.ray_actors,
+                     request.threads, report, should_stop)
+    finished = {index: run.rows[position] for position, index in enumerate(todo) if position in run.rows}
+    done = skipped | finished
+    rows = [done[index] for index in range(len(items)) if index in done]
+    engine = f"{run.backend or settings.model.model_path} x {run.plan.describe()}" if run.plan else "no Ray run (nothing to do)"
+    return rows, engine
+
+
+def _mark_missing_masks(rows: list[ManifestRow]) -> list[ManifestRow]:
+    """Rows whose mask was deleted during the run become failures, each with its error line."""
+    checked = mark_missing_masks(rows)
+    for before, after in zip(rows, checked):
+        if after.status != before.status:
+            click.echo(f"error: {after.file}: {after.error}", err=True)
+    return checked
+
+
+def _earlier_rows(manifest: Path) -> list[ManifestRow]:
+    """The rows an earlier run left in `manifest` (none when there is no readable one: a note says so)."""
+    if not manifest.is_file():
+        return []
+    try:
+        return read_manifest(manifest)
+    except UserError as exc:
+        click.echo(f"note: {exc}; it is replaced", err=True)
+        return []
+
+
+def _write_reports(
+    out_dir: Path, report_path: Path | None, results: list[ManifestRow], input_errors: list[InputImageError]
+) -> Path:
+    """The manifest, merged with an earlier run's (and the failures report); a failure to write them is one error
+    line, not a second traceback."""
+    manifest = out_dir / MANIFEST_NAME
+    current = [*(ManifestRow.input_error(error) for error in input_errors), *results]
+    rows = merge_rerun(_earlier_rows(manifest), current, lesion_fraction_of_file)
+    try:
+        write_manifest(manifest, rows)
+        if report_path is not None:
+            write_manifest(report_path, current, failures_only=True)
+    except OSError as exc:
+        click.echo(f"error: cannot write {manifest} or the report ({exc.strerror or exc})", err=True)
+    return manifest
