@@ -13,12 +13,12 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import platform
 import time
 from pathlib import Path
 
 import torch
 
+from dermseg_deploy.bench.environment import cpu_model
 from dermseg_deploy.checkpoint import load_checkpoint, model_from_checkpoint
 from dermseg_deploy.export.check_images import load_batch
 from dermseg_deploy.export.fp16_emulation import EmulatedFp16
@@ -67,7 +67,7 @@ def main() -> None:
         })
         print(json.dumps(rows[-1]))
     summary = {"checkpoint": str(args.checkpoint), "size_px": args.size, "images": len(rows),
-               "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
+               "cpu": cpu_model(), "torch": torch.__version__,
                "threads": torch.get_num_threads(), "rows": rows,
                "half_over_emulated_time": sum(r["seconds_half"] for r in rows) / sum(r["seconds_emulated"] for r in rows)}
     if args.json:
