@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from .png_encode import encode_grey_png
+
 OUTLINE_RGB = (0, 255, 0)
 
 
@@ -31,11 +33,8 @@ def lesion_fraction(mask: torch.Tensor) -> float:
 
 
 def encode_png(mask: torch.Tensor) -> bytes:
-    """(H,W) uint8 0/255 mask -> single-channel 8-bit PNG bytes."""
-    array = np.ascontiguousarray(mask.cpu().numpy().astype(np.uint8, copy=False))
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG", optimize=False, compress_level=1)
-    return buffer.getvalue()
+    """(H,W) uint8 0/255 mask -> single-channel 8-bit PNG bytes (`png_encode`: Up filter, run-length deflate)."""
+    return encode_grey_png(np.ascontiguousarray(mask.cpu().numpy().astype(np.uint8, copy=False)))
 
 
 def mask_outline(mask: torch.Tensor, thickness_px: int) -> torch.Tensor:
