@@ -41,7 +41,10 @@ if [ "$dry_run" = 1 ]; then
 else
     device=cuda size=1024 batches=1,8 bench_time=(--min-seconds 2 --min-iterations 5 --warmup 2) agreement=(--a cpu --b cuda)
     train=(--config benchmarks/gpu_train_short.json --data "$train_data")
-    "$python" -m pip install -q --no-deps --no-build-isolation -e . >"$out/install.log" 2>&1 || {
+    for wheel in gpu_data/wheels/*.whl; do  # packages the machine lacks (prepare_gpu_data.sh downloads them)
+        [ -f "$wheel" ] && "$python" -m pip install -q --no-index --no-deps "$wheel" >>"$out/install.log" 2>&1
+    done
+    "$python" -m pip install -q --no-deps --no-build-isolation -e . >>"$out/install.log" 2>&1 || {
         echo "editable install failed, using PYTHONPATH" | tee -a "$out/install.log"; export PYTHONPATH=$PWD; }
 fi
 run() { "$python" -c "import sys; from $1 import main; sys.argv[0] = '$2'; main()" "${@:3}"; }

@@ -23,4 +23,9 @@ for image in $(ls "$src/ISIC2018_Task1-2_Training_Input" | sort | head -n "$pair
     cp "$src/ISIC2018_Task1-2_Training_Input/$image" "$dst/ISIC2018_Task1-2_Training_Input/"
     cp "$src/ISIC2018_Task1_Training_GroundTruth/${image%.jpg}_segmentation.png" "$dst/ISIC2018_Task1_Training_GroundTruth/"
 done
+# Wheels of the packages dermseg needs that the GPU machine lacks (Python 3.12, manylinux x86_64); gpu_check.sh and
+# gpu_speed.sh install them from here, without the network.
+python=${PYTHON:-.venv/bin/python}
+"$python" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 \
+    -d gpu_data/wheels "zlib-ng>=0.4"
 du -sh gpu_data

@@ -18,7 +18,8 @@ from .defaults import DEVICE_HELP
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dermseg-bench")
 @click.option("--engine", "engines", multiple=True, required=True,
-              help="Model file, or variant:file (naive:, tf32:, fp16: for .pt; ort-tensorrt:, ort-cuda: for .onnx). "
+              help="Model file, or variant:file (naive:, tf32:, fp16:, compiled: for .pt; ort-tensorrt:, ort-cuda: for "
+                   ".onnx). "
                    "Repeat to compare; the first is the IoU reference unless --reference names another.")
 @click.option("--batch-sizes", default="1,8", show_default=True,
               help="Comma-separated batch sizes; none may exceed the number of images.")

@@ -55,6 +55,9 @@ def _check_threshold(ctx: click.Context, param: click.Parameter, value: float | 
               help=".pt: PyTorch precision.")
 @click.option("--channels-last", is_flag=True, help=".pt: channels-last memory format (faster FP16 on CUDA).")
 @click.option("--cuda-graphs", is_flag=True, help=".pt on CUDA: capture and replay a CUDA graph per batch shape.")
+@click.option("--compile", "compile_model", is_flag=True,
+              help=".pt: fold BatchNorm into the convolutions, pad the last block for tensor cores, then torch.compile "
+                   "(inductor; the first batch of each shape compiles: seconds to minutes, cached on disk).")
 @click.option("--full-decode", is_flag=True,
               help="On the CPU, decode every JPEG at full size (default: libjpeg's reduced DCT scale where the input is "
                    "small). On CUDA, JPEGs are always decoded at full size on the GPU.")
@@ -71,7 +74,7 @@ def main(
     model_path: Path, inputs: tuple[Path, ...], out_dir: Path, size_px: int | None, batch_size: int, device: str,
     threshold: float | None, overwrite: bool, overlay: bool, max_pixels: int, io_threads: int, threads: int | None,
     report_path: Path | None, provider: str, trust_plan: bool, precision: str, channels_last: bool, cuda_graphs: bool,
-    full_decode: bool, ray: bool, ray_address: str | None, ray_actors: int | None, quiet: bool,
+    compile_model: bool, full_decode: bool, ray: bool, ray_address: str | None, ray_actors: int | None, quiet: bool,
 ) -> None:
     """Segment skin lesions in image files and folders (recursive); write <name>_segmentation.png masks.
 
@@ -86,7 +89,8 @@ def main(
 
     run_job(RunRequest(
         model_path, list(inputs), out_dir, size_px, batch_size, device, threshold, overwrite, overlay, max_pixels,
-        io_threads, threads, report_path, provider, trust_plan, precision, channels_last, cuda_graphs, full_decode,
+        io_threads, threads, report_path, provider, trust_plan, precision, channels_last, cuda_graphs, compile_model,
+        full_decode,
         ray, ray_address, ray_actors, quiet,
     ))
 

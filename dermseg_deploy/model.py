@@ -128,6 +128,8 @@ class ResNet34UNet(nn.Module):
         head_ch = up_ch + (self.config.in_channels if self.config.last_cross else 0)
         self.cross_block = ResidualBlock(head_ch) if self.config.last_cross else nn.Identity()
         self.head = nn.Conv2d(head_ch, self.config.out_channels, kernel_size=1)
+        self.cross_padding = 0
+        """Zero channels appended to the last cross's concatenation (`model_transforms.pad_cross_channels`)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = self.encoder(x)
@@ -136,5 +138,8 @@ class ResNet34UNet(nn.Module):
             y = block(y, skip)
         y = self.final_upsample(y)
         if self.config.last_cross:
-            y = self.cross_block(torch.cat([y, x], dim=1))
+            parts = [y, x]
+            if self.cross_padding:
+                parts.append(x.new_zeros((x.shape[0], self.cross_padding, *x.shape[2:])))
+            y = self.cross_block(torch.cat(parts, dim=1))
         return self.head(y)

@@ -48,6 +48,7 @@ class _Finished:
 def finish_item(stages: HostStages, entry: Prepared, mask: torch.Tensor, keep_mask: bool) -> _Finished:
     """Writer thread: the mask at the displayed size, its lesion fraction, and the files the item asks for."""
     start = time.perf_counter()
+    stages.wait_for_mask(entry, mask)  # on CUDA: its copy to the host, and whether its logits were finite
     full = stages.finish_mask(mask, entry.size_hw)
     upsampled = time.perf_counter()
     overlay = stages.overlay_pixels(entry) if stages.overlay and entry.item.overlay_path is not None else None

@@ -63,6 +63,7 @@ class RunRequest:
     precision: str
     channels_last: bool
     cuda_graphs: bool
+    compile_model: bool
     full_decode: bool
     ray: bool
     ray_address: str | None
@@ -99,7 +100,7 @@ def _check_request(request: RunRequest) -> BackendOptions:
     if request.size_px is not None:
         require_valid_size(request.size_px)
     options = BackendOptions(request.provider, request.trust_plan, request.precision, request.channels_last,
-                             request.cuda_graphs, request.threads)
+                             request.cuda_graphs, request.threads, request.compile_model)
     options.check_applies_to(request.model_path.suffix)
     return options
 
@@ -168,6 +169,9 @@ def run_job(request: RunRequest) -> None:
                         totals.add(result.stage_seconds)
                         report(rows[-1])
                     engine = segmenter.backend.describe()
+                    compile_seconds = getattr(segmenter.backend, "compile_seconds", None)
+                    if compile_seconds is not None:
+                        engine += f" (torch.compile: first batch {compile_seconds:.1f} s)"
         finally:
             bar.close()
             elapsed = time.perf_counter() - start

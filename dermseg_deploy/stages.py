@@ -11,7 +11,8 @@ through `pipeline.run_pipeline`, `dermseg-eval` and training validation through 
 
 On the CPU, decoding, resizing and normalising happen in the reader threads and upsampling in the
 writer threads. On CUDA, JPEGs are decoded on the GPU in batches, resized, normalised, thresholded and
-upsampled there, and only uint8 masks come back (through pinned memory). How an image is decoded is
+upsampled there, and only uint8 masks come back (through pinned memory); `cuda_stages` puts decoding and
+preprocessing, and postprocessing, on streams of their own, so that they overlap with inference. How an image is decoded is
 `DecodePolicy`'s decision alone; an overlay never changes the mask.
 """
 
@@ -158,6 +159,9 @@ class HostStages:
 
     # ---- writer threads ----------------------------------------------------------------------------------
 
+    def wait_for_mask(self, prepared: Prepared, mask: torch.Tensor) -> None:
+        """Block until `postprocess`'s mask for `prepared` is ready on the host (it is, on the CPU)."""
+
     def finish_mask(self, mask: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
         """The (H, W) uint8 0/255 mask at the displayed size."""
         return upsample_mask(mask, *size_hw)
@@ -170,72 +174,8 @@ class HostStages:
         return self.policy.decode_full_on_host(prepared.data, prepared.item.source)
 
 
-class CudaStages(HostStages):
-    """The stages on a CUDA device: GPU JPEG decoding, resizing, thresholding and upsampling on the device."""
-
-    def decode(self, prepared: Prepared) -> None:
-        """Reader thread: the header of a GPU-decoded JPEG (its pixels come in `decode_batch`); others on the CPU."""
-        data = prepared.data
-        if prepared.item.pixels is None and data is not None and self.policy.decodes_on_gpu(data):
-            prepared.size_hw, prepared.orientation = self.policy.inspect(data, prepared.item.source)
-            return
-        super().decode(prepared)
-        assert prepared.pixels is not None
-        if prepared.pixels.device.type == "cpu":
-            prepared.pixels = prepared.pixels.pin_memory()
-
-    def preprocess(self, prepared: Prepared) -> None:
-        """Preprocessing happens on the device, per batch (`batch_inputs`)."""
-
-    def keep_overlay_source(self, prepared: Prepared) -> None:
-        if prepared.pixels is not None:
-            prepared.overlay_image = prepared.pixels
-
-    def decode_batch(self, prepared: list[Prepared]) -> None:
-        """nvJPEG on the batch's JPEGs; a file the GPU decoder refuses is decoded on the CPU, with a note."""
-        pending = [p for p in prepared if not p.failed and p.pixels is None and p.data is not None]
-        decoded = self.policy.decode_on_gpu([p.data or b"" for p in pending], [p.orientation for p in pending])
-        for entry, pixels in zip(pending, decoded):
-            if pixels is None:
-                entry.notes.append("the GPU JPEG decoder refused it; decoded on the CPU")
-                try:
-                    pixels = self.policy.decode_full_on_host(entry.data or b"", entry.item.source)
-                except InputImageError as exc:
-                    entry.fail(exc)
-                    continue
-            entry.pixels = pixels
-            if self.overlay:
-                entry.overlay_image = pixels
-
-    def batch_inputs(self, prepared: list[Prepared]) -> tuple[torch.Tensor, list[Prepared]]:
-        metadata, device = self.metadata, self.device
-        ok = [p for p in prepared if not p.failed and p.pixels is not None]
-        batch = torch.empty((len(ok), 3, metadata.size_px, metadata.size_px), dtype=self.backend.input_dtype, device=device)
-        for index, entry in enumerate(ok):
-            assert entry.pixels is not None
-            batch[index] = preprocess(entry.pixels.to(device, non_blocking=True), metadata)
-            entry.pixels = None
-        return batch, ok
-
-    def postprocess(self, logits: torch.Tensor, prepared: list[Prepared]) -> list[torch.Tensor | None]:
-        """Full-size uint8 0/255 masks, upsampled on the GPU and copied into pinned host memory (None where the
-        logits are not finite)."""
-        finite = finite_logits(logits, prepared)
-        masks = logits_to_masks(logits, self.metadata.logit_threshold)
-        host: list[torch.Tensor | None] = []
-        for mask, entry, ok in zip(masks, prepared, finite):
-            if not ok:
-                host.append(None)
-                continue
-            full = upsample_mask(mask, *entry.size_hw)
-            pinned = torch.empty(full.shape, dtype=torch.uint8, pin_memory=True)
-            pinned.copy_(full, non_blocking=True)
-            host.append(pinned)
-        torch.cuda.current_stream(self.device).synchronize()
-        return host
-
-    def finish_mask(self, mask: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
-        return mask
+NONFINITE_REASON = ("the model gave NaN or infinite logits for this image; its mask cannot be trusted (a corrupt or "
+                    "overflowing model)")
 
 
 def finite_logits(logits: torch.Tensor, prepared: list[Prepared]) -> list[bool]:
@@ -244,12 +184,14 @@ def finite_logits(logits: torch.Tensor, prepared: list[Prepared]) -> list[bool]:
     finite = torch.isfinite(logits).flatten(1).all(dim=1).tolist()
     for entry, ok in zip(prepared, finite):
         if not ok:
-            entry.fail(NonFiniteLogitsError(entry.item.source, "the model gave NaN or infinite logits for this image; "
-                                            "its mask cannot be trusted (a corrupt or overflowing model)"))
+            entry.fail(NonFiniteLogitsError(entry.item.source, NONFINITE_REASON))
     return finite
 
 
 def make_stages(backend: Backend, metadata: ModelMetadata, policy: DecodePolicy, overlay: bool = False) -> HostStages:
     """The stage objects for the backend's device."""
-    stages = CudaStages if backend.device.type == "cuda" else HostStages
-    return stages(backend, metadata, policy, overlay)
+    if backend.device.type == "cuda":
+        from .cuda_stages import CudaStages
+
+        return CudaStages(backend, metadata, policy, overlay)
+    return HostStages(backend, metadata, policy, overlay)

@@ -102,3 +102,41 @@ def test_segmenter_on_cuda_with_fp16_fast_path(checkpoint_path: Path) -> None:
         mask = segmenter.segment_file(sample_image_paths()[1])
     with Image.open(sample_image_paths()[1]) as image:
         assert mask.shape == (image.size[1], image.size[0])
+
+
+def test_cuda_streams_fail_an_image_with_nan_logits_and_keep_the_others(checkpoint_path: Path, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from dermseg_deploy.backends.torch_backend import TorchBackend
+
+    real = TorchBackend.infer
+
+    def second_image_nan(self: TorchBackend, images: torch.Tensor) -> torch.Tensor:
+        logits = real(self, images)
+        if logits.shape[0] > 1:
+            logits[1, 0, 0, 0] = float("nan")
+        return logits
+
+    monkeypatch.setattr(TorchBackend, "infer", second_image_nan)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for path in sample_image_paths()[:4]:
+        shutil.copy(path, inputs / path.name)
+    result = CliRunner().invoke(cli_run.main, ["--engine", str(checkpoint_path), str(inputs), "-o", str(tmp_path / "out"),
+                                               "--device", "cuda", "-q", "--size", "128", "--batch-size", "4"])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.count("NaN or infinite logits") == 1
+    assert len(list((tmp_path / "out").glob("*_segmentation.png"))) == 3
+
+
+def test_compiled_fp16_path_matches_fp32_masks(checkpoint_path: Path, tmp_path: Path) -> None:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for path in sample_image_paths()[:4]:
+        shutil.copy(path, inputs / path.name)
+    common = ["--engine", str(checkpoint_path), str(inputs), "--device", "cuda", "-q", "--size", "256", "--batch-size", "4"]
+    fp32 = CliRunner().invoke(cli_run.main, [*common, "-o", str(tmp_path / "fp32")])
+    fast = CliRunner().invoke(cli_run.main, [*common, "-o", str(tmp_path / "fast"), "--precision", "fp16",
+                                             "--channels-last", "--cuda-graphs", "--compile"])
+    assert fp32.exit_code == fast.exit_code == 0, fast.output
+    for mask in sorted((tmp_path / "fp32").glob("*_segmentation.png")):
+        assert iou(read_png(mask) > 0, read_png(tmp_path / "fast" / mask.name) > 0) >= 0.99

@@ -11,14 +11,15 @@ TORCH_PRECISIONS = ("fp32", "fp16")
 TORCH_SUFFIXES = (".pt", ".pth")
 ONNX_SUFFIXES = (".onnx",)
 PLAN_SUFFIXES = (".plan", ".engine")
-FLAG_SCOPE = "--precision, --channels-last and --cuda-graphs are for .pt, --provider for .onnx, --trust-plan for .plan"
+FLAG_SCOPE = ("--precision, --channels-last, --cuda-graphs and --compile are for .pt, --provider for .onnx, --trust-plan "
+              "for .plan")
 
 
 @dataclass(frozen=True)
 class BackendOptions:
     """`provider`: ONNX Runtime execution provider (auto = CPU on the CPU, CUDA on a GPU);
     `trust_plan`: let a version-compatible TensorRT plan run the host code it carries;
-    `precision`, `channels_last`, `cuda_graphs`: the PyTorch backend's fast path on CUDA;
+    `precision`, `channels_last`, `cuda_graphs`, `compile`: the PyTorch backend's fast path on CUDA;
     `threads`: intra-op threads of ONNX Runtime's session, or of PyTorch (process-wide); None: theirs."""
 
     provider: str = "auto"
@@ -27,6 +28,9 @@ class BackendOptions:
     channels_last: bool = False
     cuda_graphs: bool = False
     threads: int | None = None
+    compile: bool = False
+    """.pt: BatchNorm folded, the last cross padded for tensor cores, then `torch.compile` (inductor); with
+    `cuda_graphs`, torch.compile's own CUDA graphs (mode reduce-overhead)."""
 
     def __post_init__(self) -> None:
         if self.provider not in ORT_PROVIDERS:
@@ -43,6 +47,7 @@ class BackendOptions:
             (f"--precision {self.precision}", self.precision != "fp32", TORCH_SUFFIXES),
             ("--channels-last", self.channels_last, TORCH_SUFFIXES),
             ("--cuda-graphs", self.cuda_graphs, TORCH_SUFFIXES),
+            ("--compile", self.compile, TORCH_SUFFIXES),
             (f"--provider {self.provider}", self.provider != "auto", ONNX_SUFFIXES),
             ("--trust-plan", self.trust_plan, PLAN_SUFFIXES),
         ) if is_set and suffix not in suffixes]

@@ -6,6 +6,7 @@ captured once per batch shape (the fast path where TensorRT is absent).
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import torch
@@ -13,6 +14,8 @@ import torch
 from ..checkpoint import load_checkpoint, model_from_checkpoint
 from ..errors import BackendUnavailableError
 from ..metadata import ModelMetadata
+from ..model import ResNet34UNet
+from ..model_transforms import prepare_for_compile
 from ..sizes import require_valid_size
 from .base import Backend
 from .options import BackendOptions
@@ -37,19 +40,29 @@ class TorchBackend(Backend):
             # Fixed input sizes: let cuDNN time its kernels once and keep the fastest (a process-wide setting,
             # left alone when the caller asked for deterministic algorithms, as `dermseg-train --deterministic` does).
             torch.backends.cudnn.benchmark = True
-        self.model = model.to(device).eval()
+        model = model.to(device).eval()
+        if options.compile and isinstance(model, ResNet34UNet):
+            model = prepare_for_compile(model)
+        self.model = model
         if self.input_dtype != torch.float32:
             self.model = self.model.to(self.input_dtype)
         if options.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.compiled = options.compile
+        self.compile_seconds: float | None = None
+        """Seconds the first batch took with `compile` (tracing, code generation and the run itself)."""
+        if options.compile:
+            mode = "reduce-overhead" if options.cuda_graphs else "default"
+            self.model = torch.compile(self.model, mode=mode)  # type: ignore[assignment]
         if options.threads is not None:
             torch.set_num_threads(options.threads)  # process-wide: PyTorch has no per-model thread pool
         self.metadata = metadata
         self.device = device
-        self.cuda_graphs = options.cuda_graphs
+        self.cuda_graphs = options.cuda_graphs and not options.compile  # compile brings its own CUDA graphs
         self._graphs: dict[tuple[int, ...], tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
         parts = [f"pytorch-{options.precision}"]
         parts += ["channels-last"] * options.channels_last + ["cuda-graphs"] * options.cuda_graphs
+        parts += ["compiled"] * options.compile
         self.name = "-".join(parts)
 
     @classmethod
@@ -89,6 +102,13 @@ class TorchBackend(Backend):
     @torch.inference_mode()
     def infer(self, images: torch.Tensor) -> torch.Tensor:
         x = self._prepare(images)
+        if self.compiled and self.compile_seconds is None:
+            start = time.perf_counter()
+            logits = self.model(x).float()
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            self.compile_seconds = time.perf_counter() - start
+            return logits
         if not self.cuda_graphs:
             return self.model(x).float()
         graph, static_in, static_out = self._graph(tuple(x.shape))

@@ -3,6 +3,8 @@
     model.plan / model.onnx / model.pt    the file's own backend (a .pt runs FP32 eager, TF32 off)
     tf32:model.pt                         PyTorch FP32 eager with TF32 on (CUDA)
     fp16:model.pt                         the PyTorch fast path: FP16, channels-last, CUDA graphs on CUDA
+    compiled:model.pt                     that fast path with BatchNorm folded, the last block padded, and
+                                          torch.compile (FP32 on the CPU)
     ort-tensorrt:model.fp16.onnx          ONNX Runtime's TensorRT provider (ort-cuda: its CUDA provider)
     naive:model.pt                        the naive baseline: PIL, eager FP32, one image at a time
 """
@@ -19,7 +21,7 @@ import torch
 from ..backends import BackendOptions
 from ..errors import UserError
 
-PREFIXES = ("naive", "tf32", "fp16", "ort-tensorrt", "ort-cuda")
+PREFIXES = ("naive", "tf32", "fp16", "compiled", "ort-tensorrt", "ort-cuda")
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ def parse_engine(text: str, device: torch.device) -> EngineSpec:
     path = Path(rest)
     if not path.is_file():
         raise UserError(f"--engine {text}: {path} not found")
-    if variant in ("naive", "tf32", "fp16") and path.suffix.lower() not in (".pt", ".pth"):
+    if variant in ("naive", "tf32", "fp16", "compiled") and path.suffix.lower() not in (".pt", ".pth"):
         raise UserError(f"--engine {text}: the {variant} variant runs a PyTorch checkpoint (.pt)")
     if variant.startswith("ort-") and path.suffix.lower() != ".onnx":
         raise UserError(f"--engine {text}: the {variant} variant runs an ONNX file")
@@ -51,6 +53,8 @@ def parse_engine(text: str, device: torch.device) -> EngineSpec:
     options = BackendOptions()
     if variant == "fp16":
         options = BackendOptions(precision="fp16", channels_last=cuda, cuda_graphs=cuda)
+    elif variant == "compiled":
+        options = BackendOptions(precision="fp16" if cuda else "fp32", channels_last=cuda, cuda_graphs=cuda, compile=True)
     elif variant.startswith("ort-"):
         options = BackendOptions(provider=variant.removeprefix("ort-"))
     return EngineSpec(text, path, variant, options, tf32=variant == "tf32")

@@ -22,6 +22,7 @@ from ..export.check_images import image_files
 from ..segmenter import Segmenter
 from .engines import EngineSpec, parse_engine, tf32_enabled
 from .environment import describe_environment
+from .flops import dense_fp16_peak_tflops, flops_per_image
 from .measure import BenchResult, NaiveBaseline, masks_iou, measure_end_to_end, measure_stages
 from .plot import environment_caption, plot_unavailable, write_plot
 from .report import format_table, write_json
@@ -73,7 +74,8 @@ def _bench_one(spec: EngineSpec, batch: int, images: list[Path], device: torch.d
         metadata = checkpoint.metadata.with_updates(size_px=size_px or checkpoint.metadata.size_px)
         naive = NaiveBaseline(model_from_checkpoint(checkpoint, str(spec.path)), metadata, device)
         stage_ms, rate, count = naive.measure(images, settings, out, tick)
-        result = BenchResult(spec.text, "naive-pil-pytorch-fp32-eager", 1, stage_ms, tf32=spec.tf32, images_per_batch=1)
+        result = BenchResult(spec.text, "naive-pil-pytorch-fp32-eager", 1, stage_ms, tf32=spec.tf32, images_per_batch=1,
+                             size_px=metadata.size_px)
         result.inference_images_per_s = 1000.0 / stage_ms["inference"]["mean"]
         result.end_to_end_images_per_s, result.end_to_end_images = rate, count
         result.notes.append("one image at a time, no overlap; batch size does not apply")
@@ -83,7 +85,8 @@ def _bench_one(spec: EngineSpec, batch: int, images: list[Path], device: torch.d
         stage_ms = measure_stages(segmenter, images, settings, out, tick)
         rate, count = measure_end_to_end(segmenter, images, settings, out, settings.min_seconds, tick)
         result = BenchResult(spec.text, segmenter.backend.name + ("-tf32" if spec.tf32 else ""), batch, stage_ms,
-                             tf32=spec.tf32, images_per_batch=batch)
+                             tf32=spec.tf32, images_per_batch=batch, size_px=segmenter.metadata.size_px)
+        result.compile_seconds = getattr(segmenter.backend, "compile_seconds", None)
     result.inference_images_per_s = batch * 1000.0 / stage_ms["inference"]["mean"]
     result.end_to_end_images_per_s, result.end_to_end_images = rate, count
     return result
@@ -108,6 +111,8 @@ def run_bench(request: BenchRequest) -> None:
     sizes = parse_batch_sizes(request.batch_sizes, len(images))
     skip_plot = plot_unavailable() if request.plot_path is not None else None
     results: list[BenchResult] = []
+    environment = describe_environment(torch_device)
+    peak = dense_fp16_peak_tflops(environment.get("gpu"))
     with tempfile.TemporaryDirectory(prefix="dermseg-bench-") as folder:
         reference_masks: Path | None = None
         runs = [(spec, batch) for spec in sorted(specs, key=lambda s: s.text != reference_text)
@@ -121,6 +126,8 @@ def run_bench(request: BenchRequest) -> None:
                                                disable=request.quiet) as bar:
                 result = _bench_one(spec, batch, images, torch_device, request.size_px, settings, out,
                                     not request.full_decode, lambda: bar.update(1))
+            result.achieved_tflops = flops_per_image(result.size_px) * result.inference_images_per_s / 1e12
+            result.peak_share = None if peak is None else result.achieved_tflops / peak
             if reference_masks is None and spec.text == reference_text:
                 reference_masks = out
             if reference_masks is not None:
@@ -128,8 +135,8 @@ def run_bench(request: BenchRequest) -> None:
                 result.reference = reference_text
             results.append(result)
     click.echo(format_table(results))
-    environment = describe_environment(torch_device)
     environment["date"] = datetime.date.today().isoformat()
+    environment["dense_fp16_peak_tflops"] = peak
     settings_doc = {"images": [p.name for p in images], "batch_sizes": sizes, "warmup": request.warmup,
                     "min_iterations": request.min_iterations, "min_seconds": request.min_seconds,
                     "max_seconds": request.max_seconds, "size_px": request.size_px,

@@ -47,6 +47,13 @@ class BenchResult:
     reference: str | None = None
     tf32: bool = False
     notes: list[str] = field(default_factory=list)
+    size_px: int = 0
+    achieved_tflops: float | None = None
+    """The model's FLOPs per image times the inference-only images/s (on CUDA: over GPU compute time)."""
+    peak_share: float | None = None
+    """`achieved_tflops` over the card's dense FP16 datasheet peak (`flops.DENSE_FP16_PEAK_TFLOPS`), where known."""
+    compile_seconds: float | None = None
+    """torch.compile's first batch (`compiled:` rows): tracing, code generation and the run."""
     images_per_batch: float = 0.0
     """Images behind each stage sample (the batch size; 1 for the naive baseline, which goes image by image)."""
 
@@ -62,7 +69,7 @@ class BenchResult:
         if self.samples >= MIN_PERCENTILE_SAMPLES:
             return None
         return (f"{self.backend} at batch {self.batch_size}: p90/p95/p99 rest on {self.samples} samples (fewer than "
-                f"{MIN_PERCENTILE_SAMPLES}; the max is most of them): raise --max-seconds or use more --images")
+                f"{MIN_PERCENTILE_SAMPLES}; the max is most of them): raise --max-seconds or --min-iterations")
 
 
 class StageTimer:
@@ -112,7 +119,15 @@ def _postprocess(stages: HostStages, logits: torch.Tensor, prepared: list[Prepar
     broken = [entry for mask, entry in zip(masks, prepared) if mask is None]
     if broken:
         raise InferenceError(f"{broken[0].item.source}: {broken[0].error}")
-    return [stages.finish_mask(mask, entry.size_hw) for mask, entry in zip(masks, prepared) if mask is not None]
+    finished = []
+    for mask, entry in zip(masks, prepared):
+        assert mask is not None
+        try:
+            stages.wait_for_mask(entry, mask)
+        except InputImageError as exc:
+            raise InferenceError(str(exc)) from exc
+        finished.append(stages.finish_mask(mask, entry.size_hw))
+    return finished
 
 
 def measure_stages(

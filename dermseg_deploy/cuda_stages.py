@@ -1,0 +1,131 @@
+"""The per-image core's stages on a CUDA device, on three streams so that the GPU's stages overlap.
+
+    prep stream        nvJPEG decoding, upload, resize and normalise of batch k+1
+    current stream     inference of batch k (the backend's own work, or its own stream after this one)
+    post stream        finite check, threshold, upsampling and the copy to pinned host memory of batch k-1
+
+Events order them: inference waits for its batch's preprocessing, postprocessing for its batch's logits, and
+a writer thread waits for its mask's copy (`wait_for_mask`) before encoding it. The inference thread never
+waits for the GPU, so it queues batch k+1's preprocessing while batch k infers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .backends.base import Backend
+from .decode_policy import DecodePolicy
+from .errors import InputImageError, NonFiniteLogitsError
+from .metadata import ModelMetadata
+from .postprocess import logits_to_masks, upsample_mask
+from .preprocess import preprocess
+from .stages import NONFINITE_REASON, HostStages, Prepared
+
+
+@dataclass(frozen=True)
+class PendingMask:
+    """A mask on its way to the host: ready once `done` has completed; `finite` says whether its logits were."""
+
+    done: torch.cuda.Event
+    finite: torch.Tensor
+    """A pinned bool tensor of one element, filled by the same copy."""
+
+
+class CudaStages(HostStages):
+    """The stages on a CUDA device: GPU JPEG decoding, resizing, thresholding and upsampling on the device."""
+
+    def __init__(self, backend: Backend, metadata: ModelMetadata, policy: DecodePolicy, overlay: bool = False) -> None:
+        super().__init__(backend, metadata, policy, overlay)
+        self.prep_stream = torch.cuda.Stream(self.device)
+        self.post_stream = torch.cuda.Stream(self.device)
+        self._pending: dict[int, PendingMask] = {}
+
+    def decode(self, prepared: Prepared) -> None:
+        """Reader thread: the header of a GPU-decoded JPEG (its pixels come in `decode_batch`); others on the CPU."""
+        data = prepared.data
+        if prepared.item.pixels is None and data is not None and self.policy.decodes_on_gpu(data):
+            prepared.size_hw, prepared.orientation = self.policy.inspect(data, prepared.item.source)
+            return
+        super().decode(prepared)
+        assert prepared.pixels is not None
+        if prepared.pixels.device.type == "cpu":
+            prepared.pixels = prepared.pixels.pin_memory()
+
+    def preprocess(self, prepared: Prepared) -> None:
+        """Preprocessing happens on the device, per batch (`batch_inputs`)."""
+
+    def keep_overlay_source(self, prepared: Prepared) -> None:
+        if prepared.pixels is not None:
+            prepared.overlay_image = prepared.pixels
+
+    def decode_batch(self, prepared: list[Prepared]) -> None:
+        """nvJPEG on the batch's JPEGs (prep stream); a file the GPU decoder refuses is decoded on the CPU, with a
+        note."""
+        pending = [p for p in prepared if not p.failed and p.pixels is None and p.data is not None]
+        with torch.cuda.stream(self.prep_stream):
+            decoded = self.policy.decode_on_gpu([p.data or b"" for p in pending], [p.orientation for p in pending])
+        for entry, pixels in zip(pending, decoded):
+            if pixels is None:
+                entry.notes.append("the GPU JPEG decoder refused it; decoded on the CPU")
+                try:
+                    pixels = self.policy.decode_full_on_host(entry.data or b"", entry.item.source)
+                except InputImageError as exc:
+                    entry.fail(exc)
+                    continue
+            entry.pixels = pixels
+            if self.overlay:
+                entry.overlay_image = pixels
+
+    def batch_inputs(self, prepared: list[Prepared]) -> tuple[torch.Tensor, list[Prepared]]:
+        """The batch, preprocessed on the prep stream; the current (inference) stream waits for it."""
+        metadata, device = self.metadata, self.device
+        ok = [p for p in prepared if not p.failed and p.pixels is not None]
+        with torch.cuda.stream(self.prep_stream):
+            batch = torch.empty((len(ok), 3, metadata.size_px, metadata.size_px), dtype=self.backend.input_dtype,
+                                device=device)
+            for index, entry in enumerate(ok):
+                assert entry.pixels is not None
+                batch[index] = preprocess(entry.pixels.to(device, non_blocking=True), metadata)
+                entry.pixels = None
+        inference = torch.cuda.current_stream(device)
+        inference.wait_stream(self.prep_stream)
+        batch.record_stream(inference)
+        return batch, ok
+
+    def postprocess(self, logits: torch.Tensor, prepared: list[Prepared]) -> list[torch.Tensor | None]:
+        """Full-size uint8 0/255 masks, upsampled on the post stream and copied into pinned host memory without
+        waiting: a writer thread waits for each (`wait_for_mask`), and fails one whose logits were not finite."""
+        self.post_stream.wait_stream(torch.cuda.current_stream(self.device))
+        logits.record_stream(self.post_stream)
+        host: list[torch.Tensor | None] = []
+        with torch.cuda.stream(self.post_stream):
+            finite = torch.isfinite(logits).flatten(1).all(dim=1)
+            masks = logits_to_masks(logits, self.metadata.logit_threshold)
+            flags = torch.empty(finite.shape, dtype=torch.bool, pin_memory=True)
+            flags.copy_(finite, non_blocking=True)
+            outputs = []
+            for mask, entry in zip(masks, prepared):
+                full = upsample_mask(mask, *entry.size_hw)
+                pinned = torch.empty(full.shape, dtype=torch.uint8, pin_memory=True)
+                pinned.copy_(full, non_blocking=True)
+                outputs.append(pinned)
+            done = torch.cuda.Event()
+            done.record(self.post_stream)
+        for index, pinned in enumerate(outputs):
+            self._pending[id(pinned)] = PendingMask(done, flags[index : index + 1])
+            host.append(pinned)
+        return host
+
+    def wait_for_mask(self, prepared: Prepared, mask: torch.Tensor) -> None:
+        """Writer thread: wait for the mask's copy; raise NonFiniteLogitsError if its logits were not finite."""
+        pending = self._pending.pop(id(mask), None)
+        if pending is None:
+            return
+        pending.done.synchronize()
+        if not bool(pending.finite.item()):
+            raise NonFiniteLogitsError(prepared.item.source, NONFINITE_REASON)
+
+    def finish_mask(self, mask: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
+        return mask
