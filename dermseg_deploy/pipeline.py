@@ -131,13 +131,16 @@ def _segment(
                 break
             start = time.perf_counter()
             inputs, good = stages.to_batch(batch)
+            batched = time.perf_counter()
             logits = stages.infer(inputs) if good else None
             inferred = time.perf_counter()
             masks = stages.postprocess(logits, good) if logits is not None else []
             share = (time.perf_counter() - start) / max(1, len(good))
             for entry in good:
-                entry.stage_seconds["inference"] = (inferred - start) / len(good)
-                entry.stage_seconds["postprocess"] = (time.perf_counter() - inferred) / len(good)
+                seconds = entry.stage_seconds
+                seconds["preprocess"] = seconds.get("preprocess", 0.0) + (batched - start) / len(good)
+                seconds["inference"] = (inferred - batched) / len(good)
+                seconds["postprocess"] = (time.perf_counter() - inferred) / len(good)
             mask_of = {id(entry): mask for entry, mask in zip(good, masks) if mask is not None}
             yield from _drain(in_flight)
             for entry in batch:  # failed entries wait in the queue too, so that results keep the input order
@@ -157,7 +160,7 @@ def _drain(in_flight: _InFlight) -> Iterator[SegmentResult]:
             continue
         try:
             finished = future.result()  # an OutputWriteError ends the run: the disk is the problem
-        except InputImageError as exc:  # the overlay's full-size decode failed
+        except InputImageError as exc:  # non-finite logits (CUDA), an output folder gone, an overlay's decode
             yield SegmentResult(entry.item, STATUS_FAILED, entry.seconds, error=exc.reason, error_kind=exc.kind)
             continue
         if finished.fraction == 0.0:

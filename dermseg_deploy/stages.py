@@ -12,8 +12,8 @@ through `pipeline.run_pipeline`, `dermseg-eval` and training validation through 
 On the CPU, decoding, resizing and normalising happen in the reader threads and upsampling in the
 writer threads. On CUDA, JPEGs are decoded on the GPU in batches, resized, normalised, thresholded and
 upsampled there, and only uint8 masks come back (through pinned memory); `cuda_stages` puts decoding and
-preprocessing, and postprocessing, on streams of their own, so that they overlap with inference. How an image is decoded is
-`DecodePolicy`'s decision alone; an overlay never changes the mask.
+preprocessing, and postprocessing, on streams of their own, so that they overlap with inference. How an
+image is decoded is `DecodePolicy`'s decision alone; an overlay never changes the mask.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from .preprocess import preprocess
 
 STAGE_NAMES = ("decode", "preprocess", "inference", "postprocess", "write")
 """The stages a run reports per image: read and decode; resize and normalise; the backend; threshold and
-upsample; encode and write the files. On CUDA, JPEG decoding and preprocessing happen per batch, inside the
-inference stage's batch step."""
+upsample; encode and write the files. Times are the host's: on CUDA the GPU's work is queued without waiting,
+so it shows where the host waits for it (postprocess); `dermseg-bench` measures GPU time."""
 
 
 @dataclass
