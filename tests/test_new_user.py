@@ -117,3 +117,10 @@ def test_bench_warns_about_thin_percentiles_and_draws_the_plot(onnx_path: Path, 
     assert len(document["warnings"]) == 2
     with Image.open(tmp_path / "bench.png") as plot:
         assert plot.size[0] > 800 and np.asarray(plot.convert("L")).std() > 10
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a GPU is here: the CUDA provider may be available")
+def test_bench_with_a_gpu_provider_and_no_gpu_is_an_unavailable_backend(onnx_path: Path) -> None:
+    result = CliRunner().invoke(cli_bench.main, ["--engine", f"ort-cuda:{onnx_path}", "--batch-sizes", "1"])
+    assert result.exit_code == 4, result.output
+    assert "CUDA is not available on this machine" in result.stderr

@@ -156,8 +156,12 @@ def test_missing_tensorrt_message_names_the_extra() -> None:
 def test_onnxruntime_provider_must_exist_and_match_the_device(onnx_path: Path) -> None:
     import onnxruntime
 
-    with pytest.raises(UserError, match="does not run on device cpu"):
-        OnnxRuntimeBackend(onnx_path, torch.device("cpu"), provider="tensorrt")
+    if torch.cuda.is_available():  # a GPU is here, and the CPU was chosen: the two flags disagree
+        with pytest.raises(UserError, match="does not run on device cpu"):
+            OnnxRuntimeBackend(onnx_path, torch.device("cpu"), provider="tensorrt")
+    else:  # no GPU at all: the provider is unavailable here
+        with pytest.raises(BackendUnavailableError, match="CUDA is not available on this machine"):
+            OnnxRuntimeBackend(onnx_path, torch.device("cpu"), provider="tensorrt")
     if "TensorrtExecutionProvider" not in onnxruntime.get_available_providers():
         with pytest.raises(BackendUnavailableError, match="TensorrtExecutionProvider was requested"):
             OnnxRuntimeBackend(onnx_path, torch.device("cuda", 0), provider="tensorrt")

@@ -84,6 +84,9 @@ class OnnxRuntimeBackend(Backend):
         if name not in PROVIDER_BY_NAME:
             raise UserError(f"--provider {provider}: use auto, cpu, cuda or tensorrt")
         wanted = PROVIDER_BY_NAME[name]
+        if name != "cpu" and device.type != "cuda" and not torch.cuda.is_available():
+            raise BackendUnavailableError(f"--provider {name} runs on a CUDA GPU, and CUDA is not available on this "
+                                          "machine; use --provider cpu")
         if (device.type == "cuda") != (name != "cpu"):
             raise UserError(f"--provider {name} does not run on device {device}; use --device cpu with the CPU "
                             "provider and a CUDA device with the cuda or tensorrt provider")
