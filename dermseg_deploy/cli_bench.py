@@ -12,7 +12,7 @@ import click
 from . import __version__
 from .bench.settings import MIN_PERCENTILE_SAMPLES
 from .cli_common import handle_errors
-from .defaults import DEVICE_HELP
+from .defaults import DEVICE_HELP, MAX_THREADS
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -34,7 +34,7 @@ from .defaults import DEVICE_HELP
 @click.option("--min-seconds", type=float, default=3.0, show_default=True, help="Minimum duration of each measurement.")
 @click.option("--max-seconds", type=float, default=60.0, show_default=True,
               help="Stop a measurement after this long even below --min-iterations (the report flags it).")
-@click.option("--io-threads", type=click.IntRange(min=1), default=4, show_default=True,
+@click.option("--io-threads", type=click.IntRange(1, MAX_THREADS), default=4, show_default=True,
               help="Reader and writer threads of the end-to-end pipeline.")
 @click.option("--full-decode", is_flag=True, help="Decode JPEGs at full size on the CPU (no DCT-domain scaling).")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,

@@ -53,13 +53,13 @@ def _megabytes(path: Path) -> str:
               help="Folder for the exported files (default: next to the checkpoint).")
 @click.option("--calib", "calib_dir", type=click.Path(path_type=Path), default=None,
               help="Folder of real images that calibrate the FP16 conversion (default: the shipped samples).")
-@click.option("--calib-count", type=click.IntRange(min=1), default=2, show_default=True,
+@click.option("--calib-count", type=click.IntRange(1, 32), default=2, show_default=True,
               help="How many calibration images (or synthetic inputs). AutoCast keeps every intermediate tensor of "
                    "each in memory: about 8 GiB per image at 1024 px.")
 @click.option("--synthetic-calib", is_flag=True, help="Calibrate on seeded random inputs instead of real images.")
 @click.option("--parity-images", "parity_dir", type=click.Path(path_type=Path), default=None,
               help="Folder of real images for the checks; calibration images are left out (default: the samples).")
-@click.option("--parity-count", type=click.IntRange(min=1), default=2, show_default=True,
+@click.option("--parity-count", type=click.IntRange(1, 256), default=2, show_default=True,
               help="How many check images (about 1 TFLOP each at 1024 px).")
 @click.option("--atol", type=float, default=DEFAULT_ATOL, show_default=True,
               help="Max |logit difference| allowed between ONNX Runtime and PyTorch in FP32.")

@@ -13,7 +13,7 @@ import click
 from . import __version__
 from .backends.options import ORT_PROVIDERS, TORCH_PRECISIONS
 from .cli_common import handle_errors
-from .defaults import DEFAULT_MAX_PIXELS, DEVICE_HELP
+from .defaults import DEFAULT_MAX_PIXELS, DEVICE_HELP, MAX_BATCH_SIZE, MAX_THREADS
 
 
 def _check_threshold(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
@@ -31,7 +31,7 @@ def _check_threshold(ctx: click.Context, param: click.Parameter, value: float | 
               help="Output folder; masks mirror each input folder's tree.")
 @click.option("--size", "size_px", type=int, default=None,
               help="Square input side (multiple of 32). Any size for .pt; must match an exported model's size.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True,
+@click.option("--batch-size", type=click.IntRange(1, MAX_BATCH_SIZE), default=4, show_default=True,
               help="Images per inference batch.")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--threshold", type=float, default=None, callback=_check_threshold,
@@ -40,9 +40,9 @@ def _check_threshold(ctx: click.Context, param: click.Parameter, value: float | 
 @click.option("--overlay", is_flag=True, help="Also write <name>_overlay.jpg with the mask outline over the image.")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
               help="Refuse images with more pixels than this (decompression bombs).")
-@click.option("--io-threads", type=click.IntRange(min=1), default=4, show_default=True,
+@click.option("--io-threads", type=click.IntRange(1, MAX_THREADS), default=4, show_default=True,
               help="Threads that read/decode inputs and encode/write outputs.")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
+@click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=None,
               help="Intra-op threads of ONNX Runtime or PyTorch (default: theirs, one per core).")
 @click.option("--report", "report_path", type=click.Path(path_type=Path), default=None,
               help="Also write the failed inputs alone, with their reasons, to this CSV.")

@@ -12,7 +12,7 @@ from . import __version__
 from .backends import BackendOptions
 from .backends.options import ORT_PROVIDERS
 from .cli_common import handle_errors
-from .defaults import DEFAULT_MAX_PIXELS
+from .defaults import DEFAULT_MAX_PIXELS, MAX_BATCH_SIZE, MAX_THREADS
 from .errors import UserError
 from .scale.ray_cluster import import_ray, ray_cluster
 
@@ -35,13 +35,13 @@ def wait_for_signal() -> None:
               help="Model file: .pt, .onnx or .plan (readable where the replicas run).")
 @click.option("--replicas", type=click.IntRange(min=1), default=None,
               help="Replicas (default: one per GPU; on CPUs, the cluster's CPUs divided by --threads).")
-@click.option("--max-batch-size", type=click.IntRange(min=1), default=8, show_default=True,
+@click.option("--max-batch-size", type=click.IntRange(1, MAX_BATCH_SIZE), default=8, show_default=True,
               help="Requests a replica runs together.")
 @click.option("--batch-wait-ms", type=click.FloatRange(min=0), default=10.0, show_default=True,
               help="How long a replica waits for a batch to fill.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="Port to listen on.")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="Intra-op threads per CPU replica.")
+@click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=None, help="Intra-op threads per CPU replica.")
 @click.option("--device", default="auto", show_default=True,
               help="auto (CUDA where present, else the CPU), cpu or cuda (one GPU per replica).")
 @click.option("--size", "size_px", type=int, default=None, help="Input side for .pt (default: the model's).")

@@ -13,3 +13,7 @@ DEFAULT_MIN_MEAN_IOU = 0.99
 DEFAULT_OPSET = 18
 EXPORTERS = ("dynamo", "torchscript")
 DEVICE_HELP = "auto (CUDA where present, else the CPU), cpu, cuda or cuda:N."
+MAX_BATCH_SIZE = 256
+"""The largest batch a command accepts: batches are held in memory two or three at a time (at 1024 px a
+network input is 12 MB), so a mistyped batch size must not make dermseg try to allocate hundreds of GB."""
+MAX_THREADS = 256

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .errors import InputImageError
+from .defaults import MAX_BATCH_SIZE, MAX_THREADS
+from .errors import InputImageError, UserError
 from .inputs import WorkItem
 from .manifest import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED
 from .outputs import write_outputs
@@ -35,6 +36,12 @@ class RunOptions:
     overwrite: bool = False
     io_threads: int = 4
     keep_masks: bool = False
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
+            raise UserError(f"batch size {self.batch_size}: must be from 1 to {MAX_BATCH_SIZE}")
+        if not 1 <= self.io_threads <= MAX_THREADS:
+            raise UserError(f"io threads {self.io_threads}: must be from 1 to {MAX_THREADS}")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import click
 
 from dermseg_deploy.atomic import atomic_write_bytes
 from dermseg_deploy.cli_common import EXIT_OK, EXIT_SOME_INPUTS_FAILED, handle_errors
-from dermseg_deploy.defaults import DEVICE_HELP
+from dermseg_deploy.defaults import DEVICE_HELP, MAX_BATCH_SIZE
 from dermseg_deploy.errors import UserError
 
 from . import __version__
@@ -36,7 +36,7 @@ def _line(label: str, means: dict[str, Any]) -> str:
               help="Folder of written <id>_segmentation.png masks to score instead of a model.")
 @click.option("--size", "size_px", type=int, default=None, help="Network input side (default: the model's).")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
-@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True,
+@click.option("--batch-size", type=click.IntRange(1, MAX_BATCH_SIZE), default=4, show_default=True,
               help="Images per inference batch (with --engine).")
 @click.option("--ids", "ids_file", type=click.Path(path_type=Path), default=None,
               help="Only these images: a text file of ISIC ids, or a model.split.json (its validation ids).")

@@ -121,12 +121,32 @@ def checkpoint_cases(folder: Path, full_state_dict: dict[str, Any]) -> list[Case
     evil = folder / "checkpoint-code.pt"
     torch.save({**_base_checkpoint(small), "provenance": {"x": _Evil()}}, evil)
     cases.append(Case("code in the pickle", str(evil), "refused to load"))
+    huge = folder / "checkpoint-huge-storage.pt"
+    _declare_huge_storage(folder / "small-tensor.pt", huge)
+    cases.append(Case("a storage declared 200 GB", str(huge), "record size (40 bytes) does not match expected size"))
     not_dict = folder / "checkpoint-list.pt"
     torch.save([1, 2, 3], not_dict)
     cases.append(Case("a list, not a checkpoint", str(not_dict), "not a dermseg checkpoint (found list"))
     cases.append(Case("--size 100000", str(folder / "checkpoint-00.pt"),
                       "--size 100000: must be a positive multiple of 32, at most 4096", flags=["--size", "100000"]))
     return cases
+
+
+def _declare_huge_storage(small: Path, huge: Path) -> None:
+    """A checkpoint whose one storage declares 200 GB while its record holds 40 bytes (the pickle says the size)."""
+    import zipfile
+
+    import torch
+
+    torch.save({"w": torch.zeros(10)}, small)
+    with zipfile.ZipFile(small) as source, zipfile.ZipFile(huge, "w") as target:
+        for name in source.namelist():
+            data = source.read(name)
+            if name.endswith("data.pkl"):
+                declared = b"X\x03\x00\x00\x00cpuq\x06K\n"  # location 'cpu', then the storage's numel 10
+                assert declared in data
+                data = data.replace(declared, declared[:-2] + b"\x8a\x08" + (200 * 10**9).to_bytes(8, "little"))
+            target.writestr(name, data)
 
 
 # ---- ONNX files ---------------------------------------------------------------------------------------------

@@ -142,6 +142,8 @@ def test_symlinked_folders_are_followed_and_loops_noted(tmp_path: Path, onnx_pat
     (["--device", "cpu:3"], "unsupported device 'cpu:3'", 2),
     (["--trust-plan"], "--trust-plan: not used by a .onnx model", 2),
     (["--channels-last"], "--channels-last: not used by a .onnx model", 2),
+    (["--batch-size", "100000"], "100000 is not in the range 1<=x<=256", 2),
+    (["--io-threads", "100000"], "100000 is not in the range 1<=x<=256", 2),
 ])
 def test_flags_that_cannot_apply_are_usage_errors(tmp_path: Path, onnx_path: Path, flags: list[str], message: str,
                                                   code: int) -> None:

@@ -93,7 +93,7 @@ class OnnxRuntimeBackend(Backend):
         if wanted not in ort.get_available_providers():
             raise BackendUnavailableError(
                 f"the {wanted} was requested but this onnxruntime does not have it "
-                f"(available: {', '.join(ort.get_available_providers())}); install dermseg[gpu]"
+                f"(available: {', '.join(ort.get_available_providers())}); pip install 'dermseg[gpu]'"
             )
         providers: list[Any] = [CPU_PROVIDER]
         index = device.index or 0

@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from ..backends import open_backend
 from ..checkpoint import load_checkpoint, model_from_checkpoint
+from ..defaults import MAX_BATCH_SIZE
 from ..devices import resolve_device
 from ..errors import UserError
 from ..export.check_images import image_files
@@ -56,8 +57,8 @@ def parse_batch_sizes(text: str, image_count: int) -> list[int]:
         sizes = [int(part) for part in text.split(",") if part.strip()]
     except ValueError as exc:
         raise UserError(f"--batch-sizes {text}: expected comma-separated integers") from exc
-    if not sizes or any(size < 1 for size in sizes):
-        raise UserError(f"--batch-sizes {text}: expected positive integers")
+    if not sizes or any(not 1 <= size <= MAX_BATCH_SIZE for size in sizes):
+        raise UserError(f"--batch-sizes {text}: expected integers from 1 to {MAX_BATCH_SIZE}")
     too_large = [size for size in sizes if size > image_count]
     if too_large:
         raise UserError(f"--batch-sizes {text}: {', '.join(map(str, too_large))} exceed the {image_count} image(s) to "
