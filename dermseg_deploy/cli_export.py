@@ -100,11 +100,13 @@ def main(
     workspace_mb: int, opt_level: int, version_compatible: bool, hardware_compatible: str, exporter: str, opset: int,
     triton_repo: Path | None,
 ) -> None:
-    """Export a dermseg checkpoint to model.onnx (FP32), model.fp16.onnx and model.plan (TensorRT FP16).
+    """Export a dermseg checkpoint to model.onnx (FP32), model.fp16.onnx and model.plan (TensorRT FP16), or to
+    the --formats asked for.
 
     Checks, on real images that did not calibrate the FP16 conversion: ONNX Runtime against PyTorch in
-    FP32; the FP16 graph in ONNX Runtime (weight rounding only: ORT's CPU computes it in FP32); PyTorch in
-    half precision against FP32 (the FP16 arithmetic check); the plan against PyTorch FP32.
+    FP32; the FP16 graph in ONNX Runtime (weight rounding only: ORT's CPU computes it in FP32); FP16
+    arithmetic against FP32 (PyTorch half on a GPU, emulated with FP32 kernels on the CPU); the plan against
+    PyTorch FP32. Each step prints its check, time and size; the last line is the command that runs the result.
 
     Exit codes: 0 exported and checked; 2 usage error or unreadable checkpoint; 3 a check failed;
     4 TensorRT or a GPU is missing for the plan (the ONNX files are written; --no-engine stops before).
