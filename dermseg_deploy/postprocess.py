@@ -7,7 +7,7 @@ import io
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from .png_encode import encode_grey_png
 
@@ -54,6 +54,22 @@ def render_overlay(image: torch.Tensor, mask: torch.Tensor, quality: int = 90) -
     colour = torch.tensor(OUTLINE_RGB, dtype=torch.uint8, device=rgb.device).view(3, 1)
     rgb[:, outline] = colour.expand(3, int(outline.sum().item()))
     array = np.ascontiguousarray(rgb.permute(1, 2, 0).cpu().numpy())
+    picture = Image.fromarray(array)
+    if not bool(mask.any()):
+        _label(picture, NO_LESION_LABEL)
     buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="JPEG", quality=quality)
+    picture.save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()
+
+
+NO_LESION_LABEL = "no lesion found"
+
+
+def _label(picture: Image.Image, text: str) -> None:
+    """Write `text` in the top-left corner, white on black, about a twentieth of the image high."""
+    size = max(12, min(picture.size) // 20)
+    font = ImageFont.load_default(size=size)
+    draw = ImageDraw.Draw(picture)
+    left, top, right, bottom = draw.textbbox((size // 2, size // 2), text, font=font)
+    draw.rectangle((left - size // 4, top - size // 4, right + size // 4, bottom + size // 4), fill=(0, 0, 0))
+    draw.text((size // 2, size // 2), text, fill=(255, 255, 255), font=font)

@@ -146,3 +146,15 @@ def test_overlay_draws_the_outline() -> None:
     with Image.open(io.BytesIO(render_overlay(image, mask))) as overlay:
         assert overlay.size == (WIDTH, HEIGHT)
         assert np.asarray(overlay)[10, 20, 1] > 150 > np.asarray(overlay)[10, 20, 0]
+
+
+def test_an_empty_mask_is_labelled_on_its_overlay() -> None:
+    image = torch.full((3, 200, 300), 128, dtype=torch.uint8)
+    empty = torch.zeros(200, 300, dtype=torch.uint8)
+    lesion = empty.clone()
+    lesion[50:150, 100:200] = 255
+    with Image.open(io.BytesIO(render_overlay(image, empty))) as labelled, \
+            Image.open(io.BytesIO(render_overlay(image, lesion))) as outlined:
+        corner = np.asarray(labelled)[:40, :160]
+        assert corner.max() > 200 and corner.min() < 50  # white text on a black box
+        assert np.abs(np.asarray(outlined)[:40, :160].astype(int) - 128).max() < 10  # no label where a lesion is
