@@ -112,7 +112,8 @@ def _walk_folder(root: Path, out_dir: Path, errors: list[InputImageError], notes
                 continue
             real = os.path.realpath(sub)
             if real in visited:
-                notes.append(f"{sub}: symlinked folder leads back to {visited[real]}, already searched; passed over")
+                notes.append(f"{sub}: leads to the same folder as {visited[real]} (a symlink), already searched; passed "
+                             "over")
                 continue
             visited[real] = sub
             kept.append(name)
