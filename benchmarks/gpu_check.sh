@@ -17,25 +17,8 @@
 # inference targets are in the second script, benchmarks/gpu_speed.sh.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-dry_run=0
-images=gpu_data/isic2017-fullres/ISIC-2017_Validation_Data
-out=""
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --dry-run) dry_run=1 ;;
-        --images) images=$2; shift ;;
-        *) out=$1 ;;
-    esac
-    shift
-done
-out=${out:-${OUT:-benchmarks/results/gpu-latest}}
-mkdir -p "$out"
-export PYTHONUNBUFFERED=1
-status=0
-[ -d "$images" ] || images=dermseg_deploy/samples/images
-train_data=gpu_data/isic512
-[ -d "$train_data" ] || train_data=dermseg_deploy/samples
-python=${PYTHON:-python3}
+source benchmarks/gpu_common.sh
+gpu_parse_args benchmarks/results/gpu-latest "$@"
 if [ "$dry_run" = 1 ]; then
     device=cpu size=64 batches=1,2 bench_time=(--min-seconds 0.2 --min-iterations 1 --warmup 1) agreement=(--a cpu --b cpu-full)
     train=(--data dermseg_deploy/samples --size 64 --epochs 1 --batch-size 4 --val-count 2 --encoder-weights none --workers 0)
@@ -43,13 +26,8 @@ else
     device=cuda size=1024 batches=1,8 bench_time=(--min-seconds 2 --min-iterations 20 --max-seconds 15 --warmup 2)
     agreement=(--a cpu --b cuda)
     train=(--config benchmarks/gpu_train_short.json --data "$train_data")
-    for wheel in gpu_data/wheels/*.whl; do  # packages the machine lacks (prepare_gpu_data.sh downloads them)
-        [ -f "$wheel" ] && "$python" -m pip install -q --no-index --no-deps "$wheel" >>"$out/install.log" 2>&1
-    done
-    "$python" -m pip install -q --no-deps --no-build-isolation -e . >>"$out/install.log" 2>&1 || {
-        echo "editable install failed, using PYTHONPATH" | tee -a "$out/install.log"; export PYTHONPATH=$PWD; }
+    gpu_install
 fi
-run() { "$python" -c "import sys; from $1 import main; sys.argv[0] = '$2'; main()" "${@:3}"; }
 
 {
     date -u +"date: %Y-%m-%dT%H:%M:%SZ"

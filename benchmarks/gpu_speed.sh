@@ -15,27 +15,10 @@
 # Optional packages that are not there are skipped with a line that says so. --dry-run: CPU, 64 px, no compile.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-dry_run=0
-images=gpu_data/isic2017-fullres/ISIC-2017_Validation_Data
-out=""
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --dry-run) dry_run=1 ;;
-        --images) images=$2; shift ;;
-        *) out=$1 ;;
-    esac
-    shift
-done
-out=${out:-${OUT:-benchmarks/results/gpu-speed-latest}}
-mkdir -p "$out"
-export PYTHONUNBUFFERED=1
-status=0
-[ -d "$images" ] || images=dermseg_deploy/samples/images
+source benchmarks/gpu_common.sh
+gpu_parse_args benchmarks/results/gpu-speed-latest "$@"
 masks=${images%/*}/ISIC-2017_Validation_Part1_GroundTruth
 [ -d "$masks" ] || masks=dermseg_deploy/samples/masks
-train_data=gpu_data/isic512
-[ -d "$train_data" ] || train_data=dermseg_deploy/samples
-python=${PYTHON:-python3}
 if [ "$dry_run" = 1 ]; then
     device=cpu size=64 batch=2 bench_time=(--min-seconds 0.2 --min-iterations 2 --warmup 1 --max-seconds 5)
     train=(--data dermseg_deploy/samples --size 64 --epochs 1 --batch-size 4 --val-count 2 --encoder-weights none --workers 0)
@@ -44,13 +27,8 @@ else
     device=cuda size=1024 batch=8 bench_time=(--min-seconds 2 --min-iterations 20 --warmup 3 --max-seconds 20)
     train=(--config benchmarks/gpu_train_short.json --data "$train_data")
     profile=(--size 1024 --batch 8 --variant fp16 --iterations 3)
-    for wheel in gpu_data/wheels/*.whl; do  # packages the machine lacks (prepare_gpu_data.sh downloads them)
-        [ -f "$wheel" ] && "$python" -m pip install -q --no-index --no-deps "$wheel" >>"$out/install.log" 2>&1
-    done
-    "$python" -m pip install -q --no-deps --no-build-isolation -e . >>"$out/install.log" 2>&1 || {
-        echo "editable install failed, using PYTHONPATH" | tee -a "$out/install.log"; export PYTHONPATH=$PWD; }
+    gpu_install
 fi
-run() { "$python" -c "import sys; from $1 import main; sys.argv[0] = '$2'; main()" "${@:3}"; }
 has() { "$python" -c "$1" >/dev/null 2>&1; }
 
 work=$(mktemp -d)

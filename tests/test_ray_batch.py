@@ -24,6 +24,22 @@ from .conftest import ISIC2017_FULLRES, ROOT, require_shared
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
+def _linked_samples(folder: Path, count: int) -> Path:
+    """`count` symlinks to the shipped samples, in turn."""
+    folder.mkdir()
+    samples = sample_image_paths()
+    for index in range(count):
+        (folder / f"img{index:02d}.jpg").symlink_to(samples[index % len(samples)])
+    return folder
+
+
+def _wait_for_masks(out: Path, count: int, driver: subprocess.Popen[Any]) -> None:
+    """Until `count` masks are written, the driver ends, or two minutes pass."""
+    deadline = time.monotonic() + 120
+    while len(list(out.glob("*_segmentation.png"))) < count and time.monotonic() < deadline and driver.poll() is None:
+        time.sleep(0.05)
+
+
 def _masks(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*_segmentation.png"))}
 
@@ -71,11 +87,7 @@ def test_ray_writes_the_masks_of_a_local_run_and_a_bad_file_is_one_failed_row(
 def test_a_killed_driver_then_a_rerun_finishes_with_the_same_masks(
     ray_session: Any, checkpoint_path: Path, tmp_path: Path
 ) -> None:
-    inputs = tmp_path / "in"
-    inputs.mkdir()
-    samples = sample_image_paths()
-    for index in range(48):
-        (inputs / f"img{index:02d}.jpg").symlink_to(samples[index % len(samples)])
+    inputs = _linked_samples(tmp_path / "in", 48)
     out, reference = tmp_path / "out", tmp_path / "reference"
     model = ["--engine", str(checkpoint_path), "--size", "128", "--batch-size", "1"]
     address = ray_session.get_runtime_context().gcs_address
@@ -84,9 +96,7 @@ def test_a_killed_driver_then_a_rerun_finishes_with_the_same_masks(
          "--ray-address", address, "--ray-actors", "1", "--threads", "1"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
     )
-    deadline = time.monotonic() + 120
-    while len(list(out.glob("*_segmentation.png"))) < 3 and time.monotonic() < deadline and driver.poll() is None:
-        time.sleep(0.05)
+    _wait_for_masks(out, 3, driver)
     os.killpg(driver.pid, signal.SIGKILL)
     driver.wait()
     written = list(out.glob("*_segmentation.png"))
@@ -104,11 +114,7 @@ def test_a_killed_driver_then_a_rerun_finishes_with_the_same_masks(
 def test_sigterm_to_the_driver_writes_the_manifest_and_exits_143(
     ray_session: Any, checkpoint_path: Path, tmp_path: Path
 ) -> None:
-    inputs = tmp_path / "in"
-    inputs.mkdir()
-    samples = sample_image_paths()
-    for index in range(48):
-        (inputs / f"img{index:02d}.jpg").symlink_to(samples[index % len(samples)])
+    inputs = _linked_samples(tmp_path / "in", 48)
     out = tmp_path / "out"
     address = ray_session.get_runtime_context().gcs_address
     driver = subprocess.Popen(
@@ -117,9 +123,7 @@ def test_sigterm_to_the_driver_writes_the_manifest_and_exits_143(
          "--threads", "1"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
-    deadline = time.monotonic() + 120
-    while len(list(out.glob("*_segmentation.png"))) < 3 and time.monotonic() < deadline and driver.poll() is None:
-        time.sleep(0.05)
+    _wait_for_masks(out, 3, driver)
     driver.send_signal(signal.SIGTERM)  # what docker stop and Kubernetes send
     output, _ = driver.communicate(timeout=120)
     assert driver.returncode == 143, output[-2000:]
