@@ -177,19 +177,19 @@ def run_job(request: RunRequest) -> None:
             elapsed = time.perf_counter() - start
             rows = _mark_missing_masks(rows)
             manifest = _write_reports(request.out_dir, request.report_path, rows, plan.errors)
-    _summarise(request, plan, rows, totals, elapsed, engine, manifest)
+    failed = _summarise(request, plan, rows, totals, elapsed, engine, manifest)
     if stop.is_set() or len(rows) < len(plan.items):
         left = len(plan.items) - len(rows)
         what = "not reported back (actors may have finished some: their masks exist)" if request.ray else "not started"
         click.echo(f"interrupted: {left} image(s) {what}; run the same command again to finish them", err=True)
         sys.exit(stop.exit_code if stop.is_set() else EXIT_INTERRUPTED)
-    failed = sum(r.status == STATUS_FAILED for r in rows) + len(plan.errors)
     sys.exit(EXIT_SOME_INPUTS_FAILED if failed else EXIT_OK)
 
 
 def _summarise(request: RunRequest, plan: InputPlan, rows: list[ManifestRow], totals: StageTotals, elapsed: float,
-               engine: str, manifest: Path) -> None:
-    """The closing lines: counts and rate, time per stage, and the images where no lesion was found."""
+               engine: str, manifest: Path) -> int:
+    """The closing lines: counts and rate, time per stage, and the images where no lesion was found; returns the
+    number of failed inputs."""
     done = sum(r.status == STATUS_OK for r in rows)
     skipped = sum(r.status == STATUS_SKIPPED for r in rows)
     failed = sum(r.status == STATUS_FAILED for r in rows) + len(plan.errors)
@@ -205,6 +205,7 @@ def _summarise(request: RunRequest, plan: InputPlan, rows: list[ManifestRow], to
     if empty:
         click.echo(f"no lesion found in {empty} image(s) (empty masks; note \"{NO_LESION_NOTE}\" in the manifest)",
                    err=True)
+    return failed
 
 
 def _segment_on_ray(

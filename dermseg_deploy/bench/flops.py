@@ -7,6 +7,8 @@ layer's work grows with the number of pixels.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -29,12 +31,18 @@ Matched by name in this order (the PCIe H100 before the SXM one)."""
 
 def flops_per_image(size_px: int) -> float:
     """The model's FLOPs for one square image of `size_px`."""
+    return _flops_at_count_size() * (size_px / COUNT_SIZE_PX) ** 2
+
+
+@functools.cache
+def _flops_at_count_size() -> float:
+    """Counted once per process (a forward pass on the meta device)."""
     with torch.device("meta"):
         model = ResNet34UNet().eval()
         x = torch.empty((1, 3, COUNT_SIZE_PX, COUNT_SIZE_PX))
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(x)
-    return counter.get_total_flops() * (size_px / COUNT_SIZE_PX) ** 2
+    return float(counter.get_total_flops())
 
 
 def dense_fp16_peak_tflops(gpu_name: str | None) -> float | None:
