@@ -11,8 +11,9 @@ import click
 
 from . import __version__
 from .bench.settings import MIN_PERCENTILE_SAMPLES
-from .cli_common import handle_errors
+from .cli_common import check_postprocess_option, handle_errors
 from .defaults import DEVICE_HELP, MAX_THREADS
+from .mask_options import POSTPROCESS_HELP, TTA_VIEWS
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -37,6 +38,12 @@ from .defaults import DEVICE_HELP, MAX_THREADS
 @click.option("--io-threads", type=click.IntRange(1, MAX_THREADS), default=4, show_default=True,
               help="Reader and writer threads of the end-to-end pipeline.")
 @click.option("--full-decode", is_flag=True, help="Decode JPEGs at full size on the CPU (no DCT-domain scaling).")
+@click.option("--tta", "tta_modes", multiple=True, type=click.Choice(tuple(TTA_VIEWS)), default=("none",),
+              show_default=True, help="Test-time augmentation, repeatable: each mode is its own row, so its cost shows "
+                                      "(none, flips: 4 views, dihedral: 8).")
+@click.option("--postprocess", "postprocess_settings", multiple=True, default=("none",), show_default=True,
+              callback=check_postprocess_option,
+              help="Post-processing setting, repeatable: each is its own row (with every --tta). " + POSTPROCESS_HELP)
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
               help="Write the results, settings and environment to this JSON file.")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None,
@@ -45,14 +52,17 @@ from .defaults import DEVICE_HELP, MAX_THREADS
 @handle_errors
 def main(engines: tuple[str, ...], batch_sizes: str, images_dir: Path | None, size_px: int | None, device: str,
          reference: str | None, warmup: int, min_iterations: int, min_seconds: float, max_seconds: float, io_threads: int,
-         full_decode: bool, json_path: Path | None, plot_path: Path | None, quiet: bool) -> None:
+         full_decode: bool, tta_modes: tuple[str, ...], postprocess_settings: tuple[str, ...], json_path: Path | None,
+         plot_path: Path | None, quiet: bool) -> None:
     """Benchmark engines on real images: stage latencies (mean, median, p90/p95/p99 by nearest rank), the
     inference-only rate (GPU compute time on CUDA), the end-to-end rate of the dermseg-run pipeline, and
     the mask IoU against a reference engine."""
     from .bench.job import BenchRequest, run_bench
+    from .mask_options import MaskOptions
 
+    masks = [MaskOptions.parse(tta, steps) for tta in dict.fromkeys(tta_modes) for steps in dict.fromkeys(postprocess_settings)]
     run_bench(BenchRequest(list(engines), batch_sizes, images_dir, size_px, device, reference, warmup, min_iterations,
-                           min_seconds, max_seconds, io_threads, full_decode, json_path, plot_path, quiet))
+                           min_seconds, max_seconds, io_threads, full_decode, json_path, plot_path, quiet, masks))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from .errors import (
     OutputWriteError,
     UserError,
 )
+from .mask_options import POSTPROCESS_HELP, TTA_HELP, TTA_VIEWS, MaskOptions
 from .stop_signals import EXIT_INTERRUPTED
 
 EXIT_OK = 0
@@ -71,3 +72,21 @@ def handle_errors(command: F) -> F:
             sys.exit(EXIT_INTERNAL)
 
     return wrapper  # type: ignore[return-value]
+
+
+def check_postprocess_option(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    for text in value if isinstance(value, tuple) else (value,):
+        try:
+            MaskOptions.parse("none", text)
+        except UserError as exc:
+            raise click.BadParameter(str(exc)) from exc
+    return value
+
+
+def mask_option_flags(command: F) -> F:
+    """`--tta` and `--postprocess`, the same on every command that makes masks (default: plain, as training
+    validates)."""
+    command = click.option("--postprocess", default="none", show_default=True, callback=check_postprocess_option,
+                           help=POSTPROCESS_HELP)(command)
+    return click.option("--tta", type=click.Choice(tuple(TTA_VIEWS)), default="none", show_default=True,
+                        help=TTA_HELP)(command)

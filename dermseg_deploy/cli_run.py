@@ -12,7 +12,7 @@ import click
 
 from . import __version__
 from .backends.options import ORT_PROVIDERS, TORCH_PRECISIONS
-from .cli_common import handle_errors
+from .cli_common import handle_errors, mask_option_flags
 from .defaults import DEFAULT_MAX_PIXELS, DEVICE_HELP, MAX_BATCH_SIZE, MAX_THREADS
 
 
@@ -58,6 +58,7 @@ def _check_threshold(ctx: click.Context, param: click.Parameter, value: float | 
 @click.option("--compile", "compile_model", is_flag=True,
               help=".pt: fold BatchNorm into the convolutions, pad the last block for tensor cores, then torch.compile "
                    "(inductor; the first batch of each shape compiles: seconds to minutes, cached on disk).")
+@mask_option_flags
 @click.option("--full-decode", is_flag=True,
               help="On the CPU, decode every JPEG at full size (default: libjpeg's reduced DCT scale where the input is "
                    "small). On CUDA, JPEGs are always decoded at full size on the GPU.")
@@ -74,7 +75,8 @@ def main(
     model_path: Path, inputs: tuple[Path, ...], out_dir: Path, size_px: int | None, batch_size: int, device: str,
     threshold: float | None, overwrite: bool, overlay: bool, max_pixels: int, io_threads: int, threads: int | None,
     report_path: Path | None, provider: str, trust_plan: bool, precision: str, channels_last: bool, cuda_graphs: bool,
-    compile_model: bool, full_decode: bool, ray: bool, ray_address: str | None, ray_actors: int | None, quiet: bool,
+    compile_model: bool, tta: str, postprocess: str, full_decode: bool, ray: bool, ray_address: str | None,
+    ray_actors: int | None, quiet: bool,
 ) -> None:
     """Segment skin lesions in image files and folders (recursive); write <name>_segmentation.png masks.
 
@@ -85,13 +87,13 @@ def main(
     failed; 4 backend, device or precision unavailable; 130 interrupted (SIGINT), 143 terminated (SIGTERM);
     70 internal error.
     """
+    from .mask_options import MaskOptions
     from .run_job import RunRequest, run_job
 
     run_job(RunRequest(
         model_path, list(inputs), out_dir, size_px, batch_size, device, threshold, overwrite, overlay, max_pixels,
         io_threads, threads, report_path, provider, trust_plan, precision, channels_last, cuda_graphs, compile_model,
-        full_decode,
-        ray, ray_address, ray_actors, quiet,
+        full_decode, ray, ray_address, ray_actors, quiet, MaskOptions.parse(tta, postprocess),
     ))
 
 

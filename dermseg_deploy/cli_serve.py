@@ -11,7 +11,7 @@ import click
 from . import __version__
 from .backends import BackendOptions
 from .backends.options import ORT_PROVIDERS
-from .cli_common import handle_errors
+from .cli_common import handle_errors, mask_option_flags
 from .defaults import DEFAULT_MAX_PIXELS, MAX_BATCH_SIZE, MAX_THREADS
 from .errors import UserError
 from .scale.ray_cluster import import_ray, ray_cluster
@@ -50,6 +50,7 @@ def wait_for_signal() -> None:
 @click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
               help="Larger images get HTTP 413.")
 @click.option("--full-decode", is_flag=True, help="On the CPU, decode JPEGs at full size.")
+@mask_option_flags
 @click.option("--provider", type=click.Choice(ORT_PROVIDERS), default="auto", show_default=True,
               help=".onnx: ONNX Runtime execution provider (auto: CPU on the CPU, CUDA on a GPU).")
 @click.option("--trust-plan", is_flag=True, help=".plan: allow a version-compatible plan's host code.")
@@ -57,7 +58,7 @@ def wait_for_signal() -> None:
 @handle_errors
 def main(model_path: Path, replicas: int | None, max_batch_size: int, batch_wait_ms: float, host: str, port: int,
          threads: int | None, device: str, size_px: int | None, threshold: float | None, max_pixels: int,
-         full_decode: bool, provider: str, trust_plan: bool, ray_address: str | None) -> None:
+         full_decode: bool, tta: str, postprocess: str, provider: str, trust_plan: bool, ray_address: str | None) -> None:
     """Serve skin-lesion segmentation: POST /segment with image bytes returns the PNG mask at the image's size
     (?format=json: lesion fraction, size, timing); GET /healthz. Bad images get HTTP 400, images over
     --max-pixels 413. SIGINT or SIGTERM stops taking requests, lets the ones in flight finish, and exits.
@@ -69,6 +70,7 @@ def main(model_path: Path, replicas: int | None, max_batch_size: int, batch_wait
     import_ray()  # a clear error where Ray is missing
     from ray import serve
 
+    from .mask_options import MaskOptions
     from .scale.ray_batch import plan_actors
     from .scale.segmenter_spec import SegmenterSpec
     from .scale.serve_app import APP_NAME, ServeSettings, build_app
@@ -76,13 +78,14 @@ def main(model_path: Path, replicas: int | None, max_batch_size: int, batch_wait
     with ray_cluster(ray_address) as cluster:
         plan = plan_actors(cluster, device, replicas, threads)
         model = SegmenterSpec(str(model_path.resolve()), device, size_px, threshold, BackendOptions(provider, trust_plan),
-                              max_pixels, not full_decode)
+                              max_pixels, not full_decode, MaskOptions.parse(tta, postprocess))
         settings = ServeSettings(model.on(plan.device, plan.threads), max_batch_size, batch_wait_ms)
         serve.start(http_options={"host": host, "port": port})
         serve.run(build_app(settings, plan.actors, plan.cpus_per_actor, plan.gpus_per_actor), name=APP_NAME,
                   route_prefix="/")
         click.echo(f"serving {model_path} on http://{host}:{port} (POST /segment, GET /healthz) with "
-                   f"{plan.describe().replace('actor', 'replica')}; Ctrl-C or SIGTERM stops", err=True)
+                   f"{plan.describe().replace('actor', 'replica')}, masks {model.mask_options.describe()}; Ctrl-C or "
+                   "SIGTERM stops", err=True)
         wait_for_signal()  # installed after Ray's start-up, which sets a SIGTERM handler of its own
         click.echo("stopping: no new requests; waiting for the ones in flight", err=True)
         serve.delete(APP_NAME)  # replicas finish their in-flight requests first

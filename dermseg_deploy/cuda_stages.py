@@ -2,7 +2,8 @@
 
     prep stream        nvJPEG decoding, upload, resize and normalise of batch k+1
     current stream     inference of batch k (the backend's own work, or its own stream after this one)
-    post stream        finite check, threshold, upsampling and the copy to pinned host memory of batch k-1
+    post stream        finite check, threshold, post-processing (CuPy), upsampling and the copy to pinned host
+                       memory of batch k-1
 
 Events order them: inference waits for its batch's preprocessing, postprocessing for its batch's logits, and
 a writer thread waits for its mask's copy (`wait_for_mask`) before encoding it. The inference thread never
@@ -18,6 +19,8 @@ import torch
 from .backends.base import Backend
 from .decode_policy import DecodePolicy
 from .errors import InputImageError, NonFiniteLogitsError
+from .lesion_regions import refine_masks
+from .mask_options import MaskOptions
 from .metadata import ModelMetadata
 from .postprocess import logits_to_masks, upsample_mask
 from .preprocess import preprocess
@@ -36,8 +39,12 @@ class PendingMask:
 class CudaStages(HostStages):
     """The stages on a CUDA device: GPU JPEG decoding, resizing, thresholding and upsampling on the device."""
 
-    def __init__(self, backend: Backend, metadata: ModelMetadata, policy: DecodePolicy, overlay: bool = False) -> None:
-        super().__init__(backend, metadata, policy, overlay)
+    views_per_call = None
+    """All test-time augmentation views in one backend call (a plan's profile cuts it to its largest batch)."""
+
+    def __init__(self, backend: Backend, metadata: ModelMetadata, policy: DecodePolicy, overlay: bool = False,
+                 mask_options: MaskOptions | None = None) -> None:
+        super().__init__(backend, metadata, policy, overlay, mask_options)
         self.prep_stream = torch.cuda.Stream(self.device)
         self.post_stream = torch.cuda.Stream(self.device)
         self._pending: dict[int, PendingMask] = {}
@@ -102,7 +109,7 @@ class CudaStages(HostStages):
         host: list[torch.Tensor | None] = []
         with torch.cuda.stream(self.post_stream):
             finite = torch.isfinite(logits).flatten(1).all(dim=1)
-            masks = logits_to_masks(logits, self.metadata.logit_threshold)
+            masks = refine_masks(logits_to_masks(logits, self.metadata.logit_threshold), self.mask_options.postprocess)
             flags = torch.empty(finite.shape, dtype=torch.bool, pin_memory=True)
             flags.copy_(finite, non_blocking=True)
             outputs = []

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
+import torch
 from tqdm import tqdm
 
 from .atomic import remove_stale_temp_files
@@ -19,6 +20,7 @@ from .decode import IMAGE_SUFFIXES
 from .devices import resolve_device
 from .errors import InputImageError, OutputWriteError, UserError
 from .inputs import InputPlan, WorkItem, plan_inputs
+from .lesion_regions import postprocess_engine
 from .manifest import (
     MANIFEST_NAME,
     STATUS_FAILED,
@@ -31,6 +33,7 @@ from .manifest import (
     write_manifest,
 )
 from .mask_files import lesion_fraction_of_file
+from .mask_options import MaskOptions
 from .outputs import make_output_folders
 from .pipeline import NO_LESION_NOTE, RunOptions, already_done
 from .scale.ray_batch import ActorSettings, run_on_ray
@@ -69,6 +72,7 @@ class RunRequest:
     ray_address: str | None
     ray_actors: int | None
     quiet: bool
+    mask_options: MaskOptions = MaskOptions()
 
 
 @dataclass
@@ -137,6 +141,7 @@ def run_job(request: RunRequest) -> None:
         click.echo(f"error: {error}", err=True)
     if device == "auto" and torch_device is not None:
         click.echo(f"device: auto picked {torch_device}", err=True)
+    _announce_mask_options(request.mask_options, torch_device)
     stop = StopFlag()
     rows: list[ManifestRow] = []
     totals = StageTotals({})
@@ -155,14 +160,15 @@ def run_job(request: RunRequest) -> None:
         try:
             if request.ray:
                 model = SegmenterSpec(str(request.model_path), device, request.size_px, request.threshold,
-                                      backend_options, request.max_pixels, not request.full_decode)
+                                      backend_options, request.max_pixels, not request.full_decode,
+                                      request.mask_options)
                 settings = ActorSettings(model, request.overlay, request.batch_size)
                 rows, engine = _segment_on_ray(plan.items, settings, request, report, stop.is_set)
             else:
                 assert torch_device is not None
                 backend = open_backend(request.model_path, torch_device, request.size_px, backend_options)
-                with Segmenter(backend, request.threshold, request.max_pixels,
-                               reduced_jpeg=not request.full_decode) as segmenter:
+                with Segmenter(backend, request.threshold, request.max_pixels, not request.full_decode,
+                               request.mask_options) as segmenter:
                     options = RunOptions(request.batch_size, request.overwrite, request.io_threads)
                     for result in segmenter.segment_items(plan.items, options, request.overlay, stop.is_set):
                         rows.append(result.manifest_row())
@@ -184,6 +190,18 @@ def run_job(request: RunRequest) -> None:
         click.echo(f"interrupted: {left} image(s) {what}; run the same command again to finish them", err=True)
         sys.exit(stop.exit_code if stop.is_set() else EXIT_INTERRUPTED)
     sys.exit(EXIT_SOME_INPUTS_FAILED if failed else EXIT_OK)
+
+
+def _announce_mask_options(options: MaskOptions, device: torch.device | None) -> None:
+    """One line when the masks are not the plain model's: what is on, and where post-processing runs."""
+    if options.plain:
+        return
+    line = f"masks: {options.describe()}"
+    if options.tta != "none":
+        line += f" ({options.views} inferences per image)"
+    if options.postprocess and device is not None:
+        line += f"; post-processing with {postprocess_engine(device)}"
+    click.echo(line, err=True)
 
 
 def _summarise(request: RunRequest, plan: InputPlan, rows: list[ManifestRow], totals: StageTotals, elapsed: float,

@@ -5,6 +5,8 @@
         mask = seg.segment("lesion.jpg")              # (H, W) uint8 array of 0/255
         results = seg.segment_files(paths, out_dir)   # one SegmentResult per file; never raises for a bad image
 
+    Segmenter.open(path, tta="dihedral", postprocess=("largest", "fill-holes"))  # see mask_options
+
 Every call runs the per-image core (`stages`) that `dermseg-run`, `dermseg-eval`, training validation and
 `dermseg-bench` run, so the masks are the same wherever they come from (on the same device).
 """
@@ -25,6 +27,7 @@ from .errors import InputImageError
 from .image_input import ImageLike, ImageTypeError, as_pixels_or_path, is_single_image
 from .inputs import WorkItem, output_paths, unique_outputs
 from .manifest import STATUS_FAILED
+from .mask_options import MaskOptions
 from .outputs import make_output_folders
 from .pipeline import RunOptions, run_pipeline
 from .results import SegmentResult
@@ -38,9 +41,11 @@ class Segmenter:
     """A backend plus the decode policy and the stages that turn images into masks at their own size."""
 
     def __init__(self, backend: Backend, threshold: float | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 reduced_jpeg: bool = True) -> None:
-        """`reduced_jpeg`: on the CPU, decode large JPEGs at a reduced DCT scale (see `DecodePolicy`)."""
+                 reduced_jpeg: bool = True, mask_options: MaskOptions | None = None) -> None:
+        """`reduced_jpeg`: on the CPU, decode large JPEGs at a reduced DCT scale (see `DecodePolicy`);
+        `mask_options`: test-time augmentation and lesion post-processing (default: neither)."""
         self.backend = backend
+        self.mask_options = mask_options or MaskOptions()
         self.metadata = backend.metadata if threshold is None else backend.metadata.with_updates(threshold=threshold)
         self.policy = DecodePolicy(self.metadata.size_px, max_pixels, reduced_jpeg, backend.device)
 
@@ -48,27 +53,32 @@ class Segmenter:
     def open(
         cls, model_path: str | Path, device: str = "auto", size_px: int | None = None, threshold: float | None = None,
         options: BackendOptions | None = None, threads: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
-        reduced_jpeg: bool = True,
+        reduced_jpeg: bool = True, tta: str = "none", postprocess: str | Sequence[str] = (),
     ) -> Segmenter:
         """Open `.pt`, `.onnx` or `.plan` on `device` (auto, cpu, cuda or cuda:N).
 
         `threads` sets the intra-op threads of ONNX Runtime and PyTorch, so that several workers on one
-        machine share its cores (ONNX Runtime ignores OMP_NUM_THREADS).
+        machine share its cores (ONNX Runtime ignores OMP_NUM_THREADS). `tta` (none, flips, dihedral) and
+        `postprocess` (largest, fill-holes: a sequence or comma-separated text) are `dermseg-run`'s `--tta` and
+        `--postprocess`.
         """
+        steps = postprocess if isinstance(postprocess, str) else ",".join(postprocess)
+        mask_options = MaskOptions.parse(tta, steps)
         options = options or BackendOptions()
         if threads is not None:
             options = options.with_threads(threads)
-        return cls(open_backend(model_path, resolve_device(device), size_px, options), threshold, max_pixels, reduced_jpeg)
+        backend = open_backend(model_path, resolve_device(device), size_px, options)
+        return cls(backend, threshold, max_pixels, reduced_jpeg, mask_options)
 
     def __repr__(self) -> str:
         size = self.metadata.size_px
         model = str(self.backend.path) if self.backend.path is not None else "<in-memory model>"
         return (f"Segmenter(model={model!r}, backend={self.backend.name!r}, device={str(self.backend.device)!r}, "
-                f"input={size}x{size})")
+                f"input={size}x{size}, masks={self.mask_options.describe()!r})")
 
     def stages(self, overlay: bool = False) -> HostStages:
         """The stage objects every entry point runs (the bench times them one by one)."""
-        return make_stages(self.backend, self.metadata, self.policy, overlay)
+        return make_stages(self.backend, self.metadata, self.policy, overlay, self.mask_options)
 
     # ---- many files: results, never exceptions for a bad image ----------------------------------------------
 

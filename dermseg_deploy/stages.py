@@ -28,9 +28,12 @@ from .decode import read_file_bytes
 from .decode_policy import DecodePolicy
 from .errors import InputImageError, NonFiniteLogitsError
 from .inputs import WorkItem
+from .lesion_regions import refine_masks
+from .mask_options import MaskOptions
 from .metadata import ModelMetadata
 from .postprocess import logits_to_masks, upsample_mask
 from .preprocess import preprocess
+from .tta import average_over_views
 
 STAGE_NAMES = ("decode", "preprocess", "inference", "postprocess", "write")
 """The stages a run reports per image: read and decode; resize and normalise; the backend; threshold and
@@ -69,11 +72,16 @@ class Prepared:
 class HostStages:
     """The stages on the CPU: everything but inference runs in the reader and writer threads."""
 
-    def __init__(self, backend: Backend, metadata: ModelMetadata, policy: DecodePolicy, overlay: bool = False) -> None:
+    views_per_call: int | None = 1
+    """Test-time augmentation views per backend call: one on the CPU, so that memory stays that of a plain batch."""
+
+    def __init__(self, backend: Backend, metadata: ModelMetadata, policy: DecodePolicy, overlay: bool = False,
+                 mask_options: MaskOptions | None = None) -> None:
         self.backend = backend
         self.metadata = metadata
         self.policy = policy
         self.overlay = overlay
+        self.mask_options = mask_options or MaskOptions()
         self.device = backend.device
 
     # ---- reader threads ----------------------------------------------------------------------------------
@@ -148,13 +156,14 @@ class HostStages:
         return self.batch_inputs(prepared)
 
     def infer(self, batch: torch.Tensor) -> torch.Tensor:
-        return self.backend.infer(batch)
+        """The backend's logits, averaged over the test-time augmentation views where asked for."""
+        return average_over_views(self.backend.infer, batch, self.mask_options.tta, self.views_per_call)
 
     def postprocess(self, logits: torch.Tensor, prepared: list[Prepared]) -> list[torch.Tensor | None]:
-        """Network-size 0/1 masks on the CPU (`finish_mask` upsamples them in the writer threads); None for an
-        image whose logits are not finite (it is marked failed)."""
+        """Network-size 0/1 masks on the CPU, post-processed where asked for (`finish_mask` upsamples them in the
+        writer threads); None for an image whose logits are not finite (it is marked failed)."""
         finite = finite_logits(logits, prepared)
-        masks = logits_to_masks(logits, self.metadata.logit_threshold).cpu()
+        masks = refine_masks(logits_to_masks(logits, self.metadata.logit_threshold).cpu(), self.mask_options.postprocess)
         return [mask if ok else None for mask, ok in zip(masks, finite)]
 
     # ---- writer threads ----------------------------------------------------------------------------------
@@ -188,10 +197,11 @@ def finite_logits(logits: torch.Tensor, prepared: list[Prepared]) -> list[bool]:
     return finite
 
 
-def make_stages(backend: Backend, metadata: ModelMetadata, policy: DecodePolicy, overlay: bool = False) -> HostStages:
+def make_stages(backend: Backend, metadata: ModelMetadata, policy: DecodePolicy, overlay: bool = False,
+                mask_options: MaskOptions | None = None) -> HostStages:
     """The stage objects for the backend's device."""
     if backend.device.type == "cuda":
         from .cuda_stages import CudaStages
 
-        return CudaStages(backend, metadata, policy, overlay)
-    return HostStages(backend, metadata, policy, overlay)
+        return CudaStages(backend, metadata, policy, overlay, mask_options)
+    return HostStages(backend, metadata, policy, overlay, mask_options)

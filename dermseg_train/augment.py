@@ -7,15 +7,10 @@ import math
 import torch
 import torch.nn.functional as F
 
+from dermseg_deploy.tta import dihedral
+
 DEFAULT_MAX_ROTATION_DEG = 10.0
 DEFAULT_LIGHTING = 0.2
-
-
-def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
-    """The k-th (0-7) of the 8 dihedral symmetries of the last two dimensions."""
-    if k >= 4:
-        x = x.flip(-1)
-    return torch.rot90(x, k % 4, dims=(-2, -1))
 
 
 def rotate(image: torch.Tensor, mask: torch.Tensor, degrees: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -20,7 +20,7 @@ from .config import PAPER_LRS_1024, TrainConfig, load_config_file
 from .run_paths import last_checkpoint_path, log_path
 
 CONFIG_FLAGS = ("data", "out", "val_count", "val_fraction", "seed", "encoder_weights", "workers", "dice_weight",
-                "cache_dir", "val_every", "max_rotation_deg", "lighting", "device")
+                "cache_dir", "val_every", "validate_on", "max_rotation_deg", "lighting", "device")
 """Flags that set a TrainConfig field of the same name: a config file's value stands unless the flag is given."""
 
 
@@ -109,7 +109,11 @@ def build_config(ctx: click.Context, options: dict[str, Any]) -> TrainConfig:
 @click.option("--val-count", type=click.IntRange(min=1), default=None,
               help="Validation images (default: 500, as the paper; at most a quarter of the data).")
 @click.option("--val-fraction", type=float, default=None, help="Validation share instead of --val-count.")
-@click.option("--val-every", type=click.IntRange(min=1), default=1, show_default=True, help="Validate every N epochs.")
+@click.option("--val-every", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Validate every N epochs (and at the end of each stage).")
+@click.option("--validate-on", type=click.Choice(["all", "selection"]), default="all", show_default=True,
+              help="Score epochs on all validation images, or on the selection half only, keeping the reporting half "
+                   "unseen for dermseg-eval --ids model.split.json --half reporting.")
 @click.option("--dice-weight", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Add this times a soft Dice loss to BCE.")
 @click.option("--max-rotation-deg", type=click.FloatRange(min=0, max=180), default=10.0, show_default=True,
@@ -154,7 +158,9 @@ def main(**options: Any) -> None:
                       stop.is_set)
     if trainer.info.is_main:
         click.echo(f"training on {describe_device(trainer.device)} x {trainer.info.world_size} process(es); "
-                   f"{len(trainer.train_pairs)} training and {len(trainer.val_pairs)} validation images", err=True)
+                   f"{len(trainer.train_pairs)} training and {len(trainer.val_pairs)} validation images"
+                   + (f" (epochs scored on the selection half: {len(trainer.scored_pairs)})"
+                      if config.validate_on == "selection" else ""), err=True)
 
     def announce(name: str) -> None:
         if trainer.info.is_main:
@@ -170,7 +176,7 @@ def main(**options: Any) -> None:
         sys.exit(stop.exit_code)
     if not trainer.info.is_main:
         return
-    baselines = add_baselines(Path(config.out), trainer.val_pairs)
+    baselines = add_baselines(Path(config.out), trainer.scored_pairs)
     validation = record.get("validation", {})
     click.echo(
         f"final {describe_scores('validation', validation.get('all', {}))} at {record.get('size_px')} px; "

@@ -79,6 +79,9 @@ class TrainConfig:
     cache: bool = True
     deterministic: bool = False
     val_every: int = 1
+    validate_on: str = "all"
+    """Which validation images score the epochs and pick the best one: all, or the selection half only (so that
+    the reporting half stays unseen while settings are chosen; `dermseg-eval --half`)."""
     eval_batch_size: int = 8
     amp: bool = True
     channels_last: bool = True
@@ -92,6 +95,8 @@ class TrainConfig:
             raise UserError(f"val_fraction {self.val_fraction} must lie strictly between 0 and 1")
         if self.dice_weight < 0 or self.val_every < 1:
             raise UserError("dice_weight must be >= 0 and val_every >= 1")
+        if self.validate_on not in ("all", "selection"):
+            raise UserError(f"validate_on = {self.validate_on!r}: must be all or selection")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

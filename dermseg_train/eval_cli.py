@@ -10,11 +10,12 @@ from typing import Any
 import click
 
 from dermseg_deploy.atomic import atomic_write_bytes
-from dermseg_deploy.cli_common import EXIT_OK, EXIT_SOME_INPUTS_FAILED, handle_errors
+from dermseg_deploy.cli_common import EXIT_OK, EXIT_SOME_INPUTS_FAILED, handle_errors, mask_option_flags
 from dermseg_deploy.defaults import DEVICE_HELP, MAX_BATCH_SIZE
 from dermseg_deploy.errors import UserError
 
 from . import __version__
+from .data_split import VAL_HALVES, split_val_halves
 
 
 def _line(label: str, means: dict[str, Any]) -> str:
@@ -40,16 +41,20 @@ def _line(label: str, means: dict[str, Any]) -> str:
               help="Images per inference batch (with --engine).")
 @click.option("--ids", "ids_file", type=click.Path(path_type=Path), default=None,
               help="Only these images: a text file of ISIC ids, or a model.split.json (its validation ids).")
+@click.option("--half", type=click.Choice(VAL_HALVES), default=None,
+              help="With --ids model.split.json: only this seeded half of its validation ids (choose settings on "
+                   "selection, report on reporting).")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Write the means here.")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), default=None,
               help="Per-image scores (default: eval.csv beside --json, else none).")
 @click.option("--save-masks", "save_dir", type=click.Path(path_type=Path), default=None,
               help="--engine: also write the scored masks here, named as dermseg-run names them, with a manifest.csv.")
 @click.option("--full-decode", is_flag=True, help="On the CPU, decode JPEGs at full size (as dermseg-run --full-decode).")
+@mask_option_flags
 @handle_errors
 def main(data: Path, model_path: Path | None, masks_dir: Path | None, size_px: int | None, device: str,
          batch_size: int, ids_file: Path | None, json_path: Path | None, csv_path: Path | None, save_dir: Path | None,
-         full_decode: bool) -> None:
+         full_decode: bool, tta: str, postprocess: str, half: str | None) -> None:
     """Score a model or a folder of masks against ISIC ground truth, exactly as the ISIC scorer does.
 
     Per image: prediction at the mask's original size, binarised at > 128; Jaccard (1 when both are
@@ -58,6 +63,7 @@ def main(data: Path, model_path: Path | None, masks_dir: Path | None, size_px: i
     wrongly sized (counted 0 and listed).
     """
     from dermseg_deploy.manifest import MANIFEST_NAME, write_manifest
+    from dermseg_deploy.mask_options import MaskOptions
     from dermseg_deploy.segmenter import Segmenter
 
     from .data import discover_pairs
@@ -67,9 +73,14 @@ def main(data: Path, model_path: Path | None, masks_dir: Path | None, size_px: i
         raise UserError("give exactly one of --engine MODEL and --masks PRED_DIR")
     if save_dir is not None and model_path is None:
         raise UserError("--save-masks needs --engine (with --masks the masks are already written)")
+    mask_options = MaskOptions.parse(tta, postprocess)
+    if masks_dir is not None and not mask_options.plain:
+        raise UserError("--tta and --postprocess go with --engine (--masks scores masks already made)")
     pairs = discover_pairs(data)
+    if half is not None and (ids_file is None or ids_file.suffix != ".json"):
+        raise UserError("--half needs --ids model.split.json (the split file a training run wrote)")
     if ids_file is not None:
-        wanted = _read_ids(ids_file)
+        wanted = _read_ids(ids_file, half)
         pairs = [p for p in pairs if p.image_id in wanted]
         if not pairs:
             raise UserError(f"{ids_file}: none of its ids are in {data}")
@@ -80,11 +91,13 @@ def main(data: Path, model_path: Path | None, masks_dir: Path | None, size_px: i
         source = str(masks_dir)
     else:
         assert model_path is not None
-        with Segmenter.open(model_path, device, size_px, reduced_jpeg=not full_decode) as segmenter:
+        with Segmenter.open(model_path, device, size_px, reduced_jpeg=not full_decode, tta=mask_options.tta,
+                            postprocess=mask_options.postprocess) as segmenter:
             if device == "auto":
                 click.echo(f"device: auto picked {segmenter.backend.device}", err=True)
             evaluations = evaluate_segmenter(segmenter, pairs, batch_size, save_dir)
-            source = f"{model_path} ({segmenter.backend.describe()}, {segmenter.metadata.size_px} px)"
+            source = (f"{model_path} ({segmenter.backend.describe()}, {segmenter.metadata.size_px} px, masks "
+                      f"{mask_options.describe()})")
         if save_dir is not None:
             rows = [e.manifest_row for e in evaluations if e.manifest_row is not None]
             click.echo(f"masks in {save_dir}/, manifest {write_manifest(save_dir / MANIFEST_NAME, rows)}", err=True)
@@ -105,13 +118,16 @@ def main(data: Path, model_path: Path | None, masks_dir: Path | None, size_px: i
     sys.exit(EXIT_SOME_INPUTS_FAILED if summary["failed"] else EXIT_OK)
 
 
-def _read_ids(path: Path) -> set[str]:
+def _read_ids(path: Path, half: str | None = None) -> set[str]:
     if not path.is_file():
         raise UserError(f"{path}: ids file not found")
     text = path.read_text()
     if path.suffix == ".json":
         try:
-            return set(json.loads(text)["val"])
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            split = json.loads(text)
+            val = [str(image_id) for image_id in split["val"]]
+            seed = int(split.get("seed", 0))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise UserError(f"{path}: expected a split file with a 'val' list") from exc
+        return set(split_val_halves(val, seed)[half] if half else val)
     return {line.strip() for line in text.splitlines() if line.strip()}

@@ -18,6 +18,7 @@ from dermseg_deploy.atomic import atomic_write_bytes
 from dermseg_deploy.checkpoint import Checkpoint, atomic_torch_save, check_plain
 
 from .data import Pair
+from .data_split import split_val_halves
 
 TRAINING_STATE_KEY = "training_state"
 """The key of `model.last.pt` that holds progress, optimiser, scheduler, scaler and RNG states."""
@@ -85,5 +86,6 @@ def save_resumable(path: Path, checkpoint: Checkpoint, progress: Progress, optim
 
 
 def write_split(path: Path, seed: int, train: Sequence[Pair], val: Sequence[Pair]) -> None:
-    split = {"seed": seed, "train": [p.image_id for p in train], "val": [p.image_id for p in val]}
+    val_ids = [p.image_id for p in val]
+    split = {"seed": seed, "train": [p.image_id for p in train], "val": val_ids, **split_val_halves(val_ids, seed)}
     atomic_write_bytes(path, json.dumps(split, indent=1).encode())

@@ -30,6 +30,7 @@ from dermseg_deploy.segmenter import Segmenter
 
 from .config import StageConfig, TrainConfig
 from .data import ResizeCache, SegmentationDataset, default_val_count, discover_pairs, split_pairs
+from .data_split import split_val_halves
 from .distributed import barrier, init_from_environment, shutdown, stop_requested, sum_across
 from .encoder_weights import build_model
 from .evaluate import evaluate_segmenter, totals
@@ -82,6 +83,10 @@ class Trainer:
         pairs = discover_pairs(config.data)
         val_count = self._val_count(len(pairs))
         self.train_pairs, self.val_pairs = split_pairs(pairs, val_count, config.seed)
+        self.scored_pairs = self.val_pairs  # the validation images that score epochs (`validate_on`)
+        if config.validate_on == "selection":
+            selection = set(split_val_halves([p.image_id for p in self.val_pairs], config.seed)["selection"])
+            self.scored_pairs = [p for p in self.val_pairs if p.image_id in selection]
         self.metadata = ModelMetadata(
             train_size_px=config.stages[-1].size_px, train_data=f"{Path(config.data).name} ({len(pairs)} pairs)"
         )
@@ -179,7 +184,7 @@ class Trainer:
 
     def validate(self, model: ResNet34UNet, size_px: int) -> dict[str, Any]:
         """Every rank scores its share of the validation images; sums are added across ranks."""
-        shard = self.val_pairs[self.info.rank :: self.info.world_size]
+        shard = self.scored_pairs[self.info.rank :: self.info.world_size]
         segmenter = Segmenter(TorchBackend(model, self.metadata.with_updates(size_px=size_px), self.device))
         evaluations = evaluate_segmenter(segmenter, shard, self.config.eval_batch_size)  # dermseg-run's own core
         large = [e for e in evaluations if e.large_lesion]

@@ -7,7 +7,7 @@ import datetime
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
@@ -20,6 +20,7 @@ from ..defaults import MAX_BATCH_SIZE
 from ..devices import resolve_device
 from ..errors import UserError
 from ..export.check_images import image_files
+from ..mask_options import MaskOptions
 from ..segmenter import Segmenter
 from .engines import EngineSpec, parse_engine, tf32_enabled
 from .environment import describe_environment
@@ -49,6 +50,8 @@ class BenchRequest:
     json_path: Path | None
     plot_path: Path | None
     quiet: bool
+    masks: list[MaskOptions] = field(default_factory=lambda: [MaskOptions()])
+    """Each mask setting (test-time augmentation, post-processing) is measured as its own row."""
 
 
 def parse_batch_sizes(text: str, image_count: int) -> list[int]:
@@ -67,7 +70,8 @@ def parse_batch_sizes(text: str, image_count: int) -> list[int]:
 
 
 def _bench_one(spec: EngineSpec, batch: int, images: list[Path], device: torch.device, size_px: int | None,
-               settings: BenchSettings, out: Path, reduced_jpeg: bool, tick: Callable[[], None]) -> BenchResult:
+               settings: BenchSettings, out: Path, reduced_jpeg: bool, tick: Callable[[], None],
+               masks: MaskOptions) -> BenchResult:
     """One engine at one batch size; its masks go to `out` (created here)."""
     out.mkdir(parents=True)
     if spec.naive:
@@ -82,11 +86,12 @@ def _bench_one(spec: EngineSpec, batch: int, images: list[Path], device: torch.d
         result.notes.append("one image at a time, no overlap; batch size does not apply")
         return result
     backend = open_backend(spec.path, device, size_px, spec.options)
-    with Segmenter(backend, reduced_jpeg=reduced_jpeg) as segmenter:
+    with Segmenter(backend, reduced_jpeg=reduced_jpeg, mask_options=masks) as segmenter:
         stage_ms = measure_stages(segmenter, images, settings, out, tick)
         rate, count = measure_end_to_end(segmenter, images, settings, out, settings.min_seconds, tick)
         result = BenchResult(spec.text, segmenter.backend.name + ("-tf32" if spec.tf32 else ""), batch, stage_ms,
-                             tf32=spec.tf32, images_per_batch=batch, size_px=segmenter.metadata.size_px)
+                             tf32=spec.tf32, images_per_batch=batch, size_px=segmenter.metadata.size_px,
+                             masks=masks.describe(), views=masks.views)
         result.compile_seconds = getattr(segmenter.backend, "compile_seconds", None)
     result.inference_images_per_s = batch * 1000.0 / stage_ms["inference"]["mean"]
     result.end_to_end_images_per_s, result.end_to_end_images = rate, count
@@ -97,6 +102,15 @@ def _run_folder(work: Path, index: int, spec: EngineSpec, batch: int) -> Path:
     """A named folder per run: `<index>-<variant or suffix>-batch<N>`."""
     label = spec.variant or spec.path.suffix.lstrip(".") or "model"
     return work / f"{index:02d}-{label}-batch{batch}"
+
+
+def _runs(specs: list[EngineSpec], reference_text: str, sizes: list[int],
+          masks: list[MaskOptions]) -> list[tuple[EngineSpec, int, MaskOptions]]:
+    """Every engine x batch size x mask setting, the reference engine's first setting first (the naive baseline
+    goes one image at a time, plain)."""
+    ordered = sorted(specs, key=lambda s: s.text != reference_text)
+    return [(spec, batch, mask) for spec in ordered for mask in ([MaskOptions()] if spec.naive else masks)
+            for batch in ([1] if spec.naive else sizes)]
 
 
 def run_bench(request: BenchRequest) -> None:
@@ -116,18 +130,19 @@ def run_bench(request: BenchRequest) -> None:
     peak = dense_fp16_peak_tflops(environment.get("gpu"))
     with tempfile.TemporaryDirectory(prefix="dermseg-bench-") as folder:
         reference_masks: Path | None = None
-        runs = [(spec, batch) for spec in sorted(specs, key=lambda s: s.text != reference_text)
-                for batch in ([1] if spec.naive else sizes)]
-        for index, (spec, batch) in enumerate(runs):
+        runs = _runs(specs, reference_text, sizes, request.masks)
+        for index, (spec, batch, masks) in enumerate(runs):
             settings = BenchSettings(batch, request.warmup, request.min_iterations, request.min_seconds,
                                      request.io_threads, request.max_seconds)
-            label = f"[{index + 1}/{len(runs)}] {spec.text} at batch {batch} on {len(images)} images"
+            label = f"[{index + 1}/{len(runs)}] {spec.text} at batch {batch}"
+            label += f" ({masks.describe()}) on {len(images)} images" if not masks.plain else f" on {len(images)} images"
             out = _run_folder(Path(folder), index, spec, batch)
             with tf32_enabled(spec.tf32), tqdm(desc=label, unit="batch", file=sys.stderr, dynamic_ncols=True,
                                                disable=request.quiet) as bar:
                 result = _bench_one(spec, batch, images, torch_device, request.size_px, settings, out,
-                                    not request.full_decode, lambda: bar.update(1))
-            result.achieved_tflops = flops_per_image(result.size_px) * result.inference_images_per_s / 1e12
+                                    not request.full_decode, lambda: bar.update(1), masks)
+            flops = flops_per_image(result.size_px) * result.views
+            result.achieved_tflops = flops * result.inference_images_per_s / 1e12
             result.peak_share = None if peak is None else result.achieved_tflops / peak
             if reference_masks is None and spec.text == reference_text:
                 reference_masks = out
@@ -141,7 +156,8 @@ def run_bench(request: BenchRequest) -> None:
     settings_doc = {"images": [p.name for p in images], "batch_sizes": sizes, "warmup": request.warmup,
                     "min_iterations": request.min_iterations, "min_seconds": request.min_seconds,
                     "max_seconds": request.max_seconds, "size_px": request.size_px,
-                    "draft_decode": not request.full_decode, "io_threads": request.io_threads}
+                    "draft_decode": not request.full_decode, "io_threads": request.io_threads,
+                    "masks": [m.describe() for m in request.masks]}
     if request.json_path is not None:
         write_json(request.json_path, results, environment, settings_doc)
         click.echo(f"wrote {request.json_path}", err=True)

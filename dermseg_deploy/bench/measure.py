@@ -56,6 +56,15 @@ class BenchResult:
     """torch.compile's first batch (`compiled:` rows): tracing, code generation and the run."""
     images_per_batch: float = 0.0
     """Images behind each stage sample (the batch size; 1 for the naive baseline, which goes image by image)."""
+    masks: str = "plain"
+    """Test-time augmentation and post-processing (`MaskOptions.describe`)."""
+    views: int = 1
+    """Inferences per image (test-time augmentation views)."""
+
+    @property
+    def label(self) -> str:
+        """The backend, with the mask setting where it is not plain."""
+        return self.backend if self.masks == "plain" else f"{self.backend} [{self.masks}]"
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -68,7 +77,7 @@ class BenchResult:
         """A line when the percentiles rest on too few samples to mean much."""
         if self.samples >= MIN_PERCENTILE_SAMPLES:
             return None
-        return (f"{self.backend} at batch {self.batch_size}: p90/p95/p99 rest on {self.samples} samples (fewer than "
+        return (f"{self.label} at batch {self.batch_size}: p90/p95/p99 rest on {self.samples} samples (fewer than "
                 f"{MIN_PERCENTILE_SAMPLES}; the max is most of them): raise --max-seconds or --min-iterations")
 
 

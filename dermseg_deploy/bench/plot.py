@@ -41,7 +41,7 @@ def write_plot(path: Path, results: list[BenchResult], caption: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = [f"{r.backend}\nbatch {r.batch_size}" for r in results]
+    labels = [f"{r.label}\nbatch {r.batch_size}" for r in results]
     rows = range(len(results))
     figure, (latency, rate) = plt.subplots(1, 2, figsize=(13, 2.4 + 0.7 * len(results)), sharey=True)
     left = [0.0] * len(results)

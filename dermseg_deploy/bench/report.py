@@ -20,15 +20,16 @@ def format_table(results: list[BenchResult]) -> str:
         iou = "-" if r.mean_iou_vs_reference is None else f"{r.mean_iou_vs_reference:.4f}"
         tflops = "-" if r.achieved_tflops is None else f"{r.achieved_tflops:.2f}"
         share = "-" if r.peak_share is None else f"{100 * r.peak_share:.1f}"
-        rows.append([r.backend, str(r.batch_size), *medians, f"{r.stage_ms['inference'].get('p99', float('nan')):.2f}",
+        rows.append([r.label, str(r.batch_size), *medians, f"{r.stage_ms['inference'].get('p99', float('nan')):.2f}",
                      f"{r.inference_images_per_s:.2f}", f"{r.end_to_end_images_per_s:.2f}", tflops, share, iou])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.rjust(width) for cell, width in zip(row, widths)) for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
     lines.append("stage columns: median latency per batch (read .. encode_write); img/s: images per second; TFLOP/s: "
-                 "the model's FLOPs over inference time; % FP16 peak: of the card's dense FP16 datasheet peak (a "
+                 "the model's FLOPs (times the test-time augmentation views) over inference time; % FP16 peak: of "
+                 "the card's dense FP16 datasheet peak (a "
                  "reference table, not measured)")
-    lines += [f"note: {r.backend} at batch {r.batch_size}: torch.compile's first batch took {r.compile_seconds:.1f} s"
+    lines += [f"note: {r.label} at batch {r.batch_size}: torch.compile's first batch took {r.compile_seconds:.1f} s"
               for r in results if r.compile_seconds is not None]
     lines += [f"warning: {warning}" for r in results if (warning := r.percentile_warning())]
     return "\n".join(lines)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, replace
 
 from ..backends import BackendOptions
 from ..defaults import DEFAULT_MAX_PIXELS
+from ..mask_options import MaskOptions
 from ..segmenter import Segmenter
 
 
@@ -20,6 +21,7 @@ class SegmenterSpec:
     options: BackendOptions = field(default_factory=BackendOptions)
     max_pixels: int = DEFAULT_MAX_PIXELS
     reduced_jpeg: bool = True
+    mask_options: MaskOptions = field(default_factory=MaskOptions)
 
     def on(self, device: str, threads: int) -> SegmenterSpec:
         """The same model on `device` with `threads` intra-op threads (what one worker is given)."""
@@ -27,4 +29,5 @@ class SegmenterSpec:
 
     def open(self) -> Segmenter:
         return Segmenter.open(self.model_path, self.device, self.size_px, self.threshold, self.options,
-                              max_pixels=self.max_pixels, reduced_jpeg=self.reduced_jpeg)
+                              max_pixels=self.max_pixels, reduced_jpeg=self.reduced_jpeg, tta=self.mask_options.tta,
+                              postprocess=self.mask_options.postprocess)
