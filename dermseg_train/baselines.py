@@ -45,9 +45,10 @@ def baseline_summaries(pairs: Sequence[Pair]) -> dict[str, dict[str, object]]:
 
 
 def add_baselines(out: Path, val_pairs: Sequence[Pair]) -> dict[str, Any]:
-    """Score the trivial baselines on the validation images and store them in the best checkpoint's metrics."""
+    """Score the trivial baselines on the validation images and store them in the best checkpoint's metrics;
+    returns those metrics (the best epoch's record and validation, and the baselines)."""
     baselines = baseline_summaries(val_pairs)
     checkpoint = load_checkpoint(out)
     checkpoint.metrics["baselines"] = baselines
     save_checkpoint(checkpoint, out)
-    return baselines
+    return checkpoint.metrics

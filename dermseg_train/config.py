@@ -53,6 +53,32 @@ class StageConfig:
         return self.lrs or default_lrs(self.size_px)
 
 
+SCRATCH_LRS = (1e-3, 1e-3, 3e-3)
+"""Peak rates for an encoder trained from random weights (higher than the paper's, which assume ImageNet's)."""
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "scratch": {
+        "encoder_weights": "none",
+        "dice_weight": 1.0,
+        "val_every": 100,
+        "stages": [{"size_px": 64, "epochs": 16, "batch_size": 8, "lrs": list(SCRATCH_LRS)}],
+    },
+}
+"""`dermseg-train --preset`: `paper` is TrainConfig's defaults (the paper's recipe, for an ImageNet-pretrained
+encoder); `scratch` is the recipe measured best for random encoder weights within 30 minutes on 2 CPU cores for
+1500 images (benchmarks/results/accuracy-2026-11-27/): one long one-cycle stage at 64 px with BCE + soft Dice.
+Larger stages after it lowered the score in that budget. Epochs are scored at the end of the stage only
+(`val_every`). A config file and flags given on the command line override a preset."""
+
+
+def preset_values(name: str) -> dict[str, Any]:
+    """A fresh copy of a preset's TrainConfig fields."""
+    if name not in PRESETS:
+        raise UserError(f"preset {name!r}: must be one of {', '.join(PRESETS)}")
+    return json.loads(json.dumps(PRESETS[name]))
+
+
 def default_stages() -> list[StageConfig]:
     """The paper's progressive resizing: 512 px, then 1024 px."""
     return [StageConfig(512, epochs=10, batch_size=8), StageConfig(1024, epochs=5, batch_size=4)]

@@ -114,7 +114,7 @@ class Trainer:
     # ---- checkpoints -------------------------------------------------------------------------------------
 
     def _checkpoint(self, model: ResNet34UNet, metrics: dict[str, Any], size_px: int) -> Checkpoint:
-        metadata = self.metadata.with_updates(train_size_px=size_px)
+        metadata = self.metadata.with_updates(size_px=size_px, train_size_px=size_px)  # runs as it was trained
         info = provenance(self.config.to_dict(), self.info.world_size, [p.image_id for p in self.val_pairs])
         return Checkpoint(dict(model.config.to_dict()), metadata, model.state_dict(), metrics, info)
 

@@ -231,3 +231,59 @@ def test_freeze_epochs_keep_the_encoder_fixed_while_the_decoder_learns(tmp_path:
     assert torch.equal(trained["encoder.stem.0.weight"], initial["encoder.stem.0.weight"])
     assert not torch.equal(trained["head.weight"], initial["head.weight"])
 
+
+
+def _built(args: list[str]) -> TrainConfig:
+    from dermseg_train import cli
+
+    ctx = cli.main.make_context("dermseg-train", ["--data", "d", "--out", "o", *args])
+    with ctx:
+        return cli.build_config(ctx, ctx.params)
+
+
+def test_the_scratch_preset_and_what_overrides_it(tmp_path: Path) -> None:
+    from dermseg_train.config import PRESETS, SCRATCH_LRS, preset_values
+
+    scratch = _built(["--preset", "scratch"])
+    assert (scratch.encoder_weights, scratch.dice_weight, scratch.val_every) == ("none", 1.0, 100)
+    assert [(s.size_px, s.epochs, s.batch_size, s.peak_lrs) for s in scratch.stages] == [(64, 16, 8, SCRATCH_LRS)]
+    values = preset_values("scratch")
+    values["stages"][0]["epochs"] = 1
+    assert PRESETS["scratch"]["stages"][0]["epochs"] == 16  # a copy was changed, never the preset
+    assert _built([]) == _built(["--preset", "paper"]) and _built([]).encoder_weights == "imagenet"
+    flags = _built(["--preset", "scratch", "--dice-weight", "0", "--batch-size", "4", "--lrs", "1e-4,1e-4,1e-4"])
+    assert flags.dice_weight == 0.0 and {(s.batch_size, s.peak_lrs) for s in flags.stages} == {(4, (1e-4,) * 3)}
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps({"stages": [{"size_px": 96, "epochs": 2}]}))
+    from_file = _built(["--preset", "scratch", "--config", str(config_file)])
+    assert [(s.size_px, s.epochs) for s in from_file.stages] == [(96, 2)] and from_file.dice_weight == 1.0
+
+
+def test_validation_halves_are_seeded_disjoint_and_cover_the_split() -> None:
+    from dermseg_train.data_split import split_val_halves
+
+    ids = [f"ISIC_{i:07d}" for i in range(501)]
+    halves = split_val_halves(ids, 0)
+    assert len(halves["selection"]) == 251 and len(halves["reporting"]) == 250
+    assert sorted(halves["selection"] + halves["reporting"]) == ids
+    assert split_val_halves(list(reversed(ids)), 0) == halves and split_val_halves(ids, 1) != halves
+
+
+def test_validate_on_selection_scores_the_selection_half_and_eval_reports_the_other(tmp_path: Path) -> None:
+    from dermseg_train import eval_cli
+
+    config = _config(tmp_path, val_count=4, validate_on="selection", stages=[StageConfig(64, epochs=1, batch_size=2)])
+    Trainer(config).run()
+    out = Path(config.out)
+    split = json.loads(split_path(out).read_text())
+    assert len(split["selection"]) == len(split["reporting"]) == 2
+    assert sorted(split["selection"] + split["reporting"]) == sorted(split["val"])
+    assert read_log(log_path(out))[0]["validation"]["all"]["images"] == 2
+    for half in ("selection", "reporting"):
+        result = CliRunner().invoke(eval_cli.main, [str(SAMPLES_DIR), "--engine", str(out), "--device", "cpu",
+                                                    "--ids", str(split_path(out)), "--half", half])
+        assert result.exit_code == 0 and "all (2 images)" in result.stdout, result.output
+    refused = CliRunner().invoke(eval_cli.main, [str(SAMPLES_DIR), "--engine", str(out), "--half", "reporting"])
+    assert refused.exit_code == 2 and "--half needs --ids model.split.json" in refused.stderr
+    with pytest.raises(Exception, match="validate_on"):
+        _config(tmp_path, validate_on="reporting")

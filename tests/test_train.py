@@ -68,9 +68,10 @@ def test_train_cli_trains_validates_and_saves(tmp_path: Path) -> None:
             "--encoder-weights", "none", "--workers", "0", "--val-count", "2", "--device", "cpu"]
     result = CliRunner().invoke(cli.main, [str(a) for a in args])
     assert result.exit_code == 0, result.output
-    assert "final validation on 2 held-out images: jaccard" in result.output and "at 64 px" in result.output
+    assert "best: epoch 1 at 64 px, saved as" in result.output and f"dermseg-export {out} --size 64" in result.output
+    assert "validation on 2 held-out images: jaccard" in result.output
     checkpoint = load_checkpoint(out)
-    assert checkpoint.metadata.size_px == 1024 and checkpoint.metadata.train_size_px == 64
+    assert checkpoint.metadata.size_px == checkpoint.metadata.train_size_px == 64  # a .pt runs at the trained scale
     assert len(checkpoint.provenance["val_ids"]) == 2
     assert set(checkpoint.metrics["baselines"]) == {"all_lesion", "all_background", "centred_ellipse"}
 
