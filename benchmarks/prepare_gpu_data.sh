@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Copy the real images a GPU check needs into gpu_data/ (ignored by git; name it in the device tool's `carry`),
 # since ../shared does not travel to the GPU machine. At most 64 MiB travel per run, repository included.
-# usage: benchmarks/prepare_gpu_data.sh [FULLRES_COUNT] [PAIRS_COUNT]   (default 8 full-resolution images, 300 pairs)
+# usage: benchmarks/prepare_gpu_data.sh [FULLRES_COUNT] [PAIRS_COUNT]   (default 8 full-resolution images, 300 pairs;
+# gpu_recipe.sh wants 1000 pairs: `... 8 1000`, 44 MB, 46 MB with the repository)
 # All 24 full-resolution images (62 MB) fit beside the repository only without training pairs: `... 24 0`.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -4,12 +4,13 @@ the results are and what to try next."""
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from dermseg_deploy.manifest import read_manifest
+
+from .helpers import run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -17,8 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_the_demo_runs_its_steps_with_progress_and_says_where_the_results_are(tmp_path: Path) -> None:
     env = {**os.environ, "DERMSEG_DEMO_DIR": str(tmp_path)}
-    completed = subprocess.run(["bash", "scripts/demo.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
-                               timeout=600)
+    completed = run_script(["bash", "scripts/demo.sh"], ROOT, env, timeout=600)
     output = completed.stdout + completed.stderr
     assert completed.returncode == 0, output[-3000:]
     for step in ("demo 1/3: training", "demo 2/3: exporting", "demo 3/3: segmenting"):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,8 @@ from dermseg_deploy.scale.segmenter_spec import SegmenterSpec
 from dermseg_deploy.segmenter import Segmenter
 from dermseg_train import eval_cli
 
-from .helpers import read_png
+from .conftest import ROOT
+from .helpers import read_png, run_script
 
 FLAGS = ["--tta", "flips", "--postprocess", "fill-holes,largest"]
 
@@ -102,3 +105,19 @@ def test_unknown_settings_are_usage_errors(onnx_path: Path, args: list[str], mes
                            (cli_bench.main, ["--engine", str(onnx_path)])):
         result = CliRunner().invoke(command, [*extra, *args])
         assert result.exit_code == 2 and message in result.output, (command.name, result.output)
+
+
+@pytest.mark.slow
+def test_gpu_recipe_dry_run_trains_scores_each_setting_and_benches_it(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHON": sys.executable, "OUT": ""}
+    result = run_script(["bash", "benchmarks/gpu_recipe.sh", "--dry-run", "--images", str(SAMPLES_DIR / "images"),
+                         str(tmp_path)], ROOT, env, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "gpu_recipe status: 0" in (tmp_path / "recipe.txt").read_text()
+    scores = {p.name: json.loads(p.read_text()) for p in tmp_path.glob("eval-*.json")}
+    assert set(scores) == {"eval-none-none.json", "eval-flips-none.json", "eval-dihedral-largest+fill-holes.json"}
+    assert all(s["images"] == 2 and not s["failed"] for s in scores.values())
+    source = scores["eval-dihedral-largest+fill-holes.json"]["source"]
+    assert "masks tta dihedral, postprocess largest+fill-holes" in source and ", 64 px," in source  # as trained
+    rows = json.loads((tmp_path / "bench-tta.json").read_text())["results"]
+    assert [r["views"] for r in rows] == [1, 1, 4, 4, 8, 8]

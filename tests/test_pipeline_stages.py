@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from dermseg_deploy.preprocess import preprocess
 from dermseg_deploy.samples import SAMPLES_DIR, sample_image_paths
 
 from .conftest import ISIC2017_FULLRES, require_shared
+from .helpers import run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,9 +72,9 @@ def test_nearest_rank_percentiles_as_trtexec() -> None:
 @pytest.mark.slow
 def test_gpu_check_dry_run_benchmarks_every_engine(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHON": sys.executable, "OUT": ""}
-    result = subprocess.run(
+    result = run_script(
         ["bash", "benchmarks/gpu_check.sh", "--dry-run", "--images", str(SAMPLES_DIR / "images"), str(tmp_path)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+        ROOT, env, timeout=900,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     document = json.loads((tmp_path / "bench.json").read_text())

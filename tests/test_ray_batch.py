@@ -130,3 +130,16 @@ def test_sigterm_to_the_driver_writes_the_manifest_and_exits_143(
     assert "SIGTERM: stopping after the current batch" in output
     rows = read_manifest(out / "manifest.csv")
     assert 0 < len(rows) < 48 and all(row.status == "ok" for row in rows)
+
+
+def test_ray_actors_apply_tta_and_post_processing_as_a_local_run(ray_session: Any, onnx_path: Path,
+                                                                  tmp_path: Path) -> None:
+    inputs = _linked_samples(tmp_path / "in", 4)
+    flags = ["--engine", str(onnx_path), str(inputs), "-q", "--tta", "dihedral", "--postprocess", "largest,fill-holes"]
+    local = CliRunner().invoke(cli_run.main, [*flags, "-o", str(tmp_path / "local"), "--device", "cpu"])
+    on_ray = CliRunner().invoke(cli_run.main, [*flags, "-o", str(tmp_path / "ray"), "--ray", "--ray-actors", "1",
+                                               "--threads", "1"])
+    plain = CliRunner().invoke(cli_run.main, [*flags[:4], "-o", str(tmp_path / "plain"), "--device", "cpu"])
+    assert local.exit_code == on_ray.exit_code == plain.exit_code == 0, on_ray.output
+    assert "masks: tta dihedral, postprocess largest+fill-holes" in on_ray.stderr
+    assert _masks(tmp_path / "ray") == _masks(tmp_path / "local") != _masks(tmp_path / "plain")
