@@ -75,6 +75,7 @@ def handle_errors(command: F) -> F:
 
 
 def check_postprocess_option(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """A click callback: every `--postprocess` value (one, or a tuple of repeated ones) names known steps."""
     for text in value if isinstance(value, tuple) else (value,):
         try:
             MaskOptions.parse("none", text)

@@ -94,9 +94,9 @@ def test_segment_file_refuses_a_pil_image_clearly_and_a_bad_file_raises_an_input
         segmenter.segment(bad)
 
 
-def test_repr_names_model_backend_device_and_input_size(segmenter: Segmenter, onnx_path: Path) -> None:
+def test_repr_names_model_backend_device_input_size_and_mask_settings(segmenter: Segmenter, onnx_path: Path) -> None:
     assert repr(segmenter) == (f"Segmenter(model={str(onnx_path)!r}, backend='onnxruntime-cpu', device='cpu', "
-                               "input=64x64)")
+                               "input=64x64, masks='plain')")
 
 
 def test_segment_files_gives_one_result_per_input_and_never_raises_for_a_bad_one(
