@@ -17,7 +17,7 @@ from pathlib import Path
 from dermseg_deploy.mask_options import TTA_VIEWS, MaskOptions
 from dermseg_deploy.segmenter import Segmenter
 from dermseg_train.data import discover_pairs
-from dermseg_train.data_split import split_val_halves
+from dermseg_train.data_split import read_split_val_ids
 from dermseg_train.evaluate import evaluate_segmenter, summarize, write_per_image_csv
 
 POSTPROCESS_SETTINGS = ("none", "largest", "fill-holes", "largest,fill-holes")
@@ -36,8 +36,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
 
-    split = json.loads(args.ids.read_text())
-    wanted = set(split_val_halves(split["val"], int(split.get("seed", 0)))[args.half] if args.half else split["val"])
+    wanted = set(read_split_val_ids(args.ids, args.half))
     pairs = [p for p in discover_pairs(args.data) if p.image_id in wanted]
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []

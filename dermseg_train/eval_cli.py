@@ -15,7 +15,7 @@ from dermseg_deploy.defaults import DEVICE_HELP, MAX_BATCH_SIZE
 from dermseg_deploy.errors import UserError
 
 from . import __version__
-from .data_split import VAL_HALVES, split_val_halves
+from .data_split import VAL_HALVES, read_split_val_ids
 
 
 def _line(label: str, means: dict[str, Any]) -> str:
@@ -121,13 +121,6 @@ def main(data: Path, model_path: Path | None, masks_dir: Path | None, size_px: i
 def _read_ids(path: Path, half: str | None = None) -> set[str]:
     if not path.is_file():
         raise UserError(f"{path}: ids file not found")
-    text = path.read_text()
     if path.suffix == ".json":
-        try:
-            split = json.loads(text)
-            val = [str(image_id) for image_id in split["val"]]
-            seed = int(split.get("seed", 0))
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise UserError(f"{path}: expected a split file with a 'val' list") from exc
-        return set(split_val_halves(val, seed)[half] if half else val)
-    return {line.strip() for line in text.splitlines() if line.strip()}
+        return set(read_split_val_ids(path, half))
+    return {line.strip() for line in path.read_text().splitlines() if line.strip()}

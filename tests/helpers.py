@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -42,3 +43,13 @@ def run_script(args: list[str], cwd: Path, env: dict[str, str], timeout: float) 
         process.communicate()
         raise
     return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
+
+
+def run_gpu_script_dry(script: str, images: Path, out: Path, timeout: float = 600) -> None:
+    """`bash benchmarks/SCRIPT --dry-run --images IMAGES OUT` from the repository root with this Python; fails the
+    test, with the end of its output, unless it exits 0."""
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHON": sys.executable, "OUT": ""}
+    result = run_script(["bash", f"benchmarks/{script}", "--dry-run", "--images", str(images), str(out)], root, env,
+                        timeout)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

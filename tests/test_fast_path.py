@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +17,7 @@ from dermseg_deploy.bench.flops import dense_fp16_peak_tflops, flops_per_image
 from dermseg_deploy.model_transforms import fold_batchnorm, pad_cross_channels, prepare_for_compile
 from dermseg_deploy.samples import SAMPLES_DIR, sample_image_paths
 
-from .helpers import iou, read_png, run_script
+from .helpers import iou, read_png, run_gpu_script_dry
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,10 +77,7 @@ def test_compiled_run_gives_the_masks_of_the_plain_run(tmp_path: Path, checkpoin
 
 @pytest.mark.slow
 def test_gpu_speed_dry_run_measures_every_part(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHON": sys.executable, "OUT": ""}
-    result = run_script(["bash", "benchmarks/gpu_speed.sh", "--dry-run", "--images", str(SAMPLES_DIR / "images"),
-                         str(tmp_path)], ROOT, env, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    run_gpu_script_dry("gpu_speed.sh", SAMPLES_DIR / "images", tmp_path)
     assert "gpu_speed status: 0" in (tmp_path / "speed.txt").read_text()
     speed = json.loads((tmp_path / "speed.json").read_text())
     rows = {r["backend"]: r for r in speed["results"]}

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +16,7 @@ from dermseg_deploy.scale.segmenter_spec import SegmenterSpec
 from dermseg_deploy.segmenter import Segmenter
 from dermseg_train import eval_cli
 
-from .conftest import ROOT
-from .helpers import read_png, run_script
+from .helpers import read_png, run_gpu_script_dry
 
 FLAGS = ["--tta", "flips", "--postprocess", "fill-holes,largest"]
 
@@ -109,10 +106,7 @@ def test_unknown_settings_are_usage_errors(onnx_path: Path, args: list[str], mes
 
 @pytest.mark.slow
 def test_gpu_recipe_dry_run_trains_scores_each_setting_and_benches_it(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHON": sys.executable, "OUT": ""}
-    result = run_script(["bash", "benchmarks/gpu_recipe.sh", "--dry-run", "--images", str(SAMPLES_DIR / "images"),
-                         str(tmp_path)], ROOT, env, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    run_gpu_script_dry("gpu_recipe.sh", SAMPLES_DIR / "images", tmp_path)
     assert "gpu_recipe status: 0" in (tmp_path / "recipe.txt").read_text()
     scores = {p.name: json.loads(p.read_text()) for p in tmp_path.glob("eval-*.json")}
     assert set(scores) == {"eval-none-none.json", "eval-flips-none.json", "eval-dihedral-largest+fill-holes.json"}

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +19,7 @@ from dermseg_deploy.preprocess import preprocess
 from dermseg_deploy.samples import SAMPLES_DIR, sample_image_paths
 
 from .conftest import ISIC2017_FULLRES, require_shared
-from .helpers import run_script
+from .helpers import run_gpu_script_dry
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,12 +69,7 @@ def test_nearest_rank_percentiles_as_trtexec() -> None:
 
 @pytest.mark.slow
 def test_gpu_check_dry_run_benchmarks_every_engine(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHON": sys.executable, "OUT": ""}
-    result = run_script(
-        ["bash", "benchmarks/gpu_check.sh", "--dry-run", "--images", str(SAMPLES_DIR / "images"), str(tmp_path)],
-        ROOT, env, timeout=900,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    run_gpu_script_dry("gpu_check.sh", SAMPLES_DIR / "images", tmp_path, timeout=900)
     document = json.loads((tmp_path / "bench.json").read_text())
     rows = {(r["backend"], r["batch_size"]) for r in document["results"]}
     assert {("pytorch-fp32", 1), ("pytorch-fp32", 2), ("pytorch-fp32-tf32", 1), ("pytorch-fp16", 2),

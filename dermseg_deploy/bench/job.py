@@ -134,8 +134,8 @@ def run_bench(request: BenchRequest) -> None:
         for index, (spec, batch, masks) in enumerate(runs):
             settings = BenchSettings(batch, request.warmup, request.min_iterations, request.min_seconds,
                                      request.io_threads, request.max_seconds)
-            label = f"[{index + 1}/{len(runs)}] {spec.text} at batch {batch}"
-            label += f" ({masks.describe()}) on {len(images)} images" if not masks.plain else f" on {len(images)} images"
+            setting = "" if masks.plain else f" ({masks.describe()})"
+            label = f"[{index + 1}/{len(runs)}] {spec.text} at batch {batch}{setting} on {len(images)} images"
             out = _run_folder(Path(folder), index, spec, batch)
             with tf32_enabled(spec.tf32), tqdm(desc=label, unit="batch", file=sys.stderr, dynamic_ncols=True,
                                                disable=request.quiet) as bar:
