@@ -14,11 +14,11 @@ import json
 import time
 from pathlib import Path
 
-from dermseg_deploy.mask_options import TTA_VIEWS, MaskOptions
-from dermseg_deploy.segmenter import Segmenter
-from dermseg_train.data import discover_pairs
-from dermseg_train.data_split import read_split_val_ids
-from dermseg_train.evaluate import evaluate_segmenter, summarize, write_per_image_csv
+from dermseg_deploy.core.mask_options import TTA_VIEWS, MaskOptions
+from dermseg_deploy.evaluation.pairs import discover_pairs
+from dermseg_deploy.evaluation.scoring import evaluate_segmenter, summarize, write_per_image_csv
+from dermseg_deploy.evaluation.val_split import read_split_val_ids
+from dermseg_deploy.segment.segmenter import Segmenter
 
 POSTPROCESS_SETTINGS = ("none", "largest", "fill-holes", "largest,fill-holes")
 

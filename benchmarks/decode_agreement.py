@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from dermseg_deploy import Segmenter
-from dermseg_deploy.export.check_images import image_files
 from dermseg_deploy.export.parity import mask_iou
+from dermseg_deploy.files.inputs import image_files
 
 VARIANTS = {"cpu": ("cpu", True), "cpu-full": ("cpu", False), "cuda": ("cuda", True)}
 

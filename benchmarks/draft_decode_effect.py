@@ -11,28 +11,32 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from dermseg_deploy.backends import open_backend
-from dermseg_deploy.decode import decode_image, displayed_size
-from dermseg_deploy.export.parity import mask_iou
-from dermseg_deploy.postprocess import logits_to_masks, upsample_mask
-from dermseg_deploy.preprocess import preprocess
+from dermseg_deploy.core.decode import decode_image, displayed_size
+from dermseg_deploy.core.masks import logits_to_masks, upsample_mask
+from dermseg_deploy.core.preprocess import preprocess
 
 FACTORS = (1, 2)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.count_nonzero(a | b)
+    return 1.0 if union == 0 else np.count_nonzero(a & b) / union
 
 
 def main() -> None:
     size, model, folder = int(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
     count = int(sys.argv[4]) if len(sys.argv) > 4 else 12
-    backend = open_backend(model, torch.device("cpu"), size)
+    backend = open_backend(model, "cpu", size)
     metadata = backend.metadata
     paths = sorted(folder.glob("*.jpg"))[:count]
     ious: dict[int, list[float]] = {f: [] for f in FACTORS}
     seconds = {0: 0.0, **{f: 0.0 for f in FACTORS}}
 
-    def mask(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
-        return upsample_mask(logits_to_masks(backend.infer(x[None]), metadata.logit_threshold)[0], height, width) > 0
+    def mask(x: np.ndarray, height: int, width: int) -> np.ndarray:
+        logits = backend.infer_host(x[None])
+        return upsample_mask(logits_to_masks(logits, metadata.logit_threshold)[0], height, width) > 0
 
     for path in paths:
         data = path.read_bytes()
@@ -45,7 +49,7 @@ def main() -> None:
             start = time.perf_counter()
             drafted = preprocess(decode_image(data, draft_min_side_px=size * factor), metadata)
             seconds[factor] += time.perf_counter() - start
-            ious[factor].append(mask_iou(reference, mask(drafted, height, width)))
+            ious[factor].append(_iou(reference, mask(drafted, height, width)))
     largest = max(displayed_size(p.read_bytes()) for p in paths)
     print(f"input {size} px, {len(paths)} images from {folder} (largest {largest[1]}x{largest[0]}), model {model}")
     print("decode+resize seconds per image: full " + ", ".join(

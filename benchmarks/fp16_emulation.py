@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 
 from dermseg_deploy.bench.environment import cpu_model
-from dermseg_deploy.checkpoint import load_checkpoint, model_from_checkpoint
 from dermseg_deploy.export.check_images import load_batch
 from dermseg_deploy.export.fp16_emulation import EmulatedFp16
 from dermseg_deploy.export.parity import mask_iou
+from dermseg_deploy.model.checkpoint import load_checkpoint, model_from_checkpoint
 
 
 def timed(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, float]:

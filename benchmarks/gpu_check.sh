@@ -53,12 +53,12 @@ work=$(mktemp -d)
     engines=(--engine "$model" --engine "naive:$model" --engine "tf32:$model" --engine "fp16:$model")
     if "$python" -c "from dermseg_deploy.tensorrt.availability import tensorrt_installed as t; raise SystemExit(not t())"; then
         echo "== dermseg-export (TensorRT is installed)"
-        run dermseg_deploy.cli_export dermseg-export "$model" --size "$size" -o "$work" 2>&1 && engines+=(--engine "$work/model.plan")
+        run dermseg_deploy.cli.export dermseg-export "$model" --size "$size" -o "$work" 2>&1 && engines+=(--engine "$work/model.plan")
     else
         echo "== TensorRT is not installed here: no plan in the benchmark"
     fi
     echo "== dermseg-bench at ${size} px on $(ls "$images" | wc -l) images in $images"
-    run dermseg_deploy.cli_bench dermseg-bench "${engines[@]}" --images "$images" --size "$size" --device "$device" \
+    run dermseg_deploy.cli.bench dermseg-bench "${engines[@]}" --images "$images" --size "$size" --device "$device" \
         --batch-sizes "$batches" --io-threads 8 "${bench_time[@]}" --json "$out/bench.json" --plot "$out/bench.png" \
         2>&1 || status=1
 } 2>&1 | tee "$out/bench.txt"

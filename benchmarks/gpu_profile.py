@@ -20,8 +20,8 @@ from torch.profiler import ProfilerActivity, profile
 
 from dermseg_deploy.backends import BackendOptions
 from dermseg_deploy.backends.torch_backend import TorchBackend
-from dermseg_deploy.metadata import ModelMetadata
-from dermseg_deploy.model import ResNet34UNet
+from dermseg_deploy.model.metadata import ModelMetadata
+from dermseg_deploy.model.network import ResNet34UNet
 
 TENSOR_CORE_NAMES = re.compile(r"(xmma|hmma|wgmma|gmma|s16816|h16816|s1688|h1688|tensorop|sm80|sm90|cutlass|_16x)",
                                re.IGNORECASE)

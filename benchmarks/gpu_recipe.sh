@@ -40,11 +40,11 @@ model="$work/model.pt"
     for setting in "none none" "flips none" "dihedral largest,fill-holes"; do
         set -- $setting
         echo "== dermseg-eval on the held-out images: --tta $1 --postprocess $2"
-        run dermseg_train.eval_cli dermseg-eval "$data" --engine "$model" --ids "$work/model.split.json" \
+        run dermseg_deploy.cli.eval dermseg-eval "$data" --engine "$model" --ids "$work/model.split.json" \
             --device "$device" --tta "$1" --postprocess "$2" --json "$out/eval-$1-${2//,/+}.json" 2>&1 || status=1
     done
     echo "== dermseg-bench at ${size} px on $(ls "$images" | wc -l) images: TTA and post-processing rows"
-    run dermseg_deploy.cli_bench dermseg-bench --engine "$engine$model" --images "$images" --size "$size" \
+    run dermseg_deploy.cli.bench dermseg-bench --engine "$engine$model" --images "$images" --size "$size" \
         --device "$device" --batch-sizes 4 --tta none --tta flips --tta dihedral --postprocess none \
         --postprocess largest,fill-holes "${bench_time[@]}" --json "$out/bench-tta.json" -q 2>&1 || status=1
 } 2>&1 | tee "$out/recipe.txt"

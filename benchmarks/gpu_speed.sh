@@ -50,19 +50,19 @@ work=$(mktemp -d)
         echo "== compiled: skipped, Triton (which torch.compile needs on CUDA) is not installed"
     fi
     if has "import onnxruntime as o; assert 'CUDAExecutionProvider' in o.get_available_providers()"; then
-        run dermseg_deploy.cli_export dermseg-export "$model" --size "$size" -o "$work" --formats onnx >/dev/null 2>&1 \
+        run dermseg_deploy.cli.export dermseg-export "$model" --size "$size" -o "$work" --formats onnx >/dev/null 2>&1 \
             && engines+=(--engine "ort-cuda:$work/model.onnx")
     else
         echo "== ort-cuda: skipped, onnxruntime-gpu is not installed"
     fi
     if has "from dermseg_deploy.tensorrt.availability import tensorrt_installed as t; assert t()"; then
-        run dermseg_deploy.cli_export dermseg-export "$model" --size "$size" -o "$work" 2>&1 | tail -3 \
+        run dermseg_deploy.cli.export dermseg-export "$model" --size "$size" -o "$work" 2>&1 | tail -3 \
             && engines+=(--engine "$work/model.plan")
     else
         echo "== TensorRT plan: skipped, TensorRT is not installed"
     fi
     echo "== dermseg-bench at batch $batch, ${size} px, on $(ls "$images" | wc -l) images in $images"
-    run dermseg_deploy.cli_bench dermseg-bench "${engines[@]}" --images "$images" --size "$size" --device "$device" \
+    run dermseg_deploy.cli.bench dermseg-bench "${engines[@]}" --images "$images" --size "$size" --device "$device" \
         --batch-sizes "$batch" --io-threads 8 "${bench_time[@]}" --json "$out/speed.json" -q 2>&1 || status=1
     echo "== mask PNG encoding on $(ls "$masks" | wc -l) ground-truth masks in $masks"
     "$python" benchmarks/mask_encoding.py --masks "$masks" --json "$out/mask-encoding.json" 2>&1 | tail -4 || status=1

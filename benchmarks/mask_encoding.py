@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from dermseg_deploy.bench.environment import cpu_model
-from dermseg_deploy.png_encode import encode_grey_png
+from dermseg_deploy.files.png_encode import encode_grey_png
 
 
 def pillow_level1(mask: np.ndarray) -> bytes:

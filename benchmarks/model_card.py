@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from dermseg_deploy.checkpoint import load_checkpoint
+from dermseg_deploy.model.checkpoint import load_checkpoint
 from dermseg_train.runlog import read_log
 from dermseg_train.train import log_path
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import torch
 
 from dermseg_deploy.export.onnx_export import export_onnx
-from dermseg_deploy.metadata import ModelMetadata
-from dermseg_deploy.model import ResNet34UNet
+from dermseg_deploy.model.metadata import ModelMetadata
+from dermseg_deploy.model.network import ResNet34UNet
 
 
 def random_onnx(folder: Path, size_px: int, seed: int = 0) -> Path:

@@ -52,7 +52,7 @@ def main(argv: list[str]) -> int:
     cpus = os.cpu_count() or 1
     ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
     address = ray.get_runtime_context().gcs_address
-    base = [sys.executable, "-m", "dermseg_deploy.cli_run", "--engine", str(model), str(args.images), "--overwrite", "-q",
+    base = [sys.executable, "-m", "dermseg_deploy.cli.run", "--engine", str(model), str(args.images), "--overwrite", "-q",
             "--batch-size", "4"]
     configs = {
         "dermseg-run (local)": [*base, "-o", str(work / "local"), "--device", "cpu"],

@@ -28,7 +28,7 @@ from random_model import random_onnx  # noqa: E402
 from dermseg_deploy import Segmenter  # noqa: E402
 from dermseg_deploy.backends import BackendOptions  # noqa: E402
 from dermseg_deploy.bench.stats import summarize_ms  # noqa: E402
-from dermseg_deploy.export.check_images import image_files  # noqa: E402
+from dermseg_deploy.files.inputs import image_files  # noqa: E402
 from dermseg_deploy.scale.segmenter_spec import SegmenterSpec
 from dermseg_deploy.scale.serve_client import ServeClient  # noqa: E402
 

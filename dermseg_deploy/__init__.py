@@ -1,16 +1,15 @@
-"""dermseg deployment: model files, preprocessing, backends, the segmentation pipeline."""
+"""dermseg deployment: model files, preprocessing, backends, the segmentation pipeline.
+
+A lazy facade over the layers (README: The layers): `import dermseg_deploy` loads only the error types, the model
+metadata and the version; `Segmenter`, `open_backend` and `export_checkpoint` are imported on first use, so that
+`--help` and the torch-free runtime stay light.
+"""
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-try:
-    __version__ = version("dermseg")
-except PackageNotFoundError:  # running from a source tree that was not installed
-    __version__ = "0.0.0+source"
-
-from .errors import (  # noqa: E402
+from .errors import (
     BackendUnavailableError,
     CheckFailedError,
     DermsegError,
@@ -18,19 +17,28 @@ from .errors import (  # noqa: E402
     ModelFileError,
     UserError,
 )
-from .metadata import ModelMetadata  # noqa: E402
+from .model.metadata import ModelMetadata
+from .version import __version__
 
 if TYPE_CHECKING:
-    from .segmenter import Segmenter
+    from .backends import open_backend
+    from .export.chain import export_checkpoint
+    from .segment.segmenter import Segmenter
+
+LAZY = {
+    "Segmenter": ("segment.segmenter", "Segmenter"),
+    "open_backend": ("backends", "open_backend"),
+    "export_checkpoint": ("export.chain", "export_checkpoint"),
+}
 
 
 def __getattr__(name: str) -> Any:
-    """`Segmenter` is imported on first use: `import dermseg_deploy` (and every command's --help) stays free of
-    torch."""
-    if name == "Segmenter":
-        from .segmenter import Segmenter
+    """The names of `LAZY`, imported on first use (`export_checkpoint` needs the `export` extra)."""
+    if name in LAZY:
+        import importlib
 
-        return Segmenter
+        module, attribute = LAZY[name]
+        return getattr(importlib.import_module(f".{module}", __name__), attribute)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -44,4 +52,6 @@ __all__ = [
     "Segmenter",
     "UserError",
     "__version__",
+    "export_checkpoint",
+    "open_backend",
 ]

@@ -7,7 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from dermseg_deploy.tta import dihedral
+from dermseg_deploy.core.tta import dihedral
 
 DEFAULT_MAX_ROTATION_DEG = 10.0
 DEFAULT_LIGHTING = 0.2

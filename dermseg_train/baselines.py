@@ -6,28 +6,27 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
+import numpy as np
 
-from dermseg_deploy.checkpoint import load_checkpoint, save_checkpoint
-
-from .data import Pair, read_mask
-from .evaluate import ImageEvaluation, summarize
-from .metrics import score_image
+from dermseg_deploy.evaluation.metrics import score_image
+from dermseg_deploy.evaluation.pairs import Pair, read_mask
+from dermseg_deploy.evaluation.scoring import ImageEvaluation, summarize
+from dermseg_deploy.model.checkpoint import load_checkpoint, save_checkpoint
 
 ELLIPSE_SEMI_AXES = 0.35
 """The centred ellipse's semi-axes as fractions of the image's width and height."""
 
 
-def centred_ellipse(height: int, width: int, semi_axes: float = ELLIPSE_SEMI_AXES) -> torch.Tensor:
+def centred_ellipse(height: int, width: int, semi_axes: float = ELLIPSE_SEMI_AXES) -> np.ndarray:
     """A bool (H,W) ellipse centred in the image with semi-axes `semi_axes` x W and x H."""
-    y = (torch.arange(height, dtype=torch.float32) + 0.5 - height / 2) / (semi_axes * height)
-    x = (torch.arange(width, dtype=torch.float32) + 0.5 - width / 2) / (semi_axes * width)
+    y = (np.arange(height, dtype=np.float32) + 0.5 - height / 2) / (semi_axes * height)
+    x = (np.arange(width, dtype=np.float32) + 0.5 - width / 2) / (semi_axes * width)
     return (y[:, None] ** 2 + x[None, :] ** 2) <= 1.0
 
 
-BASELINES: dict[str, Callable[[int, int], torch.Tensor]] = {
-    "all_lesion": lambda h, w: torch.ones(h, w, dtype=torch.bool),
-    "all_background": lambda h, w: torch.zeros(h, w, dtype=torch.bool),
+BASELINES: dict[str, Callable[[int, int], np.ndarray]] = {
+    "all_lesion": lambda h, w: np.ones((h, w), dtype=bool),
+    "all_background": lambda h, w: np.zeros((h, w), dtype=bool),
     "centred_ellipse": centred_ellipse,
 }
 
@@ -37,7 +36,7 @@ def baseline_summaries(pairs: Sequence[Pair]) -> dict[str, dict[str, object]]:
     evaluations: dict[str, list[ImageEvaluation]] = {name: [] for name in BASELINES}
     for pair in pairs:
         truth = read_mask(pair.mask)
-        fraction = float(truth.float().mean().item())
+        fraction = float(truth.mean())
         for name, predict in BASELINES.items():
             score = score_image(predict(*truth.shape), truth)
             evaluations[name].append(ImageEvaluation(pair.image_id, fraction, score))

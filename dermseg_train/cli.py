@@ -10,10 +10,11 @@ from typing import Any
 import click
 from tqdm import tqdm
 
-from dermseg_deploy.cli_common import handle_errors
+from dermseg_deploy.cli.common import handle_errors
 from dermseg_deploy.defaults import DEVICE_HELP
 from dermseg_deploy.errors import UserError
-from dermseg_deploy.stop_signals import StopFlag
+from dermseg_deploy.util.extras import TRAIN_EXTRA, require_installed
+from dermseg_deploy.util.stop_signals import StopFlag
 
 from . import __version__
 from .config import PAPER_LRS_1024, PRESETS, TrainConfig, load_config_file, preset_values
@@ -150,9 +151,10 @@ def main(**options: Any) -> None:
     Exit codes: 0 done; 2 usage or data error; 4 device unavailable; 130 interrupted; 143 terminated; 70 internal
     error.
     """
+    require_installed(("torch", "torchvision"), "dermseg-train", TRAIN_EXTRA)
     ctx = click.get_current_context()
     config = build_config(ctx, options)
-    from dermseg_deploy.devices import describe_device, resolve_device
+    from dermseg_deploy.util.devices import as_device, describe_device, resolve_device
 
     from .baselines import add_baselines
     from .distributed import ProcessInfo
@@ -163,7 +165,7 @@ def main(**options: Any) -> None:
     trainer = Trainer(config, _progress_printer(options["quiet"] or not ProcessInfo.from_environment().is_main),
                       stop.is_set)
     if trainer.info.is_main:
-        click.echo(f"training on {describe_device(trainer.device)} x {trainer.info.world_size} process(es); "
+        click.echo(f"training on {describe_device(as_device(trainer.device))} x {trainer.info.world_size} process(es); "
                    f"{len(trainer.train_pairs)} training and {len(trainer.val_pairs)} validation images"
                    + (f" (epochs scored on the selection half: {len(trainer.scored_pairs)})"
                       if config.validate_on == "selection" else ""), err=True)

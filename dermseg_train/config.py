@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from dermseg_deploy.errors import UserError
-from dermseg_deploy.model_config import ModelConfig
-from dermseg_deploy.sizes import SIZE_RULE, is_valid_size
+from dermseg_deploy.model.model_config import ModelConfig
+from dermseg_deploy.model.sizes import SIZE_RULE, is_valid_size
 
 PAPER_LRS_512 = (1e-4, 1e-3, 1e-2)
 PAPER_LRS_1024 = (5e-4, 5e-3, 5e-2)

@@ -1,78 +1,33 @@
-"""ISIC image/mask pairs: discovery, a seeded split, and a training dataset."""
+"""Training data: a seeded split of ISIC pairs, a resize cache, and the augmented, normalised training dataset.
+
+Pairs are found by `dermseg_deploy.evaluation.pairs` (the evaluation's own discovery); images are resized and
+normalised by the deployment's own functions (`dermseg_deploy.core.preprocess`), so a model learns from the inputs
+it will be given.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import io
 import random
-import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from PIL import Image
 from torch.utils.data import Dataset
 
-from dermseg_deploy.atomic import atomic_write_bytes
-from dermseg_deploy.decode import IMAGE_SUFFIXES, read_image
+from dermseg_deploy.core.decode import read_image
+from dermseg_deploy.core.masks import resize_nearest
+from dermseg_deploy.core.preprocess import normalize, resize_image
 from dermseg_deploy.errors import InputImageError, UserError
-from dermseg_deploy.metadata import ModelMetadata
-from dermseg_deploy.preprocess import normalize, resize_image
+from dermseg_deploy.evaluation.pairs import Pair, read_mask
+from dermseg_deploy.model.metadata import ModelMetadata
+from dermseg_deploy.util.atomic import atomic_write_bytes
 
 from .augment import DEFAULT_LIGHTING, DEFAULT_MAX_ROTATION_DEG, augment_pair
 
-IMAGE_FOLDERS = ("ISIC2018_Task1-2_Training_Input", "ISIC-2017_Validation_Data", "images")
-MASK_FOLDERS = ("ISIC2018_Task1_Training_GroundTruth", "ISIC-2017_Validation_Part1_GroundTruth", "masks")
-MASK_SUFFIX = re.compile(r"^(?P<id>.+)_segmentation$", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class Pair:
-    """One image and its ground-truth mask, keyed by ISIC id (the image's stem)."""
-
-    image_id: str
-    image: Path
-    mask: Path
-
-
-def _find_folder(root: Path, names: tuple[str, ...], kind: str) -> Path:
-    for name in names:
-        for candidate in (root / name, *root.glob(f"*/{name}")):
-            if candidate.is_dir():
-                return candidate
-    raise UserError(f"{root}: no {kind} folder found (looked for {', '.join(names)})")
-
-
-def discover_pairs(root: str | Path) -> list[Pair]:
-    """Pair `ISIC_x.jpg` with `ISIC_x_segmentation.png` (suffix case-insensitive) under the ISIC or images/masks layout.
-
-    Raises UserError listing images without masks and masks without images.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise UserError(f"{root}: data folder not found")
-    image_dir = _find_folder(root, IMAGE_FOLDERS, "image")
-    mask_dir = _find_folder(root, MASK_FOLDERS, "mask")
-    images = {p.stem: p for p in image_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}
-    masks = {}
-    for p in mask_dir.iterdir():
-        match = MASK_SUFFIX.match(p.stem)
-        if p.is_file() and p.suffix.lower() == ".png" and match:
-            masks[match["id"]] = p
-    lonely_images = sorted(set(images) - set(masks))
-    lonely_masks = sorted(set(masks) - set(images))
-    if lonely_images or lonely_masks:
-        parts = []
-        if lonely_images:
-            parts.append(f"{len(lonely_images)} images without masks: {', '.join(lonely_images[:10])}")
-        if lonely_masks:
-            parts.append(f"{len(lonely_masks)} masks without images: {', '.join(lonely_masks[:10])}")
-        raise UserError(f"{root}: unpaired files: {'; '.join(parts)}")
-    if not images:
-        raise UserError(f"{root}: no image/mask pairs found in {image_dir} and {mask_dir}")
-    return [Pair(i, images[i], masks[i]) for i in sorted(images)]
+CACHE_FORMAT = "numpy-resize-1"
+"""Part of every cache key: entries made by another resize implementation are not reused."""
 
 
 def default_val_count(n_pairs: int) -> int:
@@ -92,16 +47,6 @@ def split_pairs(pairs: list[Pair], val_count: int, seed: int) -> tuple[list[Pair
     return train, val
 
 
-def read_mask(path: Path) -> torch.Tensor:
-    """A ground-truth PNG -> (H,W) bool tensor, binarised at > 128 as the ISIC scorer does."""
-    try:
-        with Image.open(path) as image:
-            gray = np.asarray(image.convert("L"))
-    except (OSError, ValueError) as exc:
-        raise InputImageError(path, f"mask cannot be decoded ({exc})") from exc
-    return torch.from_numpy(gray > 128)
-
-
 class ResizeCache:
     """Images and masks resized to a training size, decoded once and kept on disk across runs.
 
@@ -113,7 +58,7 @@ class ResizeCache:
         self.folder = Path(folder) if folder else None
 
     def _key(self, pair: Pair, size_px: int) -> str:
-        parts = [str(size_px)]
+        parts = [CACHE_FORMAT, str(size_px)]
         for path in (pair.image, pair.mask):
             stat = path.stat()
             parts += [str(path.resolve()), str(stat.st_size), str(stat.st_mtime_ns)]
@@ -137,14 +82,16 @@ class ResizeCache:
 
 
 def resize_pair(pair: Pair, size_px: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Decode and resize an image (bilinear, antialiased, as deployment) and its mask (nearest)."""
+    """Decode and resize an image (deployment's resize: bilinear, antialiased when shrinking) and its mask (nearest),
+    as a (3,S,S) uint8 image and a (1,S,S) uint8 0/1 mask."""
     image = read_image(pair.image)
     mask = read_mask(pair.mask)
-    if tuple(mask.shape) != tuple(image.shape[-2:]):
-        raise InputImageError(pair.mask, f"mask size {tuple(mask.shape)} != image size {tuple(image.shape[-2:])}")
-    resized = resize_image(image, size_px).round().clamp(0, 255).to(torch.uint8)
-    resized_mask = F.interpolate(mask[None, None].to(torch.uint8), size=(size_px,) * 2, mode="nearest-exact")[0]
-    return resized, resized_mask
+    if mask.shape != image.shape[:2]:
+        raise InputImageError(pair.mask, f"mask size {mask.shape} != image size {image.shape[:2]}")
+    resized = np.clip(np.rint(resize_image(image, size_px)), 0, 255).astype(np.uint8)
+    resized_mask = resize_nearest(mask.astype(np.uint8), size_px, size_px)
+    return (torch.from_numpy(np.ascontiguousarray(resized.transpose(2, 0, 1))),
+            torch.from_numpy(np.ascontiguousarray(resized_mask[None])))
 
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:
@@ -184,4 +131,5 @@ class SegmentationDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         if self.augment:
             generator = torch.Generator().manual_seed(sample_seed(self.seed, self.epoch, index))
             image, mask = augment_pair(image, mask, generator, self.max_rotation_deg, self.lighting_strength)
-        return normalize(image.contiguous(), self.metadata.mean, self.metadata.std), mask.contiguous()
+        normalised = normalize(image.permute(1, 2, 0).numpy(), self.metadata.mean, self.metadata.std)
+        return torch.from_numpy(normalised), mask.contiguous()

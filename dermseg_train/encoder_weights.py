@@ -9,7 +9,8 @@ import torch
 from torchvision.models import ResNet34_Weights
 
 from dermseg_deploy.errors import UserError
-from dermseg_deploy.model import ModelConfig, ResNet34Encoder, ResNet34UNet
+from dermseg_deploy.model.model_config import ModelConfig
+from dermseg_deploy.model.network import ResNet34Encoder, ResNet34UNet
 
 
 class EncoderWeightsError(UserError):

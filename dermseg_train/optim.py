@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from dermseg_deploy.model import ResNet34UNet
+from dermseg_deploy.model.network import ResNet34UNet
 
 
 def layer_groups(model: ResNet34UNet) -> list[list[nn.Parameter]]:

@@ -13,12 +13,11 @@ from typing import Any
 
 import torch
 
-from dermseg_deploy import __version__
-from dermseg_deploy.atomic import atomic_write_bytes
-from dermseg_deploy.checkpoint import Checkpoint, atomic_torch_save, check_plain
-
-from .data import Pair
-from .data_split import split_val_halves
+from dermseg_deploy.evaluation.pairs import Pair
+from dermseg_deploy.evaluation.val_split import split_val_halves
+from dermseg_deploy.model.checkpoint import Checkpoint, atomic_torch_save, check_plain
+from dermseg_deploy.util.atomic import atomic_write_bytes
+from dermseg_deploy.version import __version__
 
 TRAINING_STATE_KEY = "training_state"
 """The key of `model.last.pt` that holds progress, optimiser, scheduler, scaler and RNG states."""

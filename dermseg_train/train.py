@@ -15,27 +15,29 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from dermseg_deploy.atomic import remove_stale_temp_files
 from dermseg_deploy.backends.torch_backend import TorchBackend
-from dermseg_deploy.checkpoint import (
+from dermseg_deploy.errors import CheckFailedError, DermsegError, ModelFileError, UserError
+from dermseg_deploy.evaluation.metrics import ScoreTotals
+from dermseg_deploy.evaluation.pairs import discover_pairs
+from dermseg_deploy.evaluation.scoring import evaluate_segmenter, totals
+from dermseg_deploy.evaluation.val_split import split_val_halves
+from dermseg_deploy.model.checkpoint import (
     Checkpoint,
     load_checkpoint,
     load_state_dict_strict,
     save_checkpoint,
 )
-from dermseg_deploy.errors import CheckFailedError, DermsegError, ModelFileError, UserError
-from dermseg_deploy.metadata import ModelMetadata
-from dermseg_deploy.model import ModelConfig, ResNet34UNet
-from dermseg_deploy.segmenter import Segmenter
+from dermseg_deploy.model.metadata import ModelMetadata
+from dermseg_deploy.model.model_config import ModelConfig
+from dermseg_deploy.model.network import ResNet34UNet
+from dermseg_deploy.segment.segmenter import Segmenter
+from dermseg_deploy.util.atomic import remove_stale_temp_files
 
 from .config import StageConfig, TrainConfig
-from .data import ResizeCache, SegmentationDataset, default_val_count, discover_pairs, split_pairs
-from .data_split import split_val_halves
+from .data import ResizeCache, SegmentationDataset, default_val_count, split_pairs
 from .distributed import barrier, init_from_environment, shutdown, stop_requested, sum_across
 from .encoder_weights import build_model
-from .evaluate import evaluate_segmenter, totals
 from .losses import SegmentationLoss
-from .metrics import ScoreTotals
 from .optim import encoder_frozen, make_optimizer, set_encoder_frozen
 from .run_paths import last_checkpoint_path, log_path, split_path
 from .run_state import (
@@ -188,12 +190,13 @@ class Trainer:
         segmenter = Segmenter(TorchBackend(model, self.metadata.with_updates(size_px=size_px), self.device))
         evaluations = evaluate_segmenter(segmenter, shard, self.config.eval_batch_size)  # dermseg-run's own core
         large = [e for e in evaluations if e.large_lesion]
-        summed = sum_across(torch.cat([totals(evaluations).to_tensor(), totals(large).to_tensor()]), self.info)
-        half = summed.numel() // 2
+        values = torch.tensor(totals(evaluations).to_list() + totals(large).to_list(), dtype=torch.float64)
+        summed = sum_across(values, self.info).tolist()
+        half = len(summed) // 2
         model.train()
         return {
-            "all": ScoreTotals.from_tensor(summed[:half]).means(),
-            "large_lesions": ScoreTotals.from_tensor(summed[half:]).means(),
+            "all": ScoreTotals.from_list(summed[:half]).means(),
+            "large_lesions": ScoreTotals.from_list(summed[half:]).means(),
             "size_px": size_px,
         }
 

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 import torch
 
-from dermseg_deploy.checkpoint import Checkpoint, save_checkpoint
-from dermseg_deploy.decode import read_image
-from dermseg_deploy.metadata import ModelMetadata
-from dermseg_deploy.model import ModelConfig
-from dermseg_deploy.preprocess import preprocess_batch
+from dermseg_deploy.core.decode import read_image
+from dermseg_deploy.core.preprocess import preprocess_batch
+from dermseg_deploy.model.checkpoint import Checkpoint, save_checkpoint
+from dermseg_deploy.model.metadata import ModelMetadata
+from dermseg_deploy.model.model_config import ModelConfig
 from dermseg_deploy.samples import sample_image_paths
 from dermseg_train.encoder_weights import build_model
 
@@ -43,7 +43,7 @@ def calibrated_model() -> torch.nn.Module:
     torch.manual_seed(0)
     model = build_model(ModelConfig(), encoder_weights=None)
     metadata = ModelMetadata(size_px=TEST_SIZE_PX)
-    batch = preprocess_batch([read_image(p) for p in sample_image_paths()], metadata)
+    batch = torch.from_numpy(preprocess_batch([read_image(p) for p in sample_image_paths()], metadata))
     model.train()
     with torch.no_grad():
         for module in model.modules():

@@ -1,4 +1,4 @@
-"""A stand-in for the `tensorrt` module: just enough of its API for engine_build and engine_runtime to run
+"""A stand-in for the `tensorrt` module: just enough of its API for engine_build and the TensorRT backend to run
 without TensorRT or a GPU, recording what they call. Behaviour is switched per test through attributes."""
 
 from __future__ import annotations

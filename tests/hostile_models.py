@@ -38,8 +38,8 @@ class Case:
 
 
 def _base_checkpoint(state_dict: dict[str, Any]) -> dict[str, Any]:
-    from dermseg_deploy.metadata import ModelMetadata
-    from dermseg_deploy.model import ModelConfig
+    from dermseg_deploy.model.metadata import ModelMetadata
+    from dermseg_deploy.model.model_config import ModelConfig
 
     return {"format_version": 1, "model_config": ModelConfig().to_dict(),
             "metadata": ModelMetadata(size_px=TINY_SIZE).to_dict(), "state_dict": state_dict, "metrics": {},
@@ -160,7 +160,7 @@ def tiny_onnx(path: Path, *, in_shape: list[Any] | None = None, out_shape: list[
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from dermseg_deploy.metadata import ONNX_METADATA_KEY, ModelMetadata
+    from dermseg_deploy.model.metadata import ONNX_METADATA_KEY, ModelMetadata
 
     in_shape = in_shape or ["N", 3, TINY_SIZE, TINY_SIZE]
     out_shape = out_shape or ["N", out_channels, TINY_SIZE, TINY_SIZE]
@@ -201,7 +201,7 @@ def tiny_onnx(path: Path, *, in_shape: list[Any] | None = None, out_shape: list[
 def onnx_cases(folder: Path) -> list[Case]:
     from onnx import TensorProto
 
-    from dermseg_deploy.metadata import ModelMetadata
+    from dermseg_deploy.model.metadata import ModelMetadata
 
     nan_mean = {**ModelMetadata(size_px=TINY_SIZE).to_dict(), "mean": [float("nan"), 0.5, 0.5]}
     specs: list[tuple[str, dict[str, Any], str]] = [
@@ -225,7 +225,7 @@ def onnx_cases(folder: Path) -> list[Case]:
         ("fixed output batch, dynamic input", {"out_shape": [1, 1, 64, 64]},
          "output batch is 1 for an input batch of dynamic"),
         ("output batch 2N", {"out_shape": ["M", 1, 64, 64], "double_batch": True},
-         "the model returned torch.float32 logits of shape (2, 1, 64, 64), not float32 (1, 1, 64, 64)"),
+         "the model returned float32 logits of shape (2, 1, 64, 64), not float32 (1, 1, 64, 64)"),
     ]
     cases = [Case(name, str(tiny_onnx(folder / f"model-{index:02d}.onnx", **options)), expect)
              for index, (name, options, expect) in enumerate(specs)]
@@ -294,7 +294,9 @@ def run_cases(cases: list[Case], image: str, out_root: Path) -> list[dict[str, A
     import onnxruntime  # noqa: F401  (imported before the baseline is taken, as dermseg-run would import it)
     from click.testing import CliRunner
 
-    from dermseg_deploy import cli_run, run_job  # noqa: F401  (what dermseg-run imports once it has parsed)
+    from dermseg_deploy.backends import torch_backend  # noqa: F401  (torch, which dermseg-run loads for a .pt)
+    from dermseg_deploy.cli import run as cli_run  # noqa: F401  (what dermseg-run imports once it has parsed)
+    from dermseg_deploy.cli import run_job as run_job  # noqa: F401  (what dermseg-run imports once it has parsed)
 
     limit = address_space_bytes() + MEMORY_HEADROOM
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))

@@ -7,15 +7,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from dermseg_deploy.checkpoint import (
+from dermseg_deploy.errors import ModelFileError
+from dermseg_deploy.model.checkpoint import (
     Checkpoint,
     check_plain,
     load_checkpoint,
     model_from_checkpoint,
     save_checkpoint,
 )
-from dermseg_deploy.errors import ModelFileError
-from dermseg_deploy.metadata import ModelMetadata
+from dermseg_deploy.model.metadata import ModelMetadata
 
 
 def test_round_trip_gives_the_same_outputs(checkpoint_path: Path, calibrated_model: torch.nn.Module) -> None:

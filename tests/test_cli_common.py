@@ -4,8 +4,12 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from dermseg_deploy import cli_bench, cli_export, cli_run, cli_serve
-from dermseg_deploy.cli_common import exit_code_for, handle_errors
+from dermseg_deploy.cli import bench as cli_bench
+from dermseg_deploy.cli import eval as eval_cli
+from dermseg_deploy.cli import export as cli_export
+from dermseg_deploy.cli import run as cli_run
+from dermseg_deploy.cli import serve as cli_serve
+from dermseg_deploy.cli.common import exit_code_for, handle_errors
 from dermseg_deploy.errors import (
     BackendUnavailableError,
     CheckFailedError,
@@ -15,7 +19,6 @@ from dermseg_deploy.errors import (
     UserError,
 )
 from dermseg_train import cli as train_cli
-from dermseg_train import eval_cli
 
 COMMANDS = {"dermseg-run": cli_run.main, "dermseg-export": cli_export.main, "dermseg-train": train_cli.main,
             "dermseg-eval": eval_cli.main, "dermseg-bench": cli_bench.main, "dermseg-serve": cli_serve.main}

@@ -10,13 +10,14 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from dermseg_deploy import Segmenter, cli_run
+from dermseg_deploy import Segmenter
 from dermseg_deploy.backends import open_backend
 from dermseg_deploy.bench.measure import BenchSettings, measure_stages
-from dermseg_deploy.decode_policy import DecodePolicy
+from dermseg_deploy.cli import eval as eval_cli
+from dermseg_deploy.cli import run as cli_run
+from dermseg_deploy.core.decode_policy import DecodePolicy
 from dermseg_deploy.errors import UserError
-from dermseg_deploy.manifest import COLUMNS, ManifestRow, read_manifest, write_manifest
-from dermseg_train import eval_cli
+from dermseg_deploy.files.manifest import COLUMNS, ManifestRow, read_manifest, write_manifest
 
 from .conftest import ISIC2017_FULLRES, require_shared
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dermseg_deploy.manifest import read_manifest
+from dermseg_deploy.files.manifest import read_manifest
 
 from .helpers import run_script
 
@@ -26,7 +26,7 @@ def test_the_demo_runs_its_steps_with_progress_and_says_where_the_results_are(tm
     assert "stage 1 at 96 px" in output and ("step/s" in output or "s/step" in output)  # training progress
     assert "ONNX (FP32): check passed in" in output and "MB)" in output
     assert "not built: fp16 (--formats onnx); build it with dermseg-export" in output
-    assert "8 segmented" in output and "per image: decode" in output and "img/s" in output
+    assert "8 segmented" in output and "per image: read" in output and "img/s" in output
     assert "demo done in" in output and "overlays:" in output and "next:" in output
     masks = tmp_path / "demo" / "masks"
     assert len(list(masks.glob("*_segmentation.png"))) == 8 and len(list(masks.glob("*_overlay.jpg"))) == 8

@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from dermseg_deploy import cli_run
-from dermseg_deploy.manifest import read_manifest
+from dermseg_deploy.cli import eval as eval_cli
+from dermseg_deploy.cli import run as cli_run
+from dermseg_deploy.files.manifest import read_manifest
 from dermseg_deploy.samples import SAMPLES_DIR
-from dermseg_train import eval_cli
 
 
 def test_pt_and_onnx_give_the_same_scores(tmp_path: Path, checkpoint_path: Path, onnx_path: Path) -> None:

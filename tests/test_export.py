@@ -5,13 +5,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 import torch
 from click.testing import CliRunner
 
-from dermseg_deploy import cli_export
 from dermseg_deploy.backends.onnxruntime_backend import OnnxRuntimeBackend
+from dermseg_deploy.cli import export as cli_export
 from dermseg_deploy.export import ExportSettings, export_checkpoint, export_paths
 from dermseg_deploy.export.parity import ParityReport, compare_logits, mask_iou
 from dermseg_deploy.tensorrt.availability import tensorrt_installed
@@ -19,12 +20,13 @@ from dermseg_deploy.tensorrt.availability import tensorrt_installed
 
 def test_exported_onnx_has_a_dynamic_batch_and_matches_pytorch(onnx_path: Path, calibrated_model: torch.nn.Module) -> None:
     onnx.checker.check_model(str(onnx_path), full_check=True)
-    with OnnxRuntimeBackend(onnx_path, torch.device("cpu")) as backend:
+    with OnnxRuntimeBackend(onnx_path) as backend:
         for batch_size in (1, 3):
             x = torch.randn(batch_size, 3, 64, 64)
             with torch.no_grad():
                 expected = calibrated_model(x)
-            assert torch.allclose(backend.infer(x), expected, atol=1e-3)
+            logits = backend.infer(x.numpy())
+            assert isinstance(logits, np.ndarray) and np.allclose(logits, expected.numpy(), atol=1e-3)
 
 
 def test_export_from_python_returns_checked_artefacts(checkpoint_path: Path, tmp_path: Path) -> None:
@@ -37,7 +39,7 @@ def test_export_from_python_returns_checked_artefacts(checkpoint_path: Path, tmp
     assert fp16_step.path == tmp_path / "model.fp16.onnx" and fp16_step.arithmetic.passed
     assert onnx_step.parity.comparison.max_abs_logit_diff <= 1e-3 and len(onnx_step.parity.comparison.ious) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.fp16.onnx", "model.onnx"]
-    with OnnxRuntimeBackend(fp16_step.path, torch.device("cpu")) as backend:
+    with OnnxRuntimeBackend(fp16_step.path) as backend:
         assert backend.metadata.size_px == 64 and backend.metadata.extra["precision"] == "fp16"
 
 
@@ -106,7 +108,7 @@ def test_a_failed_parity_check_keeps_the_onnx_as_failed_and_removes_older_export
     assert not paths.fp16_onnx.exists() and not paths.plan.exists() and not paths.sidecar.exists()
     assert "a check failed: model.failed.onnx is kept for inspection only" in result.stderr
     assert "removed model.fp16.onnx" in result.stderr and "removed model.plan" in result.stderr
-    with OnnxRuntimeBackend(paths.failed_onnx, torch.device("cpu")) as backend:  # still inspectable
+    with OnnxRuntimeBackend(paths.failed_onnx) as backend:  # still inspectable
         assert backend.metadata.size_px == 64
 
 

@@ -11,10 +11,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from dermseg_deploy import cli_run
 from dermseg_deploy.backends import BackendOptions, open_backend
-from dermseg_deploy.bench.flops import dense_fp16_peak_tflops, flops_per_image
-from dermseg_deploy.model_transforms import fold_batchnorm, pad_cross_channels, prepare_for_compile
+from dermseg_deploy.bench.flops import dense_fp16_peak_tflops
+from dermseg_deploy.cli import run as cli_run
+from dermseg_deploy.model.flops import flops_per_image
+from dermseg_deploy.model.model_transforms import fold_batchnorm, pad_cross_channels, prepare_for_compile
+from dermseg_deploy.model.network import ResNet34UNet
 from dermseg_deploy.samples import SAMPLES_DIR, sample_image_paths
 
 from .helpers import iou, read_png, run_gpu_script_dry
@@ -42,6 +44,19 @@ def test_padding_needs_folded_batchnorms(calibrated_model: torch.nn.Module) -> N
         pad_cross_channels(copy.deepcopy(calibrated_model))  # type: ignore[arg-type]
     folded = fold_batchnorm(copy.deepcopy(calibrated_model))
     assert pad_cross_channels(folded, multiple=1).cross_padding == 0  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("size_px", [64, 96, 1024])
+def test_the_architectures_flop_count_is_pytorchs(size_px: int) -> None:
+    """The torch-free count from the architecture equals PyTorch's FlopCounterMode on the network itself."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        model = ResNet34UNet().eval()
+        x = torch.empty((1, 3, size_px, size_px))
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x)
+    assert flops_per_image(size_px) == counter.get_total_flops()
 
 
 def test_the_flop_count_scales_with_pixels_and_known_cards_have_a_peak() -> None:

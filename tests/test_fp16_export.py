@@ -13,8 +13,8 @@ import torch
 from click.testing import CliRunner
 from onnx import TensorProto, helper
 
-from dermseg_deploy import cli_export
 from dermseg_deploy.backends.onnxruntime_backend import OnnxRuntimeBackend
+from dermseg_deploy.cli import export as cli_export
 from dermseg_deploy.errors import UserError
 from dermseg_deploy.export import fp16_step
 from dermseg_deploy.export.check_images import choose_export_images, load_batch
@@ -22,7 +22,7 @@ from dermseg_deploy.export.fp16_check import EMULATED, HALF, check_fp16_arithmet
 from dermseg_deploy.export.fp16_emulation import EmulatedFp16
 from dermseg_deploy.export.fp16_onnx import convert_to_fp16_onnx, fp32_compute_nodes
 from dermseg_deploy.export.parity import mask_iou
-from dermseg_deploy.metadata import ModelMetadata
+from dermseg_deploy.model.metadata import ModelMetadata
 from dermseg_deploy.samples import sample_image_paths
 
 from .conftest import ISIC2017_FULLRES, TEST_SIZE_PX, require_shared
@@ -59,12 +59,12 @@ def test_autocast_fp16_onnx_keeps_fp32_io_and_metadata_and_matches_fp32(onnx_pat
     assert len(conv_weights) > 50, "the weights should be FP16"
     assert conversion.node_count > 100 and "compute nodes kept in FP32" in conversion.summary()
     check = load_batch(images.check, metadata)
-    with OnnxRuntimeBackend(fp16_path, torch.device("cpu")) as fp16, OnnxRuntimeBackend(onnx_path, torch.device("cpu")) as fp32:
+    with OnnxRuntimeBackend(fp16_path) as fp16, OnnxRuntimeBackend(onnx_path) as fp32:
         assert fp16.metadata.extra["precision"] == "fp16"
         assert fp16.metadata.extra["fp32_nodes"] == list(conversion.fp32_nodes)
         assert fp16.metadata.extra["calibration"] == images.calibration_source
-        a, b = fp32.infer(check), fp16.infer(check)
-    ious = [mask_iou(x > 0, y > 0) for x, y in zip(a, b)]
+        a, b = fp32.infer(check.numpy()), fp16.infer(check.numpy())
+    ious = [mask_iou(torch.from_numpy(x > 0), torch.from_numpy(y > 0)) for x, y in zip(a, b)]
     assert min(ious) > 0.98
 
 

@@ -9,13 +9,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from dermseg_deploy import cli_run
 from dermseg_deploy.backends import open_backend
-from dermseg_deploy.decode import read_image
-from dermseg_deploy.devices import resolve_device
+from dermseg_deploy.cli import run as cli_run
+from dermseg_deploy.core.decode import read_image
+from dermseg_deploy.core.preprocess import preprocess_batch
 from dermseg_deploy.errors import BackendUnavailableError
-from dermseg_deploy.preprocess import preprocess_batch
 from dermseg_deploy.samples import sample_image_paths
+from dermseg_deploy.util.devices import resolve_device
 
 from .helpers import iou, read_png
 

@@ -11,10 +11,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from dermseg_deploy import Segmenter, cli_run
+from dermseg_deploy import Segmenter
 from dermseg_deploy.backends import open_backend
 from dermseg_deploy.bench.measure import BenchSettings, measure_stages
-from dermseg_train import eval_cli
+from dermseg_deploy.cli import eval as eval_cli
+from dermseg_deploy.cli import run as cli_run
 
 from .helpers import iou
 from .test_core import SIZE_PX, fullres_data  # noqa: F401  (the fixture)
@@ -84,7 +85,7 @@ def test_tta_and_post_processing_on_cuda_match_the_cpu(checkpoint_path: Path) ->
     CPU: the masks agree closely (resizing on the GPU rounds differently) and a hand-made ring comes out the same."""
     from PIL import Image
 
-    from dermseg_deploy.lesion_regions import postprocess_engine, refine_masks
+    from dermseg_deploy.core.lesion_regions import postprocess_engine, refine_masks
     from dermseg_deploy.samples import sample_image_paths
 
     images = [np.asarray(Image.open(path).convert("RGB")) for path in sample_image_paths()]  # one decoder for both

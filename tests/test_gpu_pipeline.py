@@ -12,13 +12,14 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from dermseg_deploy import Segmenter, cli_run
+from dermseg_deploy import Segmenter
 from dermseg_deploy.backends import BackendOptions, open_backend
-from dermseg_deploy.decode import read_image
+from dermseg_deploy.cli import run as cli_run
+from dermseg_deploy.core.decode import read_image
+from dermseg_deploy.core.gpu_decode import decode_jpegs_on_gpu
+from dermseg_deploy.core.preprocess import preprocess_batch
 from dermseg_deploy.export.parity import mask_iou
-from dermseg_deploy.gpu_decode import decode_jpegs_on_gpu
-from dermseg_deploy.metadata import ModelMetadata
-from dermseg_deploy.preprocess import preprocess_batch
+from dermseg_deploy.model.metadata import ModelMetadata
 from dermseg_deploy.samples import sample_image_paths
 
 from .helpers import iou, read_png

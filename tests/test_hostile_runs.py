@@ -17,10 +17,11 @@ import pytest
 import torch
 from click.testing import CliRunner, Result
 
-from dermseg_deploy import cli_run, outputs
-from dermseg_deploy.checkpoint import load_checkpoint
+from dermseg_deploy.cli import run as cli_run
 from dermseg_deploy.errors import UserError
-from dermseg_deploy.manifest import STATUS_FAILED, STATUS_OK, ManifestRow, read_manifest, write_manifest
+from dermseg_deploy.files import outputs
+from dermseg_deploy.files.manifest import STATUS_FAILED, STATUS_OK, ManifestRow, read_manifest, write_manifest
+from dermseg_deploy.model.checkpoint import load_checkpoint
 from dermseg_deploy.samples import SAMPLES_DIR, sample_image_paths
 from dermseg_train.run_state import TRAINING_STATE_KEY
 
@@ -163,7 +164,7 @@ def test_an_oversized_size_flag_is_refused_before_anything_is_loaded(tmp_path: P
     result = run("--engine", onnx_path, sample_image_paths()[0], "-o", tmp_path / "out", "--size", "8192")
     assert result.exit_code == 2 and "--size 8192: must be a positive multiple of 32, at most 4096" in result.stderr
     with pytest.raises(UserError):
-        from dermseg_deploy.sizes import require_valid_size
+        from dermseg_deploy.model.sizes import require_valid_size
 
         require_valid_size(4128)
 

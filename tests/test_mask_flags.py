@@ -9,12 +9,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from dermseg_deploy import cli_bench, cli_run, cli_serve
-from dermseg_deploy.mask_options import MaskOptions
+from dermseg_deploy.cli import bench as cli_bench
+from dermseg_deploy.cli import eval as eval_cli
+from dermseg_deploy.cli import run as cli_run
+from dermseg_deploy.cli import serve as cli_serve
+from dermseg_deploy.core.mask_options import MaskOptions
 from dermseg_deploy.samples import SAMPLES_DIR, sample_image_paths
 from dermseg_deploy.scale.segmenter_spec import SegmenterSpec
-from dermseg_deploy.segmenter import Segmenter
-from dermseg_train import eval_cli
+from dermseg_deploy.segment.segmenter import Segmenter
 
 from .helpers import read_png, run_gpu_script_dry
 

@@ -13,7 +13,7 @@ from dermseg_deploy.samples import sample_image_paths
 ROOT = Path(__file__).resolve().parents[1]
 MEASURE = """
 import resource, sys
-from dermseg_deploy.cli_run import main
+from dermseg_deploy.cli.run import main
 try:
     main(sys.argv[1:])
 except SystemExit as exit:

@@ -5,12 +5,11 @@ from pathlib import Path
 
 import onnx
 import pytest
-import torch
 
 from dermseg_deploy.backends.onnxruntime_backend import OnnxRuntimeBackend
 from dermseg_deploy.errors import ModelFileError
-from dermseg_deploy.metadata import ONNX_METADATA_KEY, ModelMetadata
-from dermseg_deploy.tensor_names import INPUT_NAME, OUTPUT_NAME
+from dermseg_deploy.model.metadata import ONNX_METADATA_KEY, ModelMetadata
+from dermseg_deploy.model.tensor_names import INPUT_NAME, OUTPUT_NAME
 
 
 def test_json_round_trip() -> None:
@@ -53,6 +52,6 @@ def test_onnx_carries_the_metadata_and_tensor_names(onnx_path: Path) -> None:
     assert metadata.size_px == 64 and metadata.train_size_px == 64
     assert [i.name for i in proto.graph.input] == [INPUT_NAME]
     assert [o.name for o in proto.graph.output] == [OUTPUT_NAME]
-    with OnnxRuntimeBackend(onnx_path, torch.device("cpu")) as backend:
+    with OnnxRuntimeBackend(onnx_path) as backend:
         assert backend.metadata.size_px == 64
         assert backend.metadata.mean == metadata.mean

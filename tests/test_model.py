@@ -8,8 +8,8 @@ import torch
 from torchvision.models import resnet34
 
 from dermseg_deploy.errors import UserError
-from dermseg_deploy.model import ModelConfig
-from dermseg_deploy.sizes import is_valid_size, require_valid_size
+from dermseg_deploy.model.model_config import ModelConfig
+from dermseg_deploy.model.sizes import is_valid_size, require_valid_size
 from dermseg_train import encoder_weights as weights_module
 from dermseg_train.encoder_weights import EncoderWeightsError, build_model
 from dermseg_train.optim import layer_groups

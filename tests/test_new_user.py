@@ -12,8 +12,9 @@ import pytest
 from click.testing import CliRunner, Result
 from PIL import Image
 
-from dermseg_deploy import cli_bench, cli_run
-from dermseg_deploy.manifest import STATUS_OK, STATUS_SKIPPED, read_manifest
+from dermseg_deploy.cli import bench as cli_bench
+from dermseg_deploy.cli import run as cli_run
+from dermseg_deploy.files.manifest import STATUS_OK, STATUS_SKIPPED, read_manifest
 from dermseg_deploy.samples import sample_image_paths
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dermseg_deploy.png_encode import encode_grey_png
+from dermseg_deploy.files.png_encode import encode_grey_png
 from dermseg_deploy.samples import SAMPLES_DIR
 
 

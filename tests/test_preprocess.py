@@ -7,14 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from dermseg_deploy.decode import decode_image, read_image
+from dermseg_deploy.core.decode import decode_image, read_image
+from dermseg_deploy.core.masks import logits_to_masks, upsample_mask
+from dermseg_deploy.core.preprocess import normalize, preprocess, preprocess_batch, resize_image
 from dermseg_deploy.errors import InputImageError
-from dermseg_deploy.metadata import ModelMetadata
-from dermseg_deploy.postprocess import encode_png, logits_to_masks, mask_outline, render_overlay, upsample_mask
-from dermseg_deploy.preprocess import normalize, preprocess, preprocess_batch, resize_image
+from dermseg_deploy.files.outputs import encode_png
+from dermseg_deploy.files.overlay import mask_outline, render_overlay
+from dermseg_deploy.model.metadata import ModelMetadata
 
 WIDTH, HEIGHT = 53, 37
 
@@ -35,28 +36,28 @@ def test_every_mode_becomes_rgb_of_the_same_size(mode: str) -> None:
     image = Image.fromarray(_gradient_rgb()).convert(mode)
     fmt = "JPEG" if mode == "CMYK" else "PNG"
     decoded = decode_image(_encode(image, fmt), f"x.{fmt.lower()}")
-    assert decoded.shape == (3, HEIGHT, WIDTH) and decoded.dtype == torch.uint8
+    assert decoded.shape == (HEIGHT, WIDTH, 3) and decoded.dtype == np.uint8
 
 
 def test_palette_with_transparency_decodes() -> None:
     image = Image.fromarray(_gradient_rgb()).convert("P")
     image.info["transparency"] = 0
-    assert decode_image(_encode(image, "PNG", transparency=0)).shape == (3, HEIGHT, WIDTH)
+    assert decode_image(_encode(image, "PNG", transparency=0)).shape == (HEIGHT, WIDTH, 3)
 
 
 def test_sixteen_bit_png_is_scaled_not_clipped() -> None:
     values = np.array([[0, 257 * 128, 65535]], dtype=np.uint16)
     decoded = decode_image(_encode(Image.fromarray(values), "PNG"))
-    assert decoded[0, 0].tolist() == [0, 128, 255]
-    assert torch.equal(decoded[0], decoded[2])
+    assert decoded[0, :, 0].tolist() == [0, 128, 255]
+    assert np.array_equal(decoded[..., 0], decoded[..., 2])
 
 
 @pytest.mark.parametrize("fmt", ["BMP", "TIFF", "JPEG", "PNG"])
 def test_formats(fmt: str) -> None:
     decoded = decode_image(_encode(Image.fromarray(_gradient_rgb()), fmt))
-    assert decoded.shape == (3, HEIGHT, WIDTH)
+    assert decoded.shape == (HEIGHT, WIDTH, 3)
     if fmt != "JPEG":
-        assert torch.equal(decoded, torch.from_numpy(_gradient_rgb()).permute(2, 0, 1))
+        assert np.array_equal(decoded, _gradient_rgb())
 
 
 @pytest.mark.parametrize("orientation,rotated", [(1, False), (3, False), (6, True), (8, True)])
@@ -65,7 +66,7 @@ def test_exif_orientation_gives_the_displayed_size(orientation: int, rotated: bo
     exif = image.getexif()
     exif[0x0112] = orientation
     decoded = decode_image(_encode(image, "JPEG", exif=exif.tobytes()))
-    assert decoded.shape[1:] == ((WIDTH, HEIGHT) if rotated else (HEIGHT, WIDTH))
+    assert decoded.shape[:2] == ((WIDTH, HEIGHT) if rotated else (HEIGHT, WIDTH))
 
 
 @pytest.mark.parametrize("data,reason", [
@@ -96,50 +97,50 @@ def test_read_image_names_missing_and_non_regular_files(tmp_path: Path) -> None:
 
 
 def test_resize_and_normalise() -> None:
-    image = torch.from_numpy(_gradient_rgb()).permute(2, 0, 1)
+    image = _gradient_rgb()
     metadata = ModelMetadata(size_px=64)
     x = preprocess(image, metadata)
-    assert x.shape == (3, 64, 64) and x.dtype == torch.float32
-    flat = torch.full((3, 10, 10), 255, dtype=torch.uint8)
-    expected = (1.0 - torch.tensor(metadata.mean)) / torch.tensor(metadata.std)
-    assert torch.allclose(normalize(resize_image(flat, 32), metadata.mean, metadata.std)[:, 5, 5], expected)
+    assert x.shape == (3, 64, 64) and x.dtype == np.float32 and x.flags.c_contiguous
+    flat = np.full((10, 10, 3), 255, dtype=np.uint8)
+    expected = (1.0 - np.array(metadata.mean)) / np.array(metadata.std)
+    assert np.allclose(normalize(resize_image(flat, 32), metadata.mean, metadata.std)[:, 5, 5], expected)
     batch = preprocess_batch([image, flat], metadata)
     assert batch.shape == (2, 3, 64, 64)
 
 
 def test_shrinking_is_antialiased() -> None:
-    stripes = torch.zeros(3, 256, 256, dtype=torch.uint8)
-    stripes[:, :, ::2] = 255
+    stripes = np.zeros((256, 256, 3), dtype=np.uint8)
+    stripes[:, ::2] = 255
     small = resize_image(stripes, 32)
-    assert torch.allclose(small, torch.full_like(small, 127.5), atol=6.0)  # not aliased to 0 or 255
+    assert np.allclose(small, 127.5, atol=6.0)  # not aliased to 0 or 255
 
 
 def test_masks_come_back_at_the_original_odd_size() -> None:
-    logits = torch.full((1, 1, 64, 64), -5.0)
+    logits = np.full((1, 1, 64, 64), -5.0, dtype=np.float32)
     logits[..., 16:48, 16:48] = 5.0
     masks = logits_to_masks(logits, ModelMetadata().logit_threshold)
     full = upsample_mask(masks[0], HEIGHT, WIDTH)
-    assert full.shape == (HEIGHT, WIDTH) and full.dtype == torch.uint8
-    assert set(full.unique().tolist()) == {0, 255}
+    assert full.shape == (HEIGHT, WIDTH) and full.dtype == np.uint8
+    assert set(np.unique(full).tolist()) == {0, 255}
     assert full[HEIGHT // 2, WIDTH // 2] == 255 and full[0, 0] == 0
 
 
 def test_threshold_is_applied_on_logits() -> None:
-    logits = torch.tensor([[[[0.0, 1.0, 2.0]]]])
+    logits = np.array([[[[0.0, 1.0, 2.0]]]], dtype=np.float32)
     assert logits_to_masks(logits, ModelMetadata(threshold=0.8).logit_threshold).flatten().tolist() == [0, 0, 1]
 
 
 def test_png_is_single_channel_8_bit() -> None:
-    mask = torch.zeros(HEIGHT, WIDTH, dtype=torch.uint8)
+    mask = np.zeros((HEIGHT, WIDTH), dtype=np.uint8)
     mask[5:10, 5:20] = 255
     with Image.open(io.BytesIO(encode_png(mask))) as image:
         assert image.mode == "L" and image.size == (WIDTH, HEIGHT)
-        assert np.array_equal(np.asarray(image), mask.numpy())
+        assert np.array_equal(np.asarray(image), mask)
 
 
 def test_overlay_draws_the_outline() -> None:
-    image = torch.zeros(3, HEIGHT, WIDTH, dtype=torch.uint8)
-    mask = torch.zeros(HEIGHT, WIDTH, dtype=torch.uint8)
+    image = np.zeros((HEIGHT, WIDTH, 3), dtype=np.uint8)
+    mask = np.zeros((HEIGHT, WIDTH), dtype=np.uint8)
     mask[10:30, 10:40] = 255
     outline = mask_outline(mask, 1)
     assert outline[10, 20] and not outline[20, 25] and not outline[0, 0]
@@ -149,9 +150,9 @@ def test_overlay_draws_the_outline() -> None:
 
 
 def test_an_empty_mask_is_labelled_on_its_overlay() -> None:
-    image = torch.full((3, 200, 300), 128, dtype=torch.uint8)
-    empty = torch.zeros(200, 300, dtype=torch.uint8)
-    lesion = empty.clone()
+    image = np.full((200, 300, 3), 128, dtype=np.uint8)
+    empty = np.zeros((200, 300), dtype=np.uint8)
+    lesion = empty.copy()
     lesion[50:150, 100:200] = 255
     with Image.open(io.BytesIO(render_overlay(image, empty))) as labelled, \
             Image.open(io.BytesIO(render_overlay(image, lesion))) as outlined:

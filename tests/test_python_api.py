@@ -12,10 +12,11 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from dermseg_deploy import Segmenter, cli_run
+from dermseg_deploy import Segmenter
+from dermseg_deploy.cli import run as cli_run
 from dermseg_deploy.errors import DermsegError, InputImageError
-from dermseg_deploy.image_input import ImageShapeError, ImageTypeError
 from dermseg_deploy.samples import sample_image_paths
+from dermseg_deploy.segment.image_input import ImageShapeError, ImageTypeError
 
 from .helpers import displayed_size
 

@@ -15,8 +15,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from dermseg_deploy import cli_run
-from dermseg_deploy.manifest import read_manifest
+from dermseg_deploy.cli import run as cli_run
+from dermseg_deploy.files.manifest import read_manifest
 from dermseg_deploy.samples import sample_image_paths
 
 from .conftest import ISIC2017_FULLRES, ROOT, require_shared
@@ -92,7 +92,7 @@ def test_a_killed_driver_then_a_rerun_finishes_with_the_same_masks(
     model = ["--engine", str(checkpoint_path), "--size", "128", "--batch-size", "1"]
     address = ray_session.get_runtime_context().gcs_address
     driver = subprocess.Popen(
-        [sys.executable, "-m", "dermseg_deploy.cli_run", *model, str(inputs), "-o", str(out), "-q", "--ray",
+        [sys.executable, "-m", "dermseg_deploy.cli.run", *model, str(inputs), "-o", str(out), "-q", "--ray",
          "--ray-address", address, "--ray-actors", "1", "--threads", "1"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
     )
@@ -118,7 +118,7 @@ def test_sigterm_to_the_driver_writes_the_manifest_and_exits_143(
     out = tmp_path / "out"
     address = ray_session.get_runtime_context().gcs_address
     driver = subprocess.Popen(
-        [sys.executable, "-m", "dermseg_deploy.cli_run", "--engine", str(checkpoint_path), "--size", "128",
+        [sys.executable, "-m", "dermseg_deploy.cli.run", "--engine", str(checkpoint_path), "--size", "128",
          "--batch-size", "1", str(inputs), "-o", str(out), "-q", "--ray", "--ray-address", address, "--ray-actors", "1",
          "--threads", "1"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

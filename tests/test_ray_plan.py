@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from dermseg_deploy import cli_run
+from dermseg_deploy.cli import run as cli_run
 from dermseg_deploy.errors import BackendUnavailableError, UserError
-from dermseg_deploy.manifest import ManifestRow
+from dermseg_deploy.files.manifest import ManifestRow
 from dermseg_deploy.samples import sample_image_paths
 from dermseg_deploy.scale.ray_batch import SegmentActor, _row, plan_actors
 from dermseg_deploy.scale.ray_cluster import ClusterInfo

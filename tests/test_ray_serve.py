@@ -16,8 +16,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from dermseg_deploy import cli_run
 from dermseg_deploy.backends import BackendOptions
+from dermseg_deploy.cli import run as cli_run
 from dermseg_deploy.errors import ImageTooLargeError, InputImageError
 from dermseg_deploy.samples import sample_image_paths
 from dermseg_deploy.scale.segmenter_spec import SegmenterSpec

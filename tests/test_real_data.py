@@ -9,9 +9,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from dermseg_deploy import cli_run
+from dermseg_deploy.cli import run as cli_run
 from dermseg_deploy.export.onnx_export import export_onnx
-from dermseg_deploy.metadata import ModelMetadata
+from dermseg_deploy.model.metadata import ModelMetadata
 
 from .conftest import ISIC2017_FULLRES, require_shared
 from .helpers import displayed_size, iou, read_png

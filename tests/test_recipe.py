@@ -10,18 +10,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 
-from dermseg_deploy.checkpoint import load_checkpoint
+from dermseg_deploy.evaluation.metrics import ImageScore, ScoreTotals, score_image
+from dermseg_deploy.evaluation.pairs import discover_pairs
+from dermseg_deploy.model.checkpoint import load_checkpoint
 from dermseg_deploy.samples import SAMPLES_DIR
 from dermseg_train.augment import augment_pair
 from dermseg_train.baselines import centred_ellipse
 from dermseg_train.config import DEFAULT_LRS_1024, PAPER_LRS_512, PAPER_LRS_1024, StageConfig, TrainConfig
-from dermseg_train.data import ResizeCache, discover_pairs
+from dermseg_train.data import ResizeCache
 from dermseg_train.encoder_weights import build_model
-from dermseg_train.metrics import ImageScore, ScoreTotals, score_image
 from dermseg_train.runlog import read_log
 from dermseg_train.train import Trainer, last_checkpoint_path, log_path, split_path
 
@@ -70,20 +72,20 @@ def test_thresholded_jaccard_boundary_and_totals() -> None:
     below = ImageScore(tp=64, fp=36, fn=0, tn=0)
     assert below.jaccard == 0.64 and below.thresholded_jaccard == 0.0
     assert ImageScore(0, 0, 0, 10).jaccard == 1.0 and ImageScore(0, 0, 0, 10).dice == 1.0
-    score = score_image(torch.tensor([[True, True, False, False]]), torch.tensor([[True, False, True, False]]))
+    score = score_image(np.array([[True, True, False, False]]), np.array([[True, False, True, False]]))
     assert (score.tp, score.fp, score.fn, score.tn) == (1, 1, 1, 1)
     assert score.sensitivity == 0.5 and score.specificity == 0.5 and score.dice == 0.5
     totals = ScoreTotals.empty()
     totals.add(exactly)
     totals.add_failure()
-    restored = ScoreTotals.from_tensor(totals.to_tensor() * 2)
+    restored = ScoreTotals.from_list([2 * value for value in totals.to_list()])
     assert restored.images == 4 and restored.means()["jaccard"] == pytest.approx(0.325)
 
 
 def test_centred_ellipse_baseline() -> None:
     ellipse = centred_ellipse(100, 200)
     assert ellipse[50, 100] and not ellipse[0, 0] and not ellipse[50, 20]
-    assert ellipse.float().mean().item() == pytest.approx(3.14159 * 0.35 * 0.35, abs=0.01)
+    assert ellipse.mean() == pytest.approx(3.14159 * 0.35 * 0.35, abs=0.01)
 
 
 def test_stage_defaults_and_the_paper_1024_flag() -> None:
@@ -260,7 +262,7 @@ def test_the_scratch_preset_and_what_overrides_it(tmp_path: Path) -> None:
 
 
 def test_validation_halves_are_seeded_disjoint_and_cover_the_split() -> None:
-    from dermseg_train.data_split import split_val_halves
+    from dermseg_deploy.evaluation.val_split import split_val_halves
 
     ids = [f"ISIC_{i:07d}" for i in range(501)]
     halves = split_val_halves(ids, 0)
@@ -270,7 +272,7 @@ def test_validation_halves_are_seeded_disjoint_and_cover_the_split() -> None:
 
 
 def test_validate_on_selection_scores_the_selection_half_and_eval_reports_the_other(tmp_path: Path) -> None:
-    from dermseg_train import eval_cli
+    from dermseg_deploy.cli import eval as eval_cli
 
     config = _config(tmp_path, val_count=4, validate_on="selection", stages=[StageConfig(64, epochs=1, batch_size=2)])
     Trainer(config).run()

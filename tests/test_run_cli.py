@@ -11,11 +11,12 @@ import pytest
 import torch
 from click.testing import CliRunner, Result
 
-from dermseg_deploy import Segmenter, cli_run
-from dermseg_deploy.atomic import TEMP_PREFIX
+from dermseg_deploy import Segmenter
+from dermseg_deploy.cli import run as cli_run
 from dermseg_deploy.samples import sample_image_paths
 from dermseg_deploy.tensorrt.availability import tensorrt_installed
 from dermseg_deploy.tensorrt.sidecar import plan_digest, sidecar_path
+from dermseg_deploy.util.atomic import TEMP_PREFIX
 
 from .helpers import displayed_size, iou, read_png
 from .test_tensorrt_parts import make_sidecar

@@ -12,12 +12,13 @@ from dermseg_deploy.backends.onnxruntime_backend import OnnxRuntimeBackend
 from dermseg_deploy.export.check_images import choose_export_images, load_batch
 from dermseg_deploy.export.fp16_onnx import convert_to_fp16_onnx
 from dermseg_deploy.export.parity import mask_iou
-from dermseg_deploy.metadata import ModelMetadata
+from dermseg_deploy.model.metadata import ModelMetadata
 from dermseg_deploy.samples import sample_image_paths
 from dermseg_deploy.tensorrt.availability import tensorrt_installed
 from dermseg_deploy.tensorrt.batch_profile import BatchProfile
 from dermseg_deploy.tensorrt.build_options import BuildOptions
 from dermseg_deploy.tensorrt.sidecar import PlanIncompatibleError, sidecar_path
+from dermseg_deploy.util.devices import Device
 
 from .conftest import TEST_SIZE_PX
 
@@ -42,15 +43,15 @@ def plan_path(onnx_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 
 def test_plan_matches_onnxruntime_and_splits_large_batches(plan_path: Path, onnx_path: Path) -> None:
-    from dermseg_deploy.tensorrt.engine_runtime import TensorRTBackend
+    from dermseg_deploy.backends.tensorrt_backend import TensorRTBackend
 
     sidecar = json.loads(sidecar_path(plan_path).read_text())
     assert sidecar["batch_profile"] == {"min": 1, "opt": 2, "max": 4} and sidecar["inputs"][0]["name"] == "image"
     assert plan_path.with_name("model.timing.cache").is_file()
     batch = load_batch(sample_image_paths(), ModelMetadata(size_px=TEST_SIZE_PX))  # 8 images: two runs of 4
-    with OnnxRuntimeBackend(onnx_path, torch.device("cpu")) as reference:
-        expected = reference.infer(batch)
-    with TensorRTBackend(plan_path, torch.device("cuda")) as backend:
+    with OnnxRuntimeBackend(onnx_path) as reference:
+        expected = torch.from_numpy(reference.infer(batch.numpy()))
+    with TensorRTBackend(plan_path, Device("cuda")) as backend:
         assert backend.max_batch == 4
         logits = backend.infer(batch.cuda()).cpu()
     ious = [mask_iou(a > 0, b > 0) for a, b in zip(expected, logits)]
@@ -58,7 +59,7 @@ def test_plan_matches_onnxruntime_and_splits_large_batches(plan_path: Path, onnx
 
 
 def test_plan_from_another_gpu_is_refused_before_deserialising(plan_path: Path, tmp_path: Path) -> None:
-    from dermseg_deploy.tensorrt.engine_runtime import TensorRTBackend
+    from dermseg_deploy.backends.tensorrt_backend import TensorRTBackend
 
     copy = tmp_path / "model.plan"
     copy.write_bytes(plan_path.read_bytes())
@@ -66,4 +67,4 @@ def test_plan_from_another_gpu_is_refused_before_deserialising(plan_path: Path, 
     data["compute_capability"] = "5.0"
     sidecar_path(copy).write_text(json.dumps(data))
     with pytest.raises(PlanIncompatibleError, match="rebuild with dermseg-export on this machine"):
-        TensorRTBackend(copy, torch.device("cuda"))
+        TensorRTBackend(copy, Device("cuda"))

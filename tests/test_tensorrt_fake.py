@@ -13,18 +13,19 @@ from typing import Any
 import pytest
 import torch
 
-from dermseg_deploy.cli_common import EXIT_INTERNAL, EXIT_USAGE, exit_code_for
+from dermseg_deploy.cli.common import EXIT_INTERNAL, EXIT_USAGE, exit_code_for
 from dermseg_deploy.errors import InferenceError, ModelFileError
 from dermseg_deploy.export import plan_step
 from dermseg_deploy.export.check_images import CheckSet
-from dermseg_deploy.metadata import ModelMetadata
+from dermseg_deploy.model.metadata import ModelMetadata
 from dermseg_deploy.tensorrt.build_options import BuildOptions
 from dermseg_deploy.tensorrt.sidecar import PlanIncompatibleError, plan_digest, sidecar_path
+from dermseg_deploy.util.devices import Device
 
 from .fake_tensorrt import Context, Engine, make_fake_tensorrt
 from .test_tensorrt_parts import make_sidecar
 
-TRT_MODULES = ("dermseg_deploy.tensorrt.engine_build", "dermseg_deploy.tensorrt.engine_runtime")
+TRT_MODULES = ("dermseg_deploy.tensorrt.engine_build", "dermseg_deploy.backends.tensorrt_backend")
 
 
 @pytest.fixture()
@@ -64,12 +65,12 @@ def write_plan(folder: Path, plan: bytes, **sidecar_changes: Any) -> Path:
 
 
 def test_a_swapped_plan_is_refused_before_deserialising(fake_trt: ModuleType, fake_cuda: None, tmp_path: Path) -> None:
-    from dermseg_deploy.tensorrt.engine_runtime import TensorRTBackend
+    from dermseg_deploy.backends.tensorrt_backend import TensorRTBackend
 
     plan = write_plan(tmp_path, b"the plan that was built")
     plan.write_bytes(b"another plan, swapped in")
     with pytest.raises(ModelFileError, match="SHA-256 .* its sidecar recorded") as info:
-        TensorRTBackend(plan, torch.device("cuda", 0))
+        TensorRTBackend(plan, Device("cuda", 0))
     assert exit_code_for(info.value) == EXIT_USAGE
     assert not [c for c in fake_trt.state.calls if c[0] == "deserialize_cuda_engine"]
 
@@ -77,26 +78,26 @@ def test_a_swapped_plan_is_refused_before_deserialising(fake_trt: ModuleType, fa
 def test_a_version_compatible_plan_loads_only_when_trusted_and_then_with_host_code(
     fake_trt: ModuleType, fake_cuda: None, tmp_path: Path
 ) -> None:
-    from dermseg_deploy.tensorrt.engine_runtime import TensorRTBackend
+    from dermseg_deploy.backends.tensorrt_backend import TensorRTBackend
 
     fake_trt.state.engine = Engine()
     plan = write_plan(tmp_path, b"version-compatible plan", version_compatible=True, metadata=ModelMetadata(size_px=64))
     with pytest.raises(PlanIncompatibleError, match="--trust-plan"):
-        TensorRTBackend(plan, torch.device("cuda", 0))  # same TensorRT version as the build: still host code
-    backend = TensorRTBackend(plan, torch.device("cuda", 0), trust_host_code=True)
+        TensorRTBackend(plan, Device("cuda", 0))  # same TensorRT version as the build: still host code
+    backend = TensorRTBackend(plan, Device("cuda", 0), trust_host_code=True)
     assert fake_trt.state.host_code_allowed_at_deserialise is True
     assert (backend.min_batch, backend.max_batch) == (1, 4) and backend.input_dtype == torch.float32
     (tmp_path / "plain").mkdir()
-    TensorRTBackend(write_plan(tmp_path / "plain", b"ordinary plan", metadata=ModelMetadata(size_px=64)), torch.device("cuda", 0))
+    TensorRTBackend(write_plan(tmp_path / "plain", b"ordinary plan", metadata=ModelMetadata(size_px=64)), Device("cuda", 0))
     assert fake_trt.state.host_code_allowed_at_deserialise is False
 
 
 def test_a_plan_tensorrt_cannot_deserialise_says_rebuild(fake_trt: ModuleType, fake_cuda: None, tmp_path: Path) -> None:
-    from dermseg_deploy.tensorrt.engine_runtime import TensorRTBackend
+    from dermseg_deploy.backends.tensorrt_backend import TensorRTBackend
 
     fake_trt.state.engine = None
     with pytest.raises(PlanIncompatibleError, match="could not deserialise this plan.*rebuild with dermseg-export"):
-        TensorRTBackend(write_plan(tmp_path, b"plan"), torch.device("cuda", 0))
+        TensorRTBackend(write_plan(tmp_path, b"plan"), Device("cuda", 0))
 
 
 @pytest.mark.parametrize("context,message", [
@@ -106,7 +107,7 @@ def test_a_plan_tensorrt_cannot_deserialise_says_rebuild(fake_trt: ModuleType, f
     (Context(execute_ok=False), "execute_async_v3 failed"),
 ])
 def test_every_refusal_while_running_is_an_inference_error(fake_trt: ModuleType, context: Context, message: str) -> None:
-    from dermseg_deploy.tensorrt.engine_runtime import execute_chunk
+    from dermseg_deploy.backends.tensorrt_backend import execute_chunk
 
     with pytest.raises(InferenceError, match=message) as info:
         execute_chunk(context, "image", "logits", (2, 3, 64, 64), 1000, 2000, 7)  # type: ignore[arg-type]
@@ -114,7 +115,7 @@ def test_every_refusal_while_running_is_an_inference_error(fake_trt: ModuleType,
 
 
 def test_a_chunk_is_bound_by_name_then_enqueued(fake_trt: ModuleType) -> None:
-    from dermseg_deploy.tensorrt.engine_runtime import execute_chunk
+    from dermseg_deploy.backends.tensorrt_backend import execute_chunk
 
     context = Context()
     execute_chunk(context, "image", "logits", (2, 3, 64, 64), 1000, 2000, 7)  # type: ignore[arg-type]
@@ -186,7 +187,7 @@ class RecordingBackend:
     opened: list[tuple[Path, bool, str]] = []
     logits = torch.zeros(0)
 
-    def __init__(self, plan: Path, device: torch.device, trust_host_code: bool = False) -> None:
+    def __init__(self, plan: Path, device: Device, trust_host_code: bool = False) -> None:
         sidecar = json.loads(sidecar_path(plan).read_text())
         RecordingBackend.opened.append((plan, trust_host_code, sidecar["plan_sha256"]))
         self.index = 0
@@ -206,7 +207,7 @@ class RecordingBackend:
 def test_the_plan_step_trusts_the_plan_it_built_and_names_it_by_its_check(
     fake_trt: ModuleType, device_scope: list[int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, agrees: bool
 ) -> None:
-    from dermseg_deploy.tensorrt import engine_runtime
+    from dermseg_deploy.backends import tensorrt_backend as engine_runtime
 
     monkeypatch.setattr(engine_runtime, "TensorRTBackend", RecordingBackend)
     monkeypatch.setattr(plan_step, "require_tensorrt", lambda what: None)
@@ -217,7 +218,7 @@ def test_the_plan_step_trusts_the_plan_it_built_and_names_it_by_its_check(
     checks = CheckSet(torch.zeros(2, 3, 64, 64), reference)
     result = plan_step.plan_from_onnx(onnx, tmp_path / "model.plan", tmp_path / "model.failed.plan", tmp_path / "t.cache",
                                       ModelMetadata(size_px=64), BuildOptions(version_compatible=True), checks,
-                                      torch.device("cuda", 0))
+                                      Device("cuda", 0))
     ((checked, trusted, digest),) = RecordingBackend.opened
     assert trusted and digest == plan_digest(b"fake plan bytes") and checked.name.startswith(".dermseg-tmp-")
     assert result.passed is agrees

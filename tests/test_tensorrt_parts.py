@@ -11,7 +11,7 @@ import torch
 
 from dermseg_deploy.backends.onnxruntime_backend import OnnxRuntimeBackend
 from dermseg_deploy.errors import BackendUnavailableError, ModelFileError, UserError
-from dermseg_deploy.metadata import ModelMetadata
+from dermseg_deploy.model.metadata import ModelMetadata
 from dermseg_deploy.tensorrt.availability import require_tensorrt, tensorrt_installed
 from dermseg_deploy.tensorrt.batch_profile import BatchProfile, padding_for_profile, split_batch
 from dermseg_deploy.tensorrt.build_options import BuildOptions

@@ -27,11 +27,11 @@ def run_mypy_with_shadow(source: Path, text: str, tmp_path: Path) -> subprocess.
 
 @pytest.mark.slow
 @pytest.mark.parametrize("module,right,wrong", [
-    ("engine_build.py", "parser.parse_from_file(", "parser.parse_from_fiel("),
-    ("engine_runtime.py", "context.execute_async_v3(", "context.execute_async_v2("),
+    ("tensorrt/engine_build.py", "parser.parse_from_file(", "parser.parse_from_fiel("),
+    ("backends/tensorrt_backend.py", "context.execute_async_v3(", "context.execute_async_v2("),
 ])
 def test_mypy_rejects_a_misspelt_tensorrt_call(module: str, right: str, wrong: str, tmp_path: Path) -> None:
-    source = ROOT / "dermseg_deploy" / "tensorrt" / module
+    source = ROOT / "dermseg_deploy" / module
     text = source.read_text()
     assert right in text
     broken = run_mypy_with_shadow(source, text.replace(right, wrong), tmp_path)

@@ -3,18 +3,20 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 
-from dermseg_deploy.checkpoint import load_checkpoint
 from dermseg_deploy.errors import UserError
-from dermseg_deploy.metadata import ModelMetadata
+from dermseg_deploy.evaluation.metrics import score_image
+from dermseg_deploy.evaluation.pairs import discover_pairs
+from dermseg_deploy.model.checkpoint import load_checkpoint
+from dermseg_deploy.model.metadata import ModelMetadata
 from dermseg_deploy.samples import SAMPLES_DIR
 from dermseg_train import cli
 from dermseg_train.augment import dihedral
-from dermseg_train.data import SegmentationDataset, discover_pairs, split_pairs
-from dermseg_train.metrics import score_image
+from dermseg_train.data import SegmentationDataset, split_pairs
 
 from .conftest import ISIC2018_512, require_shared
 
@@ -55,11 +57,11 @@ def test_dihedral_moves_image_and_mask_together() -> None:
 
 
 def test_isic_jaccard_by_hand() -> None:
-    truth = torch.tensor([[255, 255, 0, 0]], dtype=torch.uint8)
-    assert score_image(torch.tensor([[255, 0, 0, 0]], dtype=torch.uint8), truth).jaccard == 0.5
-    assert score_image(torch.tensor([[255, 0, 0, 0]], dtype=torch.uint8), truth).thresholded_jaccard == 0.0
-    assert score_image(torch.zeros(1, 4, dtype=torch.uint8), torch.zeros(1, 4, dtype=torch.uint8)).jaccard == 1.0
-    assert score_image(torch.tensor([[128, 129, 0, 0]], dtype=torch.uint8), truth).jaccard == 0.5
+    truth = np.array([[255, 255, 0, 0]], dtype=np.uint8)
+    assert score_image(np.array([[255, 0, 0, 0]], dtype=np.uint8), truth).jaccard == 0.5
+    assert score_image(np.array([[255, 0, 0, 0]], dtype=np.uint8), truth).thresholded_jaccard == 0.0
+    assert score_image(np.zeros((1, 4), dtype=np.uint8), np.zeros((1, 4), dtype=np.uint8)).jaccard == 1.0
+    assert score_image(np.array([[128, 129, 0, 0]], dtype=np.uint8), truth).jaccard == 0.5
 
 
 def test_train_cli_trains_validates_and_saves(tmp_path: Path) -> None:

@@ -9,8 +9,8 @@ import onnx
 import pytest
 from click.testing import CliRunner
 
-from dermseg_deploy import cli_export
-from dermseg_deploy.metadata import ModelMetadata
+from dermseg_deploy.cli import export as cli_export
+from dermseg_deploy.model.metadata import ModelMetadata
 from dermseg_deploy.scale.triton_repo import export_triton_models, write_triton_repo
 from dermseg_deploy.tensorrt.sidecar import TensorSpec, sidecar_path
 

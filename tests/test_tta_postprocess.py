@@ -10,26 +10,29 @@ import torch
 import torch.nn.functional as F
 
 from dermseg_deploy.backends.base import Backend
+from dermseg_deploy.core.lesion_regions import refine_host_masks as refine_masks
+from dermseg_deploy.core.mask_options import MaskOptions
+from dermseg_deploy.core.masks import upsample_mask
+from dermseg_deploy.core.tta import average_over_views
 from dermseg_deploy.errors import UserError
-from dermseg_deploy.lesion_regions import refine_masks
-from dermseg_deploy.mask_options import MaskOptions
-from dermseg_deploy.metadata import ModelMetadata
-from dermseg_deploy.postprocess import upsample_mask
-from dermseg_deploy.segmenter import Segmenter
-from dermseg_deploy.tta import average_over_views
+from dermseg_deploy.model.metadata import ModelMetadata
+from dermseg_deploy.segment.segmenter import Segmenter
+from dermseg_deploy.util.devices import CPU
 
 SIZE = 32
 
 
 class AsymmetricBackend(Backend):
     """Logits that change under every flip and turn: an asymmetric 3x3 filter of the red channel plus a ramp that
-    rises to the right and downwards. Records the batch sizes it was called with."""
+    rises to the right and downwards. Records the batch sizes it was called with. A device backend on the CPU (torch
+    tensors), so the host stages run it through `infer_host`, as they run PyTorch models."""
 
     name = "asymmetric"
+    on_device = True
 
     def __init__(self) -> None:
         self.metadata = ModelMetadata(size_px=SIZE)
-        self.device = torch.device("cpu")
+        self.device = CPU
         self.calls: list[int] = []
         self.kernel = torch.arange(9, dtype=torch.float32).view(1, 1, 3, 3) / 10 - 0.3
         ramp = torch.linspace(-1.0, 1.0, SIZE)
@@ -89,19 +92,18 @@ def test_the_segmenter_thresholds_the_averaged_logits_and_upsamples_them() -> No
     plain = Segmenter(backend).segment(image)
     with_tta = Segmenter(backend, mask_options=MaskOptions("dihedral")).segment(image)
     stages = Segmenter(backend).stages()
-    from dermseg_deploy.preprocess import preprocess
+    from dermseg_deploy.core.preprocess import preprocess
 
-    network_input = preprocess(torch.from_numpy(image).permute(2, 0, 1).contiguous(), backend.metadata)[None]
+    network_input = torch.from_numpy(preprocess(image, backend.metadata))[None]
     logits = _by_hand(backend.infer, network_input, "dihedral")
-    expected = upsample_mask((logits > stages.metadata.logit_threshold)[0], 48, 40).numpy()
+    expected = upsample_mask((logits > stages.metadata.logit_threshold)[0].numpy(), 48, 40)
     assert np.array_equal(with_tta, expected)
     assert not np.array_equal(with_tta, plain)
 
 
-def _masks(*rows: str) -> torch.Tensor:
+def _masks(*rows: str) -> np.ndarray:
     """A (1,1,S,S) uint8 mask from rows of '#' (lesion) and '.' (background)."""
-    array = np.array([[c == "#" for c in row] for row in rows], dtype=np.uint8)
-    return torch.from_numpy(array)[None, None]
+    return np.array([[c == "#" for c in row] for row in rows], dtype=np.uint8)[None, None]
 
 
 TWO_BLOBS = _masks(
@@ -150,24 +152,24 @@ OPEN_TO_BORDER = _masks(
 
 def test_largest_keeps_the_largest_region_and_diagonal_pixels_join_it() -> None:
     kept = refine_masks(TWO_BLOBS, ("largest",))
-    expected = TWO_BLOBS.clone()
+    expected = TWO_BLOBS.copy()
     expected[0, 0, :2, :2] = 0
     expected[0, 0, 7, 0] = 0
-    assert torch.equal(kept, expected)
+    assert np.array_equal(kept, expected)
     diagonal = _masks("#...", ".#..", "..#.", "...#")  # one region with 8-connectivity
-    assert torch.equal(refine_masks(diagonal, ("largest",)), diagonal)
+    assert np.array_equal(refine_masks(diagonal, ("largest",)), diagonal)
     tie = _masks("##..", "....", "..##", "....")
-    assert torch.equal(refine_masks(tie, ("largest",)), _masks("##..", "....", "....", "...."))  # first in raster order
+    assert np.array_equal(refine_masks(tie, ("largest",)), _masks("##..", "....", "....", "...."))  # first in raster order
 
 
 def test_fill_holes_fills_enclosed_background_only() -> None:
     filled = refine_masks(RING, ("fill-holes",))
-    assert torch.equal(filled, _masks("........", ".######.", ".######.", ".######.", ".######.", ".######.",
+    assert np.array_equal(filled, _masks("........", ".######.", ".######.", ".######.", ".######.", ".######.",
                                       "........", "........"))
-    assert torch.equal(refine_masks(BORDER_GAP, ("fill-holes",))[0, 0, 1:3, 1:4], torch.ones(2, 3, dtype=torch.uint8))
-    assert torch.equal(refine_masks(OPEN_TO_BORDER, ("fill-holes",))[0, 0, 1:3, 2:4], torch.ones(2, 2, dtype=torch.uint8))
+    assert np.array_equal(refine_masks(BORDER_GAP, ("fill-holes",))[0, 0, 1:3, 1:4], np.ones((2, 3), dtype=np.uint8))
+    assert np.array_equal(refine_masks(OPEN_TO_BORDER, ("fill-holes",))[0, 0, 1:3, 2:4], np.ones((2, 2), dtype=np.uint8))
     gap = _masks("#.##", "#..#", "####", "....")  # the gap reaches the top border: not a hole
-    assert torch.equal(refine_masks(gap, ("fill-holes",)), gap)
+    assert np.array_equal(refine_masks(gap, ("fill-holes",)), gap)
 
 
 def test_largest_runs_before_fill_holes_whatever_the_order_asked() -> None:
@@ -183,21 +185,21 @@ def test_largest_runs_before_fill_holes_whatever_the_order_asked() -> None:
         "....####....",
         "............",
     )  # the solid region (14 px) is larger than the ring (12 px) but not than the ring filled (16 px)
-    solid_only = solid_and_ring.clone()
+    solid_only = solid_and_ring.copy()
     solid_only[0, 0, 3:] = 0
-    assert torch.equal(refine_masks(solid_and_ring, options.postprocess), solid_only)
+    assert np.array_equal(refine_masks(solid_and_ring, options.postprocess), solid_only)
 
 
 @pytest.mark.parametrize("steps", [("largest",), ("fill-holes",), ("largest", "fill-holes")])
 def test_empty_stays_empty_and_full_stays_full(steps: tuple[str, ...]) -> None:
-    empty = torch.zeros(2, 1, 8, 8, dtype=torch.uint8)
-    full = torch.ones(2, 1, 8, 8, dtype=torch.uint8)
-    assert torch.equal(refine_masks(empty, steps), empty)
-    assert torch.equal(refine_masks(full, steps), full)
-    batch = torch.cat([TWO_BLOBS, RING, torch.zeros_like(RING)])
+    empty = np.zeros((2, 1, 8, 8), dtype=np.uint8)
+    full = np.ones((2, 1, 8, 8), dtype=np.uint8)
+    assert np.array_equal(refine_masks(empty, steps), empty)
+    assert np.array_equal(refine_masks(full, steps), full)
+    batch = np.concatenate([TWO_BLOBS, RING, np.zeros_like(RING)])
     refined = refine_masks(batch, steps)
     for index in range(3):  # each image on its own
-        assert torch.equal(refined[index : index + 1], refine_masks(batch[index : index + 1], steps))
+        assert np.array_equal(refined[index : index + 1], refine_masks(batch[index : index + 1], steps))
 
 
 def test_mask_options_refuse_unknown_values_and_describe_themselves() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelFileError
-from ..sizes import SIZE_RULE, is_valid_size
+from ..model.sizes import SIZE_RULE, is_valid_size
 
 FLOAT_TYPE = "tensor(float)"
 

@@ -1,4 +1,5 @@
-"""ONNX Runtime backend for `.onnx` files: the CPU provider, or CUDA or TensorRT when asked for and really active."""
+"""ONNX Runtime backend for `.onnx` files: the CPU provider on NumPy (a host backend), or the CUDA or TensorRT
+provider on torch CUDA tensors (a device backend, `OnnxRuntimeCudaBackend`) when asked for and really active."""
 
 from __future__ import annotations
 
@@ -6,12 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from ..errors import BackendUnavailableError, DermsegError, InferenceError, ModelFileError, UserError
-from ..metadata import ONNX_METADATA_KEY, ModelMetadata
-from ..sizes import require_valid_size
+from ..model.metadata import ONNX_METADATA_KEY, ModelMetadata
+from ..model.sizes import require_valid_size
 from ..tensorrt.batch_profile import split_batch
+from ..util.devices import Device, as_device, cuda_available
+from ..util.extras import GPU_EXTRA, extra_hint
 from .base import Backend
 from .onnx_io import check_onnx_io
 
@@ -25,7 +27,7 @@ def _import_onnxruntime() -> Any:
     try:
         import onnxruntime
     except ImportError as exc:
-        raise BackendUnavailableError("onnxruntime is not installed: pip install 'dermseg' (or dermseg[gpu])") from exc
+        raise BackendUnavailableError("onnxruntime is not installed: pip install dermseg (it comes with the runtime)") from exc
     return onnxruntime
 
 
@@ -67,46 +69,39 @@ def read_onnx_metadata(session: Any, source: str) -> ModelMetadata:
         raise ModelFileError(f"{source}: {exc}") from exc
 
 
-class OnnxRuntimeBackend(Backend):
-    """ONNX Runtime inference with a fixed square input size and a dynamic batch dimension."""
+def provider_name(provider: str, device: Device) -> str:
+    """`auto` resolved for `device` (the CPU provider on the CPU, CUDA's on a GPU), checked against the device."""
+    name = provider if provider != "auto" else ("cuda" if device.is_cuda else "cpu")
+    if name not in PROVIDER_BY_NAME:
+        raise UserError(f"--provider {provider}: use auto, cpu, cuda or tensorrt")
+    if name != "cpu" and not device.is_cuda and not cuda_available():
+        raise BackendUnavailableError(f"--provider {name} runs on a CUDA GPU, and CUDA is not available on this "
+                                      "machine; use --provider cpu")
+    if device.is_cuda != (name != "cpu"):
+        raise UserError(f"--provider {name} does not run on device {device}; use --device cpu with the CPU "
+                        "provider and a CUDA device with the cuda or tensorrt provider")
+    return name
 
-    def __init__(
-        self, path: str | Path, device: torch.device, size_px: int | None = None, provider: str = "auto",
-        threads: int | None = None,
-    ) -> None:
+
+class OnnxRuntimeBackend(Backend):
+    """ONNX Runtime on the CPU: a fixed square input size, a dynamic (or fixed) batch; NumPy in and out."""
+
+    def __init__(self, path: str | Path, device: Device | str | Any = None, size_px: int | None = None,
+                 provider: str = "auto", threads: int | None = None) -> None:
         """`provider`: auto (CPU on the CPU, CUDA on a GPU), cpu, cuda or tensorrt (which keeps its engines and
         timing cache in `<model>.ort-trt-cache/` beside the model); `threads`: intra-op threads (None: one per core)."""
         ort = _import_onnxruntime()
         path = Path(path)
+        device = as_device(device)
         if not path.is_file():
             raise ModelFileError(f"{path}: ONNX model not found")
-        name = provider if provider != "auto" else ("cuda" if device.type == "cuda" else "cpu")
-        if name not in PROVIDER_BY_NAME:
-            raise UserError(f"--provider {provider}: use auto, cpu, cuda or tensorrt")
+        name = provider_name(provider, device)
         wanted = PROVIDER_BY_NAME[name]
-        if name != "cpu" and device.type != "cuda" and not torch.cuda.is_available():
-            raise BackendUnavailableError(f"--provider {name} runs on a CUDA GPU, and CUDA is not available on this "
-                                          "machine; use --provider cpu")
-        if (device.type == "cuda") != (name != "cpu"):
-            raise UserError(f"--provider {name} does not run on device {device}; use --device cpu with the CPU "
-                            "provider and a CUDA device with the cuda or tensorrt provider")
         if wanted not in ort.get_available_providers():
             raise BackendUnavailableError(
                 f"the {wanted} was requested but this onnxruntime does not have it "
-                f"(available: {', '.join(ort.get_available_providers())}); pip install 'dermseg[gpu]'"
+                f"(available: {', '.join(ort.get_available_providers())}); {extra_hint(GPU_EXTRA)}"
             )
-        providers: list[Any] = [CPU_PROVIDER]
-        index = device.index or 0
-        if name == "cuda":
-            providers = [(CUDA_PROVIDER, {"device_id": index}), CPU_PROVIDER]
-        elif name == "tensorrt":
-            cache = path.with_name(path.stem + ".ort-trt-cache")
-            cache.mkdir(parents=True, exist_ok=True)
-            trt_options = {
-                "device_id": index, "trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache),
-                "trt_timing_cache_enable": True, "trt_timing_cache_path": str(cache),
-            }
-            providers = [(TENSORRT_PROVIDER, trt_options), (CUDA_PROVIDER, {"device_id": index}), CPU_PROVIDER]
         options = ort.SessionOptions()
         options.log_severity_level = 3
         if threads is not None:
@@ -114,7 +109,8 @@ class OnnxRuntimeBackend(Backend):
             options.inter_op_num_threads = 1
         self._errors = onnxruntime_errors(ort)
         try:
-            self.session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+            self.session = ort.InferenceSession(str(path), sess_options=options,
+                                                providers=self._providers(name, path, device.index or 0))
         except self._errors as exc:
             raise session_error(exc, path) from exc
         active = self.session.get_providers()
@@ -145,50 +141,93 @@ class OnnxRuntimeBackend(Backend):
         self.threads = threads
         self.name = f"onnxruntime-{name}"
 
-    def infer(self, images: torch.Tensor) -> torch.Tensor:
-        images = images.to(self.device, torch.float32).contiguous()
-        count = images.shape[0]
-        if self.static_batch is not None and count != self.static_batch:
-            padding = -count % self.static_batch
-            if padding:
-                images = torch.cat([images, images.new_zeros((padding, *images.shape[1:]))])
-            parts = split_batch(images.shape[0], self.static_batch)
-            return torch.cat([self._run(images[part]) for part in parts])[:count]
-        return self._run(images)
+    @staticmethod
+    def _providers(name: str, path: Path, index: int) -> list[Any]:
+        if name == "cuda":
+            return [(CUDA_PROVIDER, {"device_id": index}), CPU_PROVIDER]
+        if name == "tensorrt":
+            cache = path.with_name(path.stem + ".ort-trt-cache")
+            cache.mkdir(parents=True, exist_ok=True)
+            trt_options = {
+                "device_id": index, "trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache),
+                "trt_timing_cache_enable": True, "trt_timing_cache_path": str(cache),
+            }
+            return [(TENSORRT_PROVIDER, trt_options), (CUDA_PROVIDER, {"device_id": index}), CPU_PROVIDER]
+        return [CPU_PROVIDER]
 
-    def _run(self, images: torch.Tensor) -> torch.Tensor:
+    def infer(self, images: Any) -> Any:
+        """(N,3,S,S) float32 -> (N,1,S,S) float32 logits; a fixed graph batch is honoured by cutting and padding."""
+        count = images.shape[0]
+        if self.static_batch is None or count == self.static_batch:
+            return self._checked(images, self._run(images))
+        padding = -count % self.static_batch
+        padded = self._pad(images, padding) if padding else images
+        parts = [self._checked(padded[part], self._run(padded[part])) for part in split_batch(padded.shape[0],
+                                                                                            self.static_batch)]
+        return self._concatenate(parts)[:count]
+
+    def _pad(self, images: Any, padding: int) -> Any:
+        return np.concatenate([images, np.zeros((padding, *images.shape[1:]), dtype=images.dtype)])
+
+    def _concatenate(self, parts: list[Any]) -> Any:
+        return np.concatenate(parts)
+
+    def _run(self, images: Any) -> Any:
+        batch = np.ascontiguousarray(images, dtype=np.float32)
         try:
-            if self.device.type == "cpu":
-                (logits,) = self.session.run([self.metadata.output_name], {self.metadata.input_name: images.numpy()})
-                logits = torch.from_numpy(logits)
-            else:
-                logits = self._infer_cuda(images)
+            (logits,) = self.session.run([self.metadata.output_name], {self.metadata.input_name: batch})
         except self._errors as exc:
-            raise InferenceError(f"{self.path}: ONNX Runtime failed on a batch of shape {tuple(images.shape)} "
-                                 f"({type(exc).__name__}: {one_line(exc)})") from exc
+            raise self._batch_error(images, exc) from exc
+        return logits
+
+    def _batch_error(self, images: Any, exc: BaseException) -> InferenceError:
+        return InferenceError(f"{self.path}: ONNX Runtime failed on a batch of shape {tuple(images.shape)} "
+                              f"({type(exc).__name__}: {one_line(exc)})")
+
+    def _checked(self, images: Any, logits: Any) -> Any:
+        """`logits`, or ModelFileError when the model returned another shape or type than one map per image."""
         expected = (images.shape[0], 1, *images.shape[2:])
-        if tuple(logits.shape) != expected or logits.dtype != torch.float32:
+        if tuple(logits.shape) != expected or str(logits.dtype) not in ("float32", "torch.float32"):
             raise ModelFileError(f"{self.path}: for a batch of shape {tuple(images.shape)} the model returned "
                                  f"{logits.dtype} logits of shape {tuple(logits.shape)}, not float32 {expected}")
         return logits
 
-    def _infer_cuda(self, images: torch.Tensor) -> torch.Tensor:
-        """Zero-copy I/O binding on torch CUDA tensors; ORT runs on its own stream, so sync around it."""
-        index = self.device.index or 0
-        size = self.metadata.size_px
-        logits = torch.empty((images.shape[0], 1, size, size), dtype=torch.float32, device=self.device)
-        binding = self.session.io_binding()
-        binding.bind_input(
-            name=self.metadata.input_name, device_type="cuda", device_id=index, element_type=np.float32,
-            shape=tuple(images.shape), buffer_ptr=images.data_ptr(),
-        )
-        binding.bind_output(
-            name=self.metadata.output_name, device_type="cuda", device_id=index, element_type=np.float32,
-            shape=tuple(logits.shape), buffer_ptr=logits.data_ptr(),
-        )
-        torch.cuda.current_stream(self.device).synchronize()
-        self.session.run_with_iobinding(binding)
-        return logits
-
     def close(self) -> None:
         self.session = None
+
+
+class OnnxRuntimeCudaBackend(OnnxRuntimeBackend):
+    """ONNX Runtime's CUDA or TensorRT provider: torch CUDA tensors in and out through I/O binding (no copy)."""
+
+    on_device = True
+
+    def _pad(self, images: Any, padding: int) -> Any:
+        import torch
+
+        return torch.cat([images, images.new_zeros((padding, *images.shape[1:]))])
+
+    def _concatenate(self, parts: list[Any]) -> Any:
+        import torch
+
+        return torch.cat(parts)
+
+    def _run(self, images: Any) -> Any:
+        """Zero-copy I/O binding on torch CUDA tensors; ORT runs on its own stream, so sync around it."""
+        import torch
+
+        device = self.device.to_torch()
+        images = images.to(device, torch.float32).contiguous()
+        size = self.metadata.size_px
+        logits = torch.empty((images.shape[0], 1, size, size), dtype=torch.float32, device=device)
+        binding = self.session.io_binding()
+        index = self.device.index or 0
+        binding.bind_input(name=self.metadata.input_name, device_type="cuda", device_id=index, element_type=np.float32,
+                           shape=tuple(images.shape), buffer_ptr=images.data_ptr())
+        binding.bind_output(name=self.metadata.output_name, device_type="cuda", device_id=index,
+                            element_type=np.float32, shape=tuple(logits.shape), buffer_ptr=logits.data_ptr())
+        torch.cuda.current_stream(device).synchronize()
+        try:
+            self.session.run_with_iobinding(binding)
+        except self._errors as exc:
+            raise self._batch_error(images, exc) from exc
+        return logits

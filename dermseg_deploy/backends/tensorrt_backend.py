@@ -11,11 +11,12 @@ from pathlib import Path
 import tensorrt as trt
 import torch
 
-from ..backends.base import Backend
 from ..errors import BackendUnavailableError, InferenceError, ModelFileError, UserError
-from ..sizes import require_valid_size
-from .batch_profile import padding_for_profile, split_batch
-from .sidecar import REBUILD_HINT, PlanIncompatibleError, check_compatibility, check_plan_digest, read_sidecar
+from ..model.sizes import require_valid_size
+from ..tensorrt.batch_profile import padding_for_profile, split_batch
+from ..tensorrt.sidecar import REBUILD_HINT, PlanIncompatibleError, check_compatibility, check_plan_digest, read_sidecar
+from ..util.devices import Device, as_device
+from .base import Backend
 
 TORCH_DTYPE_BY_TRT: dict[trt.DataType, torch.dtype] = {
     trt.DataType.FLOAT: torch.float32,
@@ -70,19 +71,23 @@ def execute_chunk(
 
 class TensorRTBackend(Backend):
     """Runs a TensorRT plan built by dermseg-export; batches above the profile's maximum are split, and
-    those below its minimum padded."""
+    those below its minimum padded. A device backend: torch CUDA tensors in and out."""
+
+    on_device = True
 
     def __init__(
-        self, plan_path: str | Path, device: torch.device, size_px: int | None = None, trust_host_code: bool = False
+        self, plan_path: str | Path, device: Device | str, size_px: int | None = None, trust_host_code: bool = False
     ) -> None:
         plan_path = Path(plan_path)
-        if device.type != "cuda" or not torch.cuda.is_available():
+        device = as_device(device)
+        if not device.is_cuda or not torch.cuda.is_available():
             raise BackendUnavailableError(f"{plan_path}: a TensorRT plan runs on a CUDA GPU; none is available here")
         if not plan_path.is_file():
             raise ModelFileError(f"{plan_path}: TensorRT plan not found")
         sidecar = read_sidecar(plan_path)
         index = device.index if device.index is not None else torch.cuda.current_device()
-        self.device = torch.device("cuda", index)
+        self.device = Device("cuda", index)
+        self._torch_device = torch.device("cuda", index)
         capability = torch.cuda.get_device_capability(index)
         decision = check_compatibility(sidecar, plan_path, trt.__version__, capability, trust_host_code)
         if size_px is not None and require_valid_size(size_px) != sidecar.metadata.size_px:
@@ -96,13 +101,13 @@ class TensorRTBackend(Backend):
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
         self._runtime.engine_host_code_allowed = decision.allow_host_code
-        with torch.cuda.device(self.device):
+        with torch.cuda.device(self._torch_device):
             self._engine = deserialize_plan(self._runtime, plan_bytes, plan_path)
             context = self._engine.create_execution_context()
             if context is None:
                 raise BackendUnavailableError(f"{plan_path}: TensorRT could not create an execution context (GPU memory?)")
             self._context = context
-            self._stream = torch.cuda.Stream(self.device)
+            self._stream = torch.cuda.Stream(self._torch_device)
         self.input_dtype, self._output_dtype = self._check_io(plan_path)
         shapes = self._engine.get_tensor_profile_shape(self.metadata.input_name, 0)
         self.min_batch, self.max_batch = int(shapes[0][0]), int(shapes[2][0])
@@ -122,13 +127,13 @@ class TensorRTBackend(Backend):
 
     def infer(self, images: torch.Tensor) -> torch.Tensor:
         count = images.shape[0]
-        images = images.to(self.device, self.input_dtype).contiguous()
+        images = images.to(self._torch_device, self.input_dtype).contiguous()
         padding = padding_for_profile(count, self.min_batch, self.max_batch)
         if padding:
             images = torch.cat([images, images.new_zeros((padding, *images.shape[1:]))])
         size = self.metadata.size_px
-        logits = torch.empty((images.shape[0], 1, size, size), dtype=self._output_dtype, device=self.device)
-        producer = torch.cuda.current_stream(self.device)
+        logits = torch.empty((images.shape[0], 1, size, size), dtype=self._output_dtype, device=self._torch_device)
+        producer = torch.cuda.current_stream(self._torch_device)
         self._stream.wait_stream(producer)
         for part in split_batch(images.shape[0], self.max_batch):
             chunk, out = images[part], logits[part]

@@ -1,7 +1,7 @@
-"""PyTorch backend for `.pt` checkpoints (imports the model definition lazily).
+"""PyTorch backend for `.pt` checkpoints: a device backend (torch tensors in and out, on the CPU or a GPU).
 
 FP32 eager by default; on CUDA it can run FP16 with channels-last memory and replay CUDA graphs
-captured once per batch shape (the fast path where TensorRT is absent).
+captured once per batch shape (the fast path where TensorRT is absent). Needs the `train` extra.
 """
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import load_checkpoint, model_from_checkpoint
 from ..errors import BackendUnavailableError
-from ..metadata import ModelMetadata
-from ..model import ResNet34UNet
-from ..model_transforms import prepare_for_compile
-from ..sizes import require_valid_size
+from ..model.checkpoint import load_checkpoint, model_from_checkpoint
+from ..model.metadata import ModelMetadata
+from ..model.model_transforms import prepare_for_compile
+from ..model.network import ResNet34UNet
+from ..model.sizes import require_valid_size
+from ..util.devices import Device, as_device
 from .base import Backend
 from .options import BackendOptions
 
@@ -26,21 +27,26 @@ GRAPH_WARMUP_RUNS = 3
 class TorchBackend(Backend):
     """PyTorch inference of a dermseg checkpoint; any input size that is a multiple of 32."""
 
+    on_device = True
+
     def __init__(
-        self, model: torch.nn.Module, metadata: ModelMetadata, device: torch.device, options: BackendOptions | None = None
+        self, model: torch.nn.Module, metadata: ModelMetadata, device: Device | torch.device,
+        options: BackendOptions | None = None,
     ) -> None:
         """Wrap an nn.Module (moved to `device`, eval mode); `from_checkpoint` opens a `.pt` file."""
         options = options or BackendOptions()
         require_valid_size(metadata.size_px)
-        if options.cuda_graphs and device.type != "cuda":
+        self.device = as_device(device)
+        torch_device = self.device.to_torch()
+        if options.cuda_graphs and not self.device.is_cuda:
             raise BackendUnavailableError(f"CUDA graphs were requested but the device is {device}")
         self.input_dtype = torch.float16 if options.precision == "fp16" else torch.float32
         self.memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
-        if device.type == "cuda" and not torch.are_deterministic_algorithms_enabled():
+        if self.device.is_cuda and not torch.are_deterministic_algorithms_enabled():
             # Fixed input sizes: let cuDNN time its kernels once and keep the fastest (a process-wide setting,
             # left alone when the caller asked for deterministic algorithms, as `dermseg-train --deterministic` does).
             torch.backends.cudnn.benchmark = True
-        model = model.to(device).eval()
+        model = model.to(torch_device).eval()
         if options.compile and isinstance(model, ResNet34UNet):
             model = prepare_for_compile(model)
         self.model = model
@@ -57,7 +63,7 @@ class TorchBackend(Backend):
         if options.threads is not None:
             torch.set_num_threads(options.threads)  # process-wide: PyTorch has no per-model thread pool
         self.metadata = metadata
-        self.device = device
+        self.torch_device = torch_device
         self.cuda_graphs = options.cuda_graphs and not options.compile  # compile brings its own CUDA graphs
         self._graphs: dict[tuple[int, ...], tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
         parts = [f"pytorch-{options.precision}"]
@@ -67,7 +73,7 @@ class TorchBackend(Backend):
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | Path, device: torch.device, size_px: int | None = None, options: BackendOptions | None = None
+        cls, path: str | Path, device: Device | torch.device, size_px: int | None = None, options: BackendOptions | None = None
     ) -> TorchBackend:
         if size_px is not None:
             require_valid_size(size_px)
@@ -80,19 +86,19 @@ class TorchBackend(Backend):
         return backend
 
     def _prepare(self, images: torch.Tensor) -> torch.Tensor:
-        return images.to(self.device, self.input_dtype).contiguous(memory_format=self.memory_format)
+        return images.to(self.torch_device, self.input_dtype).contiguous(memory_format=self.memory_format)
 
     def _graph(self, shape: tuple[int, ...]) -> tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]:
         """Capture the model for one input shape (after warm-up runs on a side stream, as PyTorch requires)."""
         if shape not in self._graphs:
-            static_in = torch.zeros(shape, dtype=self.input_dtype, device=self.device)
+            static_in = torch.zeros(shape, dtype=self.input_dtype, device=self.torch_device)
             static_in = static_in.contiguous(memory_format=self.memory_format)
-            side = torch.cuda.Stream(self.device)
-            side.wait_stream(torch.cuda.current_stream(self.device))
+            side = torch.cuda.Stream(self.torch_device)
+            side.wait_stream(torch.cuda.current_stream(self.torch_device))
             with torch.cuda.stream(side):
                 for _ in range(GRAPH_WARMUP_RUNS):
                     self.model(static_in)
-            torch.cuda.current_stream(self.device).wait_stream(side)
+            torch.cuda.current_stream(self.torch_device).wait_stream(side)
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
                 static_out = self.model(static_in)
@@ -118,8 +124,8 @@ class TorchBackend(Backend):
         logits = self.model(x)
         logits = logits.clone() if logits.dtype == torch.float32 else logits.float()
         if self.compile_seconds is None:
-            if self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)
+            if self.device.is_cuda:
+                torch.cuda.synchronize(self.torch_device)
             self.compile_seconds = time.perf_counter() - start
         return logits
 

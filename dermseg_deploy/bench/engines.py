@@ -12,14 +12,14 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from ..backends import BackendOptions
 from ..errors import UserError
+from ..util.devices import Device
 
 PREFIXES = ("naive", "tf32", "fp16", "compiled", "ort-tensorrt", "ort-cuda")
 
@@ -37,7 +37,7 @@ class EngineSpec:
         return self.variant == "naive"
 
 
-def parse_engine(text: str, device: torch.device) -> EngineSpec:
+def parse_engine(text: str, device: Device) -> EngineSpec:
     """Turn `[variant:]path` into an EngineSpec; variants that need a .pt say so."""
     variant, _, rest = text.partition(":")
     if variant not in PREFIXES:
@@ -49,7 +49,7 @@ def parse_engine(text: str, device: torch.device) -> EngineSpec:
         raise UserError(f"--engine {text}: the {variant} variant runs a PyTorch checkpoint (.pt)")
     if variant.startswith("ort-") and path.suffix.lower() != ".onnx":
         raise UserError(f"--engine {text}: the {variant} variant runs an ONNX file")
-    cuda = device.type == "cuda"
+    cuda = device.is_cuda
     options = BackendOptions()
     if variant == "fp16":
         options = BackendOptions(precision="fp16", channels_last=cuda, cuda_graphs=cuda)
@@ -63,7 +63,12 @@ def parse_engine(text: str, device: torch.device) -> EngineSpec:
 @contextlib.contextmanager
 def tf32_enabled(enabled: bool) -> Iterator[None]:
     """TF32 for matmuls and cuDNN convolutions on or off inside the block (cuDNN's default is on: FP32
-    baselines turn it off); the previous settings come back afterwards, whatever happens."""
+    baselines turn it off); the previous settings come back afterwards, whatever happens. Without torch loaded (the
+    runtime install's CPU rows) there is nothing to set."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
     previous = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = enabled
     torch.backends.cudnn.allow_tf32 = enabled

@@ -7,7 +7,7 @@ import platform
 import subprocess
 from typing import Any
 
-import torch
+from ..util.devices import Device
 
 
 def _nvidia_driver() -> str | None:
@@ -19,12 +19,14 @@ def _nvidia_driver() -> str | None:
     return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
 
 
-def _version(module: str) -> str | None:
+def _version(distribution: str) -> str | None:
+    """An installed distribution's version, read from its metadata (nothing is imported), or None."""
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
-        imported = __import__(module)
-    except ImportError:
+        return version(distribution)
+    except PackageNotFoundError:
         return None
-    return str(getattr(imported, "__version__", "unknown"))
 
 
 def cpu_model() -> str:
@@ -44,9 +46,13 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def describe_environment(device: torch.device) -> dict[str, Any]:
-    """GPU, driver, CUDA, TensorRT, ONNX Runtime, torch versions, CPU count and the TF32 settings."""
+def describe_environment(device: Device) -> dict[str, Any]:
+    """GPU, driver, CUDA, TensorRT, ONNX Runtime, torch versions (None where not installed), CPU count and threads."""
+    import sys
+
     from ..tensorrt.availability import tensorrt_installed
+
+    torch = sys.modules.get("torch")  # loaded where a row needs it; never imported for the record alone
 
     env: dict[str, Any] = {
         "device": str(device),
@@ -54,14 +60,15 @@ def describe_environment(device: torch.device) -> dict[str, Any]:
         "cpu": cpu_model(),
         "machine": platform.machine(),
         "python": platform.python_version(),
-        "torch": torch.__version__,
+        "torch": _version("torch"),
         "torchvision": _version("torchvision"),
-        "onnxruntime": _version("onnxruntime"),
-        "tensorrt": _version("tensorrt") if tensorrt_installed() else None,
-        "torch_threads": torch.get_num_threads(),
+        "onnxruntime": _version("onnxruntime") or _version("onnxruntime-gpu"),
+        "tensorrt": (_version("tensorrt") or _version("tensorrt-cu13") or _version("tensorrt-cu12")
+                     if tensorrt_installed() else None),
+        "torch_threads": torch.get_num_threads() if torch is not None else None,
     }
-    if device.type == "cuda":
-        props = torch.cuda.get_device_properties(device)
+    if device.is_cuda and torch is not None:
+        props = torch.cuda.get_device_properties(device.to_torch())
         env.update({
             "gpu": props.name,
             "gpu_memory_gib": round(props.total_memory / 2**30, 1),

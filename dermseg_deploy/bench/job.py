@@ -11,21 +11,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
-import torch
 from tqdm import tqdm
 
 from ..backends import open_backend
-from ..checkpoint import load_checkpoint, model_from_checkpoint
+from ..core.mask_options import MaskOptions
 from ..defaults import MAX_BATCH_SIZE
-from ..devices import resolve_device
 from ..errors import UserError
-from ..export.check_images import image_files
-from ..mask_options import MaskOptions
-from ..segmenter import Segmenter
+from ..files.inputs import image_files
+from ..model.flops import flops_per_image
+from ..segment.segmenter import Segmenter
+from ..util.devices import Device, resolve_device
+from ..util.extras import require_torch
 from .engines import EngineSpec, parse_engine, tf32_enabled
 from .environment import describe_environment
-from .flops import dense_fp16_peak_tflops, flops_per_image
-from .measure import BenchResult, NaiveBaseline, masks_iou, measure_end_to_end, measure_stages
+from .flops import dense_fp16_peak_tflops
+from .measure import BenchResult, masks_iou, measure_end_to_end, measure_stages
 from .plot import environment_caption, plot_unavailable, write_plot
 from .report import format_table, write_json
 from .settings import BenchSettings
@@ -69,12 +69,16 @@ def parse_batch_sizes(text: str, image_count: int) -> list[int]:
     return sizes
 
 
-def _bench_one(spec: EngineSpec, batch: int, images: list[Path], device: torch.device, size_px: int | None,
+def _bench_one(spec: EngineSpec, batch: int, images: list[Path], device: Device, size_px: int | None,
                settings: BenchSettings, out: Path, reduced_jpeg: bool, tick: Callable[[], None],
                masks: MaskOptions) -> BenchResult:
     """One engine at one batch size; its masks go to `out` (created here)."""
     out.mkdir(parents=True)
     if spec.naive:
+        require_torch(f"--engine {spec.text} (the naive PyTorch baseline)")
+        from ..model.checkpoint import load_checkpoint, model_from_checkpoint
+        from .naive import NaiveBaseline
+
         checkpoint = load_checkpoint(spec.path)
         metadata = checkpoint.metadata.with_updates(size_px=size_px or checkpoint.metadata.size_px)
         naive = NaiveBaseline(model_from_checkpoint(checkpoint, str(spec.path)), metadata, device)
@@ -115,8 +119,8 @@ def _runs(specs: list[EngineSpec], reference_text: str, sizes: list[int],
 
 def run_bench(request: BenchRequest) -> None:
     """Measure, print the table (and percentile warnings), write the JSON and the plot where asked."""
-    torch_device = resolve_device(request.device)
-    specs = [parse_engine(text, torch_device) for text in request.engines]
+    device = resolve_device(request.device)
+    specs = [parse_engine(text, device) for text in request.engines]
     if request.reference is not None and request.reference not in request.engines:
         raise UserError(f"--reference {request.reference}: not one of the --engine values")
     reference_text = request.reference or request.engines[0]
@@ -126,7 +130,7 @@ def run_bench(request: BenchRequest) -> None:
     sizes = parse_batch_sizes(request.batch_sizes, len(images))
     skip_plot = plot_unavailable() if request.plot_path is not None else None
     results: list[BenchResult] = []
-    environment = describe_environment(torch_device)
+    environment = describe_environment(device)
     peak = dense_fp16_peak_tflops(environment.get("gpu"))
     with tempfile.TemporaryDirectory(prefix="dermseg-bench-") as folder:
         reference_masks: Path | None = None
@@ -139,7 +143,7 @@ def run_bench(request: BenchRequest) -> None:
             out = _run_folder(Path(folder), index, spec, batch)
             with tf32_enabled(spec.tf32), tqdm(desc=label, unit="batch", file=sys.stderr, dynamic_ncols=True,
                                                disable=request.quiet) as bar:
-                result = _bench_one(spec, batch, images, torch_device, request.size_px, settings, out,
+                result = _bench_one(spec, batch, images, device, request.size_px, settings, out,
                                     not request.full_decode, lambda: bar.update(1), masks)
             flops = flops_per_image(result.size_px) * result.views
             result.achieved_tflops = flops * result.inference_images_per_s / 1e12

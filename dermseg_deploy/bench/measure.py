@@ -6,7 +6,6 @@ Stage latencies are per batch, in milliseconds: on CUDA from CUDA events on the 
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,22 +14,23 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
+from ..core.stages import STAGE_NAMES, HostStages, Prepared
+from ..core.work_item import WorkItem
 from ..errors import InferenceError, InputImageError, UserError
-from ..inputs import WorkItem, output_paths, plan_inputs
-from ..manifest import STATUS_OK
-from ..metadata import ModelMetadata
-from ..outputs import make_output_folders, write_outputs
-from ..pipeline import RunOptions
-from ..segmenter import Segmenter
-from ..stages import HostStages, Prepared
+from ..files.inputs import output_paths, plan_inputs
+from ..files.manifest import STATUS_OK
+from ..files.outputs import make_output_folders, write_outputs
+from ..segment.pipeline import RunOptions
+from ..segment.segmenter import Segmenter
+from ..util.devices import Device
 from .settings import MIN_PERCENTILE_SAMPLES, BenchSettings
 from .stats import summarize_ms
 
 STEADY_BATCHES = 8
-STAGES = ("read", "decode", "preprocess", "inference", "postprocess", "encode_write")
+STAGES = STAGE_NAMES
+"""The stages `dermseg-run` reports, timed one by one (read, decode, preprocess, inference, postprocess, write)."""
 T = TypeVar("T")
 
 
@@ -82,17 +82,21 @@ class BenchResult:
 
 
 class StageTimer:
-    """Times a callable: CUDA events on `device`'s current stream, or perf_counter on the CPU."""
+    """Times a callable in milliseconds: on CUDA with events on the stream that runs the stage (`stream`, default the
+    current one: the CUDA stages decode and preprocess on a stream of their own, and postprocess on another), on the
+    CPU with perf_counter."""
 
-    def __init__(self, device: torch.device) -> None:
+    def __init__(self, device: Device) -> None:
         self.device = device
 
-    def __call__(self, fn: Callable[[], T]) -> tuple[T, float]:
-        if self.device.type == "cuda":
+    def __call__(self, fn: Callable[[], T], stream: Any = None) -> tuple[T, float]:
+        if self.device.is_cuda:
+            import torch  # the CUDA stages run: torch is loaded
+
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
+            start.record(stream)
             result = fn()
-            end.record()
+            end.record(stream)
             end.synchronize()
             return result, float(start.elapsed_time(end))
         begin = time.perf_counter()
@@ -117,13 +121,13 @@ def _decode(stages: HostStages, prepared: list[Prepared]) -> None:
         raise UserError(f"--images: {failed[0].item.source}: {failed[0].error}")
 
 
-def _preprocess(stages: HostStages, prepared: list[Prepared]) -> torch.Tensor:
+def _preprocess(stages: HostStages, prepared: list[Prepared]) -> Any:
     _run_each(stages.preprocess, prepared)
     batch, _ = stages.batch_inputs(prepared)
     return batch
 
 
-def _postprocess(stages: HostStages, logits: torch.Tensor, prepared: list[Prepared]) -> list[torch.Tensor]:
+def _postprocess(stages: HostStages, logits: Any, prepared: list[Prepared]) -> list[np.ndarray]:
     masks = stages.postprocess(logits, prepared)
     broken = [entry for mask, entry in zip(masks, prepared) if mask is None]
     if broken:
@@ -160,10 +164,11 @@ def measure_stages(
         begin = time.perf_counter()
         _run_each(stages.read, prepared)
         read_ms = (time.perf_counter() - begin) * 1000.0
-        _, decode_ms = timer(partial(_decode, stages, prepared))
-        batch, preprocess_ms = timer(partial(_preprocess, stages, prepared))
+        prep_stream, post_stream = getattr(stages, "prep_stream", None), getattr(stages, "post_stream", None)
+        _, decode_ms = timer(partial(_decode, stages, prepared), prep_stream)
+        batch, preprocess_ms = timer(partial(_preprocess, stages, prepared), prep_stream)
         logits, inference_ms = timer(partial(stages.infer, batch))
-        masks, postprocess_ms = timer(partial(_postprocess, stages, logits, prepared))
+        masks, postprocess_ms = timer(partial(_postprocess, stages, logits, prepared), post_stream)
         begin = time.perf_counter()
         for entry, mask in zip(prepared, masks):
             write_outputs(entry.item, mask)
@@ -192,58 +197,6 @@ def measure_end_to_end(segmenter: Segmenter, images: list[Path], settings: Bench
         elapsed = time.perf_counter() - started
         if elapsed >= min_seconds:
             return done / elapsed, done
-
-
-class NaiveBaseline:
-    """PIL decode and resize, the model in PyTorch eager FP32, PIL nearest upsample and PNG write; one image at a time."""
-
-    def __init__(self, model: torch.nn.Module, metadata: ModelMetadata, device: torch.device) -> None:
-        self.model = model.to(device).float().eval()
-        self.metadata = metadata
-        self.device = device
-        self.timer = StageTimer(device)
-
-    @torch.inference_mode()
-    def run_one(self, path: Path, out_path: Path) -> dict[str, float]:
-        metadata, size = self.metadata, self.metadata.size_px
-        begin = time.perf_counter()
-        data = path.read_bytes()
-        read_ms = (time.perf_counter() - begin) * 1000.0
-        begin = time.perf_counter()
-        image = ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB")
-        decode_ms = (time.perf_counter() - begin) * 1000.0
-        begin = time.perf_counter()
-        small = np.asarray(image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32) / 255.0
-        x = (small - np.array(metadata.mean, np.float32)) / np.array(metadata.std, np.float32)
-        tensor = torch.from_numpy(x).permute(2, 0, 1)[None].contiguous().to(self.device)
-        preprocess_ms = (time.perf_counter() - begin) * 1000.0
-        logits, inference_ms = self.timer(lambda: self.model(tensor))
-        begin = time.perf_counter()
-        mask = ((logits[0, 0] > metadata.logit_threshold).to(torch.uint8) * 255).cpu().numpy()
-        full = Image.fromarray(mask).resize(image.size, Image.Resampling.NEAREST)
-        postprocess_ms = (time.perf_counter() - begin) * 1000.0
-        begin = time.perf_counter()
-        full.save(out_path, format="PNG")
-        write_ms = (time.perf_counter() - begin) * 1000.0
-        return dict(zip(STAGES, (read_ms, decode_ms, preprocess_ms, inference_ms, postprocess_ms, write_ms)))
-
-    def measure(
-        self, images: list[Path], settings: BenchSettings, out_dir: Path, on_image: Callable[[], None] = lambda: None,
-    ) -> tuple[dict[str, dict[str, float]], float, int]:
-        """Stage latencies (per image), and images/s over whole passes after one warm-up image."""
-        out_dir.mkdir(parents=True, exist_ok=True)
-        self.run_one(images[0], out_dir / "warmup.png")
-        samples: dict[str, list[float]] = {stage: [] for stage in STAGES}
-        done, started = 0, time.perf_counter()
-        while True:
-            for path in images:
-                for stage, value in self.run_one(path, out_dir / f"{path.stem}_segmentation.png").items():
-                    samples[stage].append(value)
-                done += 1
-                on_image()
-            elapsed = time.perf_counter() - started
-            if settings.done(done, elapsed):
-                return {stage: summarize_ms(v) for stage, v in samples.items()}, done / elapsed, done
 
 
 def masks_iou(folder: Path, reference: Path) -> float | None:

@@ -10,7 +10,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_write_bytes
+from ..util.atomic import atomic_write_bytes
 from .measure import STAGES, BenchResult
 
 STAGE_COLOURS = ("#4c72b0", "#55a868", "#c44e52", "#8172b2", "#ccb974", "#64b5cd")

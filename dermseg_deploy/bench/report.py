@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_write_bytes
+from ..util.atomic import atomic_write_bytes
 from .measure import STAGES, BenchResult
 
 
@@ -25,10 +25,9 @@ def format_table(results: list[BenchResult]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.rjust(width) for cell, width in zip(row, widths)) for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
-    lines.append("stage columns: median latency per batch (read .. encode_write); img/s: images per second; TFLOP/s: "
-                 "the model's FLOPs (times the test-time augmentation views) over inference time; % FP16 peak: of "
-                 "the card's dense FP16 datasheet peak (a "
-                 "reference table, not measured)")
+    lines.append("stage columns: median latency per batch (read .. write: encode and write the files); img/s: images "
+                 "per second; TFLOP/s: the model's FLOPs (times the test-time augmentation views) over inference "
+                 "time; % FP16 peak: of the card's dense FP16 datasheet peak (a reference table, not measured)")
     lines += [f"note: {r.label} at batch {r.batch_size}: torch.compile's first batch took {r.compile_seconds:.1f} s"
               for r in results if r.compile_seconds is not None]
     lines += [f"warning: {warning}" for r in results if (warning := r.percentile_warning())]

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import click
 
-from . import __version__
-from .bench.settings import MIN_PERCENTILE_SAMPLES
-from .cli_common import check_postprocess_option, handle_errors
-from .defaults import DEVICE_HELP, MAX_THREADS
-from .mask_options import POSTPROCESS_HELP, TTA_VIEWS
+from ..bench.settings import MIN_PERCENTILE_SAMPLES
+from ..core.mask_options import POSTPROCESS_HELP, TTA_VIEWS
+from ..defaults import DEVICE_HELP, MAX_THREADS
+from ..version import __version__
+from .common import check_postprocess_option, handle_errors
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -57,8 +57,8 @@ def main(engines: tuple[str, ...], batch_sizes: str, images_dir: Path | None, si
     """Benchmark engines on real images: stage latencies (mean, median, p90/p95/p99 by nearest rank), the
     inference-only rate (GPU compute time on CUDA), the end-to-end rate of the dermseg-run pipeline, and
     the mask IoU against a reference engine."""
-    from .bench.job import BenchRequest, run_bench
-    from .mask_options import MaskOptions
+    from ..bench.job import BenchRequest, run_bench
+    from ..core.mask_options import MaskOptions
 
     masks = [MaskOptions.parse(tta, steps) for tta in dict.fromkeys(tta_modes) for steps in dict.fromkeys(postprocess_settings)]
     run_bench(BenchRequest(list(engines), batch_sizes, images_dir, size_px, device, reference, warmup, min_iterations,

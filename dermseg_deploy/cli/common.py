@@ -10,7 +10,8 @@ from typing import Any, TypeVar
 
 import click
 
-from .errors import (
+from ..core.mask_options import POSTPROCESS_HELP, TTA_HELP, TTA_VIEWS, MaskOptions
+from ..errors import (
     BackendUnavailableError,
     CheckFailedError,
     DermsegError,
@@ -18,8 +19,7 @@ from .errors import (
     OutputWriteError,
     UserError,
 )
-from .mask_options import POSTPROCESS_HELP, TTA_HELP, TTA_VIEWS, MaskOptions
-from .stop_signals import EXIT_INTERRUPTED
+from ..util.stop_signals import EXIT_INTERRUPTED
 
 EXIT_OK = 0
 EXIT_SOME_INPUTS_FAILED = 1

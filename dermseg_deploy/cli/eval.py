@@ -9,13 +9,12 @@ from typing import Any
 
 import click
 
-from dermseg_deploy.atomic import atomic_write_bytes
-from dermseg_deploy.cli_common import EXIT_OK, EXIT_SOME_INPUTS_FAILED, handle_errors, mask_option_flags
-from dermseg_deploy.defaults import DEVICE_HELP, MAX_BATCH_SIZE
-from dermseg_deploy.errors import UserError
-
-from . import __version__
-from .data_split import VAL_HALVES, read_split_val_ids
+from ..defaults import DEVICE_HELP, MAX_BATCH_SIZE
+from ..errors import UserError
+from ..evaluation.val_split import VAL_HALVES, read_split_val_ids
+from ..util.atomic import atomic_write_bytes
+from ..version import __version__
+from .common import EXIT_OK, EXIT_SOME_INPUTS_FAILED, handle_errors, mask_option_flags
 
 
 def _line(label: str, means: dict[str, Any]) -> str:
@@ -32,7 +31,7 @@ def _line(label: str, means: dict[str, Any]) -> str:
 @click.version_option(__version__, prog_name="dermseg-eval")
 @click.argument("data", type=click.Path(path_type=Path))
 @click.option("--engine", "model_path", type=click.Path(path_type=Path), default=None,
-              help="Model to evaluate (.pt or .onnx).")
+              help="Model to evaluate (.onnx; .pt and .plan need the train and tensorrt extras).")
 @click.option("--masks", "masks_dir", type=click.Path(path_type=Path), default=None,
               help="Folder of written <id>_segmentation.png masks to score instead of a model.")
 @click.option("--size", "size_px", type=int, default=None, help="Network input side (default: the model's).")
@@ -62,12 +61,11 @@ def main(data: Path, model_path: Path | None, masks_dir: Path | None, size_px: i
     Images whose mask covers more than 70% are also reported apart. Exit 1 if a prediction was missing or
     wrongly sized (counted 0 and listed).
     """
-    from dermseg_deploy.manifest import MANIFEST_NAME, write_manifest
-    from dermseg_deploy.mask_options import MaskOptions
-    from dermseg_deploy.segmenter import Segmenter
-
-    from .data import discover_pairs
-    from .evaluate import evaluate_mask_folder, evaluate_segmenter, summarize, write_per_image_csv
+    from ..core.mask_options import MaskOptions
+    from ..evaluation.pairs import discover_pairs
+    from ..evaluation.scoring import evaluate_mask_folder, evaluate_segmenter, summarize, write_per_image_csv
+    from ..files.manifest import MANIFEST_NAME, write_manifest
+    from ..segment.segmenter import Segmenter
 
     if (model_path is None) == (masks_dir is None):
         raise UserError("give exactly one of --engine MODEL and --masks PRED_DIR")

@@ -10,14 +10,18 @@ from typing import Any
 import click
 from tqdm import tqdm
 
-from . import __version__
-from .cli_common import EXIT_CHECK_FAILED, EXIT_OK, error_line, handle_errors
-from .defaults import DEFAULT_ATOL, DEFAULT_MIN_IOU, DEFAULT_MIN_MEAN_IOU, DEFAULT_OPSET, EXPORTERS
-from .errors import UserError
-from .metadata import DEFAULT_DEPLOY_SIZE_PX
-from .tensorrt.batch_profile import BatchProfile
-from .tensorrt.build_options import BuildOptions
-from .tensorrt.sidecar import HARDWARE_LEVELS
+from ..defaults import DEFAULT_ATOL, DEFAULT_MIN_IOU, DEFAULT_MIN_MEAN_IOU, DEFAULT_OPSET, EXPORTERS
+from ..errors import UserError
+from ..model.metadata import DEFAULT_DEPLOY_SIZE_PX
+from ..tensorrt.batch_profile import BatchProfile
+from ..tensorrt.build_options import BuildOptions
+from ..tensorrt.sidecar import HARDWARE_LEVELS
+from ..util.extras import EXPORT_EXTRA, require_installed
+from ..version import __version__
+from .common import EXIT_CHECK_FAILED, EXIT_OK, error_line, handle_errors
+
+EXPORT_MODULES = ("torch", "torchvision", "onnx", "onnxscript")
+"""What every export needs (`dermseg[export]`); the FP16 step also needs ModelOpt, and says so itself."""
 
 FORMATS = ("onnx", "fp16", "plan")
 FORMAT_LABELS = {"OnnxExport": "ONNX (FP32)", "Fp16OnnxExport": "ONNX (FP16)", "PlanExport": "TensorRT plan (FP16)"}
@@ -111,9 +115,10 @@ def main(
     Exit codes: 0 exported and checked; 2 usage error or unreadable checkpoint; 3 a check failed;
     4 TensorRT or a GPU is missing for the plan (the ONNX files are written; --no-engine stops before).
     """
-    from .export import ExportSettings, export_checkpoint
-    from .export.chain import ExportStep
-    from .scale.triton_repo import export_triton_models, write_triton_repo
+    require_installed(EXPORT_MODULES, "dermseg-export", EXPORT_EXTRA)
+    from ..export import ExportSettings, export_checkpoint
+    from ..export.chain import ExportStep
+    from ..scale.triton_repo import export_triton_models, write_triton_repo
 
     wanted = parse_formats(formats, no_engine)
     build = BuildOptions(BatchProfile(min_batch, opt_batch, max_batch), workspace_mb << 20, opt_level, version_compatible,

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import click
 
-from . import __version__
-from .backends.options import ORT_PROVIDERS, TORCH_PRECISIONS
-from .cli_common import handle_errors, mask_option_flags
-from .defaults import DEFAULT_MAX_PIXELS, DEVICE_HELP, MAX_BATCH_SIZE, MAX_THREADS
+from ..backends.options import ORT_PROVIDERS, TORCH_PRECISIONS
+from ..defaults import DEFAULT_MAX_PIXELS, DEVICE_HELP, MAX_BATCH_SIZE, MAX_THREADS
+from ..version import __version__
+from .common import handle_errors, mask_option_flags
 
 
 def _check_threshold(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
@@ -87,7 +87,7 @@ def main(
     failed; 4 backend, device or precision unavailable; 130 interrupted (SIGINT), 143 terminated (SIGTERM);
     70 internal error.
     """
-    from .mask_options import MaskOptions
+    from ..core.mask_options import MaskOptions
     from .run_job import RunRequest, run_job
 
     run_job(RunRequest(

@@ -6,22 +6,21 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
-import torch
 from tqdm import tqdm
 
-from .atomic import remove_stale_temp_files
-from .backends import BackendOptions, open_backend
-from .cli_common import EXIT_OK, EXIT_SOME_INPUTS_FAILED
-from .decode import IMAGE_SUFFIXES
-from .devices import resolve_device
-from .errors import InputImageError, OutputWriteError, UserError
-from .inputs import InputPlan, WorkItem, plan_inputs
-from .lesion_regions import postprocess_engine
-from .manifest import (
+from ..backends import BackendOptions, open_backend
+from ..core.decode import IMAGE_SUFFIXES
+from ..core.lesion_regions import postprocess_engine
+from ..core.mask_options import MaskOptions
+from ..core.stages import STAGE_NAMES
+from ..core.work_item import WorkItem
+from ..errors import InputImageError, OutputWriteError, UserError
+from ..files.inputs import InputPlan, plan_inputs
+from ..files.manifest import (
     MANIFEST_NAME,
     STATUS_FAILED,
     STATUS_OK,
@@ -32,16 +31,15 @@ from .manifest import (
     read_manifest,
     write_manifest,
 )
-from .mask_files import lesion_fraction_of_file
-from .mask_options import MaskOptions
-from .outputs import make_output_folders
-from .pipeline import NO_LESION_NOTE, RunOptions, already_done
-from .scale.ray_batch import ActorSettings, run_on_ray
-from .scale.segmenter_spec import SegmenterSpec
-from .segmenter import Segmenter
-from .sizes import require_valid_size
-from .stages import STAGE_NAMES
-from .stop_signals import EXIT_INTERRUPTED, StopFlag
+from ..files.mask_files import lesion_fraction_of_file
+from ..files.outputs import make_output_folders
+from ..model.sizes import require_valid_size
+from ..segment.pipeline import NO_LESION_NOTE, RunOptions, partition_existing
+from ..segment.segmenter import Segmenter
+from ..util.atomic import remove_stale_temp_files
+from ..util.devices import Device, resolve_device
+from ..util.stop_signals import EXIT_INTERRUPTED, StopFlag
+from .common import EXIT_OK, EXIT_SOME_INPUTS_FAILED
 
 
 @dataclass(frozen=True)
@@ -74,12 +72,21 @@ class RunRequest:
     quiet: bool
     mask_options: MaskOptions = MaskOptions()
 
+    def backend_options(self) -> BackendOptions:
+        return BackendOptions(self.provider, self.trust_plan, self.precision, self.channels_last, self.cuda_graphs,
+                              self.threads, self.compile_model)
+
+    @property
+    def device_flag(self) -> str:
+        """`--device`, with `auto` meaning CUDA for the GPU providers (without a GPU: an unavailable backend, exit 4)."""
+        return "cuda" if self.device == "auto" and self.provider in ("cuda", "tensorrt") else self.device
+
 
 @dataclass
 class StageTotals:
     """Seconds per stage summed over the segmented images, for the closing line."""
 
-    seconds: dict[str, float]
+    seconds: dict[str, float] = field(default_factory=dict)
     images: int = 0
 
     def add(self, stage_seconds: dict[str, float] | None) -> None:
@@ -89,62 +96,37 @@ class StageTotals:
                 self.seconds[stage] = self.seconds.get(stage, 0.0) + value
 
     def describe(self) -> str:
-        """`per image: decode 12.1 ms, ...` (empty when nothing was timed here, as on Ray)."""
+        """`per image: read 0.1 ms, decode 12.1 ms, ...` (empty when nothing was timed here, as on Ray)."""
         if not self.images:
             return ""
         parts = [f"{stage} {1000 * self.seconds.get(stage, 0.0) / self.images:.1f} ms" for stage in STAGE_NAMES]
         return "per image: " + ", ".join(parts)
 
 
-def _check_request(request: RunRequest) -> BackendOptions:
-    if not request.model_path.exists():
-        raise UserError(f"{request.model_path}: model file not found")
-    if (request.ray_address is not None or request.ray_actors is not None) and not request.ray:
-        raise UserError("--ray-address and --ray-actors go with --ray")
-    if request.size_px is not None:
-        require_valid_size(request.size_px)
-    options = BackendOptions(request.provider, request.trust_plan, request.precision, request.channels_last,
-                             request.cuda_graphs, request.threads, request.compile_model)
-    options.check_applies_to(request.model_path.suffix)
-    return options
+@dataclass
+class Segmented:
+    """What a run produced: manifest rows in input order (those that finished), the per-stage totals and the
+    engine's description."""
+
+    rows: list[ManifestRow] = field(default_factory=list)
+    totals: StageTotals = field(default_factory=StageTotals)
+    engine: str = ""
 
 
-def _prepare_output(request: RunRequest, plan: InputPlan) -> None:
-    out_dir = request.out_dir
-    if not plan.items and not plan.errors:
-        suffixes = " ".join(sorted(IMAGE_SUFFIXES))
-        passed = plan.passed_over_line()
-        raise UserError(f"no images found in {', '.join(map(str, request.inputs))} (looked for {suffixes})"
-                        + (f"; {passed}" if passed else ""))
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputWriteError(f"{out_dir}: cannot create the output folder ({exc.strerror or exc})") from exc
-    make_output_folders(plan.items)
-    removed = remove_stale_temp_files(out_dir)
-    if removed:
-        click.echo(f"removed {len(removed)} temp file(s) left in {out_dir} by an interrupted run", err=True)
+Report = Callable[[ManifestRow], None]
 
 
 def run_job(request: RunRequest) -> None:
     """Segment, write the manifest (merged with an earlier run's), print the summary, exit with the code."""
     backend_options = _check_request(request)
-    device = request.device
-    if device == "auto" and request.provider in ("cuda", "tensorrt"):
-        device = "cuda"  # these providers run on a GPU: without one, that is an unavailable backend (exit 4)
-    torch_device = None if request.ray else resolve_device(device)
-    plan = plan_inputs(list(request.inputs), request.out_dir)
-    _prepare_output(request, plan)
-    for line in ([plan.passed_over_line()] if plan.passed_over else []) + plan.notes:
-        click.echo(f"note: {line}", err=True)
-    for error in plan.errors:
-        click.echo(f"error: {error}", err=True)
-    if device == "auto" and torch_device is not None:
-        click.echo(f"device: auto picked {torch_device}", err=True)
-    _announce_mask_options(request.mask_options, torch_device)
+    if request.ray:
+        from ..scale.ray_cluster import import_ray
+
+        import_ray()  # where Ray is missing, say so before any folder is made
+    device = None if request.ray else resolve_device(request.device_flag)
+    plan = _plan(request)
     stop = StopFlag()
-    rows: list[ManifestRow] = []
-    totals = StageTotals({})
+    segmented = Segmented()
     bar = tqdm(total=len(plan.items), unit="img", disable=request.quiet, file=sys.stderr, dynamic_ncols=True)
 
     def report(row: ManifestRow) -> None:
@@ -158,41 +140,106 @@ def run_job(request: RunRequest) -> None:
     with stop.installed(lambda name: click.echo(f"\n{name}: stopping after the current batch ({name} or Ctrl-C again "
                                                 "to stop at once)", err=True)):
         try:
-            if request.ray:
-                model = SegmenterSpec(str(request.model_path), device, request.size_px, request.threshold,
-                                      backend_options, request.max_pixels, not request.full_decode,
-                                      request.mask_options)
-                settings = ActorSettings(model, request.overlay, request.batch_size)
-                rows, engine = _segment_on_ray(plan.items, settings, request, report, stop.is_set)
+            if device is None:
+                _segment_on_ray(plan.items, request, backend_options, report, stop.is_set, segmented)
             else:
-                assert torch_device is not None
-                backend = open_backend(request.model_path, torch_device, request.size_px, backend_options)
-                with Segmenter(backend, request.threshold, request.max_pixels, not request.full_decode,
-                               request.mask_options) as segmenter:
-                    options = RunOptions(request.batch_size, request.overwrite, request.io_threads)
-                    for result in segmenter.segment_items(plan.items, options, request.overlay, stop.is_set):
-                        rows.append(result.manifest_row())
-                        totals.add(result.stage_seconds)
-                        report(rows[-1])
-                    engine = segmenter.backend.describe()
-                    compile_seconds = getattr(segmenter.backend, "compile_seconds", None)
-                    if compile_seconds is not None:
-                        engine += f" (torch.compile: first batch {compile_seconds:.1f} s)"
+                _segment_here(plan.items, request, backend_options, device, report, stop.is_set, segmented)
         finally:
             bar.close()
             elapsed = time.perf_counter() - start
-            rows = _mark_missing_masks(rows)
-            manifest = _write_reports(request.out_dir, request.report_path, rows, plan.errors)
-    failed = _summarise(request, plan, rows, totals, elapsed, engine, manifest)
-    if stop.is_set() or len(rows) < len(plan.items):
-        left = len(plan.items) - len(rows)
+            segmented.rows = _mark_missing_masks(segmented.rows)
+            manifest = _write_reports(request.out_dir, request.report_path, segmented.rows, plan.errors)
+    failed = _summarise(request, plan, segmented, elapsed, manifest)
+    if stop.is_set() or len(segmented.rows) < len(plan.items):
+        left = len(plan.items) - len(segmented.rows)
         what = "not reported back (actors may have finished some: their masks exist)" if request.ray else "not started"
         click.echo(f"interrupted: {left} image(s) {what}; run the same command again to finish them", err=True)
         sys.exit(stop.exit_code if stop.is_set() else EXIT_INTERRUPTED)
     sys.exit(EXIT_SOME_INPUTS_FAILED if failed else EXIT_OK)
 
 
-def _announce_mask_options(options: MaskOptions, device: torch.device | None) -> None:
+def _check_request(request: RunRequest) -> BackendOptions:
+    if not request.model_path.exists():
+        raise UserError(f"{request.model_path}: model file not found")
+    if (request.ray_address is not None or request.ray_actors is not None) and not request.ray:
+        raise UserError("--ray-address and --ray-actors go with --ray")
+    if request.size_px is not None:
+        require_valid_size(request.size_px)
+    options = request.backend_options()
+    options.check_applies_to(request.model_path.suffix)
+    return options
+
+
+def _plan(request: RunRequest) -> InputPlan:
+    """The work items; the output folders made, stale temp files removed, and the notes and input errors said."""
+    plan = plan_inputs(list(request.inputs), request.out_dir)
+    if not plan.items and not plan.errors:
+        suffixes = " ".join(sorted(IMAGE_SUFFIXES))
+        passed = plan.passed_over_line()
+        raise UserError(f"no images found in {', '.join(map(str, request.inputs))} (looked for {suffixes})"
+                        + (f"; {passed}" if passed else ""))
+    try:
+        request.out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputWriteError(f"{request.out_dir}: cannot create the output folder ({exc.strerror or exc})") from exc
+    make_output_folders(plan.items)
+    removed = remove_stale_temp_files(request.out_dir)
+    if removed:
+        click.echo(f"removed {len(removed)} temp file(s) left in {request.out_dir} by an interrupted run", err=True)
+    for line in ([plan.passed_over_line()] if plan.passed_over else []) + plan.notes:
+        click.echo(f"note: {line}", err=True)
+    for error in plan.errors:
+        click.echo(f"error: {error}", err=True)
+    return plan
+
+
+def _segment_here(items: list[WorkItem], request: RunRequest, options: BackendOptions, device: Device, report: Report,
+                  should_stop: Callable[[], bool], segmented: Segmented) -> None:
+    """Segment in this process; rows are added to `segmented` as they come, so an interruption keeps them."""
+    backend = open_backend(request.model_path, device, request.size_px, options)
+    if request.device_flag == "auto":
+        click.echo(f"device: auto picked {device}", err=True)
+    _announce_mask_options(request.mask_options, device)
+    with Segmenter(backend, request.threshold, request.max_pixels, not request.full_decode,
+                   request.mask_options) as segmenter:
+        run_options = RunOptions(request.batch_size, request.overwrite, request.io_threads)
+        for result in segmenter.segment_items(items, run_options, request.overlay, should_stop):
+            segmented.rows.append(result.manifest_row())
+            segmented.totals.add(result.stage_seconds)
+            report(segmented.rows[-1])
+        segmented.engine = segmenter.backend.describe()
+        compile_seconds = getattr(segmenter.backend, "compile_seconds", None)
+        if compile_seconds is not None:
+            segmented.engine += f" (torch.compile: first batch {compile_seconds:.1f} s)"
+
+
+def _segment_on_ray(items: list[WorkItem], request: RunRequest, options: BackendOptions, report: Report,
+                    should_stop: Callable[[], bool], segmented: Segmented) -> None:
+    """Skip existing masks here (as a local run does), send the rest to Ray; rows are kept in input order (those that
+    finished)."""
+    from ..scale.ray_batch import ActorSettings, run_on_ray
+    from ..scale.segmenter_spec import SegmenterSpec
+
+    model = SegmenterSpec(str(request.model_path), request.device, request.size_px, request.threshold, options,
+                          request.max_pixels, not request.full_decode, request.mask_options)
+    _announce_mask_options(request.mask_options, None)
+    settings = ActorSettings(model, request.overlay, request.batch_size)
+    skipped, todo = partition_existing(items, request.overwrite)
+    done = {position: ManifestRow(str(items[position].source), STATUS_SKIPPED, str(items[position].mask_path))
+            for position in skipped}
+    for row in done.values():
+        report(row)
+    try:
+        run = run_on_ray([items[position] for position in todo], settings, request.ray_address, request.ray_actors,
+                         request.threads, report, should_stop)
+        done.update({todo[index]: row for index, row in run.rows.items()})
+        segmented.engine = (f"{run.backend or model.model_path} x {run.plan.describe()}" if run.plan
+                            else "no Ray run (nothing to do)")
+    finally:
+        segmented.rows = [done[position] for position in range(len(items)) if position in done]
+
+
+def _announce_mask_options(options: MaskOptions, device: Device | None) -> None:
     """One line when the masks are not the plain model's: what is on, and where post-processing runs."""
     if options.plain:
         return
@@ -204,45 +251,26 @@ def _announce_mask_options(options: MaskOptions, device: torch.device | None) ->
     click.echo(line, err=True)
 
 
-def _summarise(request: RunRequest, plan: InputPlan, rows: list[ManifestRow], totals: StageTotals, elapsed: float,
-               engine: str, manifest: Path) -> int:
+def _summarise(request: RunRequest, plan: InputPlan, segmented: Segmented, elapsed: float, manifest: Path) -> int:
     """The closing lines: counts and rate, time per stage, and the images where no lesion was found; returns the
     number of failed inputs."""
+    rows = segmented.rows
     done = sum(r.status == STATUS_OK for r in rows)
     skipped = sum(r.status == STATUS_SKIPPED for r in rows)
     failed = sum(r.status == STATUS_FAILED for r in rows) + len(plan.errors)
     rate = done / elapsed if elapsed > 0 else 0.0
     click.echo(
         f"{done} segmented, {skipped} skipped (mask exists), {failed} failed in {elapsed:.1f} s "
-        f"({rate:.2f} images/s) with {engine}; masks in {request.out_dir}/, manifest {manifest}",
+        f"({rate:.2f} images/s) with {segmented.engine}; masks in {request.out_dir}/, manifest {manifest}",
         err=True,
     )
-    if totals.images:
-        click.echo(totals.describe(), err=True)
+    if segmented.totals.images:
+        click.echo(segmented.totals.describe(), err=True)
     empty = sum(r.status == STATUS_OK and NO_LESION_NOTE in r.note for r in rows)
     if empty:
         click.echo(f"no lesion found in {empty} image(s) (empty masks; note \"{NO_LESION_NOTE}\" in the manifest)",
                    err=True)
     return failed
-
-
-def _segment_on_ray(
-    items: list[WorkItem], settings: ActorSettings, request: RunRequest, report: Callable[[ManifestRow], None],
-    should_stop: Callable[[], bool],
-) -> tuple[list[ManifestRow], str]:
-    """Skip existing masks here, send the rest to Ray; the rows come back in input order (those that finished)."""
-    skipped = {index: ManifestRow(str(item.source), STATUS_SKIPPED, str(item.mask_path))
-               for index, item in enumerate(items) if already_done(item, request.overwrite)}
-    for row in skipped.values():
-        report(row)
-    todo = [index for index in range(len(items)) if index not in skipped]
-    run = run_on_ray([items[index] for index in todo], settings, request.ray_address, request.ray_actors,
-                     request.threads, report, should_stop)
-    finished = {index: run.rows[position] for position, index in enumerate(todo) if position in run.rows}
-    done = skipped | finished
-    rows = [done[index] for index in range(len(items)) if index in done]
-    engine = f"{run.backend or settings.model.model_path} x {run.plan.describe()}" if run.plan else "no Ray run (nothing to do)"
-    return rows, engine
 
 
 def _mark_missing_masks(rows: list[ManifestRow]) -> list[ManifestRow]:

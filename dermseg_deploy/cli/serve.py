@@ -8,13 +8,13 @@ from pathlib import Path
 
 import click
 
-from . import __version__
-from .backends import BackendOptions
-from .backends.options import ORT_PROVIDERS
-from .cli_common import handle_errors, mask_option_flags
-from .defaults import DEFAULT_MAX_PIXELS, MAX_BATCH_SIZE, MAX_THREADS
-from .errors import UserError
-from .scale.ray_cluster import import_ray, ray_cluster
+from ..backends import BackendOptions
+from ..backends.options import ORT_PROVIDERS
+from ..defaults import DEFAULT_MAX_PIXELS, MAX_BATCH_SIZE, MAX_THREADS
+from ..errors import UserError
+from ..scale.ray_cluster import import_ray, ray_cluster
+from ..version import __version__
+from .common import handle_errors, mask_option_flags
 
 
 def wait_for_signal() -> None:
@@ -70,10 +70,10 @@ def main(model_path: Path, replicas: int | None, max_batch_size: int, batch_wait
     import_ray()  # a clear error where Ray is missing
     from ray import serve
 
-    from .mask_options import MaskOptions
-    from .scale.ray_batch import plan_actors
-    from .scale.segmenter_spec import SegmenterSpec
-    from .scale.serve_app import APP_NAME, ServeSettings, build_app
+    from ..core.mask_options import MaskOptions
+    from ..scale.ray_batch import plan_actors
+    from ..scale.segmenter_spec import SegmenterSpec
+    from ..scale.serve_app import APP_NAME, ServeSettings, build_app
 
     with ray_cluster(ray_address) as cluster:
         plan = plan_actors(cluster, device, replicas, threads)

@@ -1,4 +1,4 @@
-"""The per-image core's stages on a CUDA device, on three streams so that the GPU's stages overlap.
+"""The per-image core's stages on a CUDA device (torch tensors), on three streams so that the GPU's stages overlap.
 
     prep stream        nvJPEG decoding, upload, resize and normalise of batch k+1
     current stream     inference of batch k (the backend's own work, or its own stream after this one)
@@ -7,23 +7,24 @@
 
 Events order them: inference waits for its batch's preprocessing, postprocessing for its batch's logits, and
 a writer thread waits for its mask's copy (`wait_for_mask`) before encoding it. The inference thread never
-waits for the GPU, so it queues batch k+1's preprocessing while batch k infers.
+waits for the GPU, so it queues batch k+1's preprocessing while batch k infers. Imported only for a CUDA device
+(it needs torch); what leaves these stages is NumPy, as from the host stages.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
 
-from .backends.base import Backend
+from ..backends.base import Backend
+from ..errors import InputImageError, NonFiniteLogitsError
+from ..model.metadata import ModelMetadata
 from .decode_policy import DecodePolicy
-from .errors import InputImageError, NonFiniteLogitsError
-from .lesion_regions import refine_masks
+from .device_ops import logits_to_masks, preprocess, refine_device_masks, upsample_mask
 from .mask_options import MaskOptions
-from .metadata import ModelMetadata
-from .postprocess import logits_to_masks, upsample_mask
-from .preprocess import preprocess
 from .stages import NONFINITE_REASON, HostStages, Prepared
 
 
@@ -36,6 +37,11 @@ class PendingMask:
     """A pinned bool tensor of one element, filled by the same copy."""
 
 
+def _chw_tensor(pixels: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 host pixels -> a (3, H, W) uint8 tensor in pinned memory, ready for a non-blocking upload."""
+    return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))).pin_memory()
+
+
 class CudaStages(HostStages):
     """The stages on a CUDA device: GPU JPEG decoding, resizing, thresholding and upsampling on the device."""
 
@@ -45,20 +51,22 @@ class CudaStages(HostStages):
     def __init__(self, backend: Backend, metadata: ModelMetadata, policy: DecodePolicy, overlay: bool = False,
                  mask_options: MaskOptions | None = None) -> None:
         super().__init__(backend, metadata, policy, overlay, mask_options)
-        self.prep_stream = torch.cuda.Stream(self.device)
-        self.post_stream = torch.cuda.Stream(self.device)
+        self.torch_device = backend.device.to_torch()
+        self.input_dtype = backend.input_dtype or torch.float32
+        self.prep_stream = torch.cuda.Stream(self.torch_device)
+        self.post_stream = torch.cuda.Stream(self.torch_device)
         self._pending: dict[int, PendingMask] = {}
 
     def decode(self, prepared: Prepared) -> None:
-        """Reader thread: the header of a GPU-decoded JPEG (its pixels come in `decode_batch`); others on the CPU."""
+        """Reader thread: the header of a GPU-decoded JPEG (its pixels come in `decode_batch`); others on the CPU,
+        into pinned memory."""
         data = prepared.data
         if prepared.item.pixels is None and data is not None and self.policy.decodes_on_gpu(data):
             prepared.size_hw, prepared.orientation = self.policy.inspect(data, prepared.item.source)
             return
         super().decode(prepared)
         assert prepared.pixels is not None
-        if prepared.pixels.device.type == "cpu":
-            prepared.pixels = prepared.pixels.pin_memory()
+        prepared.pixels = _chw_tensor(prepared.pixels)
 
     def preprocess(self, prepared: Prepared) -> None:
         """Preprocessing happens on the device, per batch (`batch_inputs`)."""
@@ -77,7 +85,7 @@ class CudaStages(HostStages):
             if pixels is None:
                 entry.notes.append("the GPU JPEG decoder refused it; decoded on the CPU")
                 try:
-                    pixels = self.policy.decode_full_on_host(entry.data or b"", entry.item.source)
+                    pixels = _chw_tensor(self.policy.decode_full_on_host(entry.data or b"", entry.item.source))
                 except InputImageError as exc:
                     entry.fail(exc)
                     continue
@@ -85,13 +93,12 @@ class CudaStages(HostStages):
             if self.overlay:
                 entry.overlay_image = pixels
 
-    def batch_inputs(self, prepared: list[Prepared]) -> tuple[torch.Tensor, list[Prepared]]:
+    def batch_inputs(self, prepared: list[Prepared]) -> tuple[Any, list[Prepared]]:
         """The batch, preprocessed on the prep stream; the current (inference) stream waits for it."""
-        metadata, device = self.metadata, self.device
+        metadata, device = self.metadata, self.torch_device
         ok = [p for p in prepared if not p.failed and p.pixels is not None]
         with torch.cuda.stream(self.prep_stream):
-            batch = torch.empty((len(ok), 3, metadata.size_px, metadata.size_px), dtype=self.backend.input_dtype,
-                                device=device)
+            batch = torch.empty((len(ok), 3, metadata.size_px, metadata.size_px), dtype=self.input_dtype, device=device)
             for index, entry in enumerate(ok):
                 assert entry.pixels is not None
                 batch[index] = preprocess(entry.pixels.to(device, non_blocking=True), metadata)
@@ -101,15 +108,22 @@ class CudaStages(HostStages):
         batch.record_stream(inference)
         return batch, ok
 
-    def postprocess(self, logits: torch.Tensor, prepared: list[Prepared]) -> list[torch.Tensor | None]:
+    def infer(self, batch: Any) -> Any:
+        """The device backend's logits on the device, averaged over the test-time augmentation views."""
+        from .tta import average_over_views
+
+        return average_over_views(self.backend.infer, batch, self.mask_options.tta, self.views_per_call)
+
+    def postprocess(self, logits: Any, prepared: list[Prepared]) -> list[Any]:
         """Full-size uint8 0/255 masks, upsampled on the post stream and copied into pinned host memory without
         waiting: a writer thread waits for each (`wait_for_mask`), and fails one whose logits were not finite."""
-        self.post_stream.wait_stream(torch.cuda.current_stream(self.device))
+        self.post_stream.wait_stream(torch.cuda.current_stream(self.torch_device))
         logits.record_stream(self.post_stream)
-        host: list[torch.Tensor | None] = []
+        host: list[Any] = []
         with torch.cuda.stream(self.post_stream):
             finite = torch.isfinite(logits).flatten(1).all(dim=1)
-            masks = refine_masks(logits_to_masks(logits, self.metadata.logit_threshold), self.mask_options.postprocess)
+            masks = refine_device_masks(logits_to_masks(logits, self.metadata.logit_threshold),
+                                        self.mask_options.postprocess)
             flags = torch.empty(finite.shape, dtype=torch.bool, pin_memory=True)
             flags.copy_(finite, non_blocking=True)
             outputs = []
@@ -125,7 +139,7 @@ class CudaStages(HostStages):
             host.append(pinned)
         return host
 
-    def wait_for_mask(self, prepared: Prepared, mask: torch.Tensor) -> None:
+    def wait_for_mask(self, prepared: Prepared, mask: Any) -> None:
         """Writer thread: wait for the mask's copy; raise NonFiniteLogitsError if its logits were not finite."""
         pending = self._pending.pop(id(mask), None)
         if pending is None:
@@ -134,5 +148,12 @@ class CudaStages(HostStages):
         if not bool(pending.finite.item()):
             raise NonFiniteLogitsError(prepared.item.source, NONFINITE_REASON)
 
-    def finish_mask(self, mask: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
-        return mask
+    def finish_mask(self, mask: Any, size_hw: tuple[int, int]) -> np.ndarray:
+        """The mask is full size already; its pinned host copy as NumPy (after `wait_for_mask`)."""
+        return mask.numpy()
+
+    def overlay_pixels(self, prepared: Prepared) -> np.ndarray:
+        """The whole image at its displayed size, (H, W, 3) uint8 on the host, for the overlay."""
+        if prepared.overlay_image is not None:
+            return np.ascontiguousarray(prepared.overlay_image.permute(1, 2, 0).cpu().numpy())
+        return super().overlay_pixels(prepared)

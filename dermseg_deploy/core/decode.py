@@ -1,4 +1,4 @@
-"""Image decoding to RGB uint8 tensors, as a viewer shows the image (EXIF orientation applied)."""
+"""Image decoding to (H, W, 3) uint8 RGB arrays, as a viewer shows the image (EXIF orientation applied)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .defaults import DEFAULT_MAX_PIXELS
-from .errors import ImageTooLargeError, InputImageError
+from ..defaults import DEFAULT_MAX_PIXELS
+from ..errors import ImageTooLargeError, InputImageError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
 """Images with more pixels are refused (decompression bombs); the largest ISIC images have about 30 M."""
@@ -55,10 +54,14 @@ EXIF_ORIENTATION_TAG = 0x0112
 SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})
 
 
+def is_jpeg(data: bytes) -> bool:
+    return data[:3] == b"\xff\xd8\xff"
+
+
 def decode_image(
     data: bytes, name: object = "<bytes>", max_pixels: int = DEFAULT_MAX_PIXELS, draft_min_side_px: int | None = None
-) -> torch.Tensor:
-    """Decode JPEG/PNG/BMP/TIFF bytes to a (3, H, W) uint8 RGB tensor with EXIF orientation applied.
+) -> np.ndarray:
+    """Decode JPEG/PNG/BMP/TIFF bytes to an (H, W, 3) uint8 RGB array with EXIF orientation applied.
 
     With `draft_min_side_px`, a JPEG is decoded at the largest libjpeg DCT scale (1/2, 1/4, 1/8) that still
     leaves both sides at least that long, which is much faster for a large photo going to a small input;
@@ -91,7 +94,7 @@ def decode_image(
         raise InputImageError(name, f"cannot be decoded ({exc})") from exc
     if array.ndim != 3 or array.shape[0] == 0 or array.shape[1] == 0:
         raise InputImageError(name, f"decoded to an unusable shape {array.shape}")
-    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).contiguous()
+    return np.ascontiguousarray(array)
 
 
 def read_header(data: bytes, name: object = "<bytes>") -> tuple[tuple[int, int], int]:
@@ -112,7 +115,7 @@ def displayed_size(data: bytes, name: object = "<bytes>") -> tuple[int, int]:
     return read_header(data, name)[0]
 
 
-def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.Tensor:
-    """Read and decode one image file to a (3, H, W) uint8 RGB tensor."""
+def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read and decode one image file to an (H, W, 3) uint8 RGB array."""
     path = Path(path)
     return decode_image(read_file_bytes(path), path, max_pixels)

@@ -13,19 +13,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-import torch
+import numpy as np
 
-from .decode import DEFAULT_MAX_PIXELS, decode_image, read_header
-from .errors import ImageTooLargeError
-from .gpu_decode import decode_jpegs_on_gpu, is_jpeg
+from ..errors import ImageTooLargeError
+from ..util.devices import CPU, Device
+from .decode import DEFAULT_MAX_PIXELS, decode_image, is_jpeg, read_header
 
 
 @dataclass(frozen=True)
 class HostDecoded:
-    """Pixels decoded on the CPU, and the (height, width) the image is shown at (the mask's size)."""
+    """(H, W, 3) uint8 pixels decoded on the CPU, and the (height, width) the image is shown at (the mask's size)."""
 
-    pixels: torch.Tensor
+    pixels: np.ndarray
     size_hw: tuple[int, int]
 
 
@@ -38,11 +39,11 @@ class DecodePolicy:
     reduced_jpeg: bool = True
     """CPU only: decode large JPEGs at a reduced DCT scale (mask IoU 0.996 on average against full decoding on
     the ISIC 2017 full-resolution images at 512 px: benchmarks/results/cpu-pipeline-2026-11-26/)."""
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    device: Device = field(default_factory=lambda: CPU)
 
     @property
     def on_gpu(self) -> bool:
-        return self.device.type == "cuda"
+        return self.device.is_cuda
 
     def decodes_on_gpu(self, data: bytes) -> bool:
         """True where the pixels of `data` come from the GPU decoder (a JPEG on a CUDA device)."""
@@ -64,15 +65,17 @@ class DecodePolicy:
         """Pillow decoding as this policy wants it; the pixels may be smaller than the displayed size."""
         reduced = self.reduced_jpeg and not self.on_gpu
         pixels = decode_image(data, name, self.max_pixels, self.size_px if reduced else None)
-        size_hw = (int(pixels.shape[-2]), int(pixels.shape[-1]))
+        size_hw = (int(pixels.shape[0]), int(pixels.shape[1]))
         if reduced and is_jpeg(data):
             size_hw = read_header(data, name)[0]
         return HostDecoded(pixels, size_hw)
 
-    def decode_full_on_host(self, data: bytes, name: object) -> torch.Tensor:
+    def decode_full_on_host(self, data: bytes, name: object) -> np.ndarray:
         """The whole image at its displayed size (for overlays), whatever the policy for the network input."""
         return decode_image(data, name, self.max_pixels)
 
-    def decode_on_gpu(self, blobs: Sequence[bytes], orientations: Sequence[int]) -> list[torch.Tensor | None]:
-        """Full-size (3,H,W) uint8 pixels on the device, oriented; None where the GPU decoder refuses a file."""
-        return decode_jpegs_on_gpu(list(blobs), self.device, orientations)
+    def decode_on_gpu(self, blobs: Sequence[bytes], orientations: Sequence[int]) -> list[Any]:
+        """Full-size (3,H,W) uint8 torch tensors on the device, oriented; None where the GPU decoder refuses a file."""
+        from .gpu_decode import decode_jpegs_on_gpu
+
+        return decode_jpegs_on_gpu(list(blobs), self.device.to_torch(), orientations)

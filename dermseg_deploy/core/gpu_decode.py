@@ -9,10 +9,6 @@ import torch
 from .orientation import apply_orientation
 
 
-def is_jpeg(data: bytes) -> bool:
-    return data[:3] == b"\xff\xd8\xff"
-
-
 def decode_jpegs_on_gpu(
     blobs: list[bytes], device: torch.device, orientations: Sequence[int] | None = None
 ) -> list[torch.Tensor | None]:

@@ -9,8 +9,9 @@ The rules (the same on every device):
   that reaches the border keeps its border-touching gaps, and a mask that covers the whole image stays whole.
 - `largest` runs before `fill-holes`, so a speck inside a hole is removed and then the hole filled.
 
-On the CPU this is `scipy.ndimage`; on CUDA `cupyx.scipy.ndimage` where CuPy is installed (the masks stay on the
-device), else `scipy.ndimage` on a host copy. Each is imported only when post-processing is asked for.
+On the CPU this is `scipy.ndimage` on NumPy masks; on CUDA `cupyx.scipy.ndimage` where CuPy is installed (the
+masks stay on the device), else `scipy.ndimage` on a host copy. Each is imported only when post-processing is
+asked for.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-import torch
 
-from .errors import BackendUnavailableError
+from ..util.devices import Device
+from ..util.extras import require_module
 
 
 def refine_mask(mask: Any, steps: tuple[str, ...], xp: ModuleType, ndimage: ModuleType) -> Any:
@@ -37,15 +38,11 @@ def refine_mask(mask: Any, steps: tuple[str, ...], xp: ModuleType, ndimage: Modu
     return mask
 
 
-def _scipy_ndimage() -> ModuleType:
-    try:
-        from scipy import ndimage
-    except ImportError as exc:
-        raise BackendUnavailableError("--postprocess needs SciPy on the CPU: pip install scipy") from exc
-    return ndimage
+def scipy_ndimage() -> ModuleType:
+    return require_module("scipy.ndimage", "--postprocess", "pip install scipy")
 
 
-def _cupy_modules() -> tuple[ModuleType, ModuleType] | None:
+def cupy_modules() -> tuple[ModuleType, ModuleType] | None:
     try:
         import cupy
         from cupyx.scipy import ndimage
@@ -54,38 +51,21 @@ def _cupy_modules() -> tuple[ModuleType, ModuleType] | None:
     return cupy, ndimage
 
 
-def postprocess_engine(device: torch.device) -> str:
+def postprocess_engine(device: Device) -> str:
     """Which library post-processes masks on `device` (said once when a run starts)."""
-    if device.type == "cuda":
-        if _cupy_modules() is not None:
+    if device.is_cuda:
+        if cupy_modules() is not None:
             return f"cupyx.scipy.ndimage on {device}"
         return "scipy.ndimage on the CPU (CuPy is not installed, so CUDA masks are copied to the host for it)"
-    _scipy_ndimage()
+    scipy_ndimage()
     return "scipy.ndimage on the CPU"
 
 
-def refine_masks(masks: torch.Tensor, steps: tuple[str, ...]) -> torch.Tensor:
-    """(N,1,S,S) uint8 0/1 masks -> the same, post-processed, on the same device (`steps` as in MaskOptions)."""
+def refine_host_masks(masks: np.ndarray, steps: tuple[str, ...]) -> np.ndarray:
+    """(N,1,S,S) uint8 0/1 masks -> the same, post-processed (`steps` as in MaskOptions)."""
     if not steps or masks.shape[0] == 0:
         return masks
-    if masks.device.type == "cuda":
-        modules = _cupy_modules()
-        if modules is not None:
-            return _refine_on_cuda(masks, steps, *modules)
-        return refine_masks(masks.cpu(), steps).to(masks.device)
-    ndimage = _scipy_ndimage()
-    array = masks.numpy().astype(bool)
+    ndimage = scipy_ndimage()
+    array = masks.astype(bool)
     refined = np.stack([refine_mask(array[i, 0], steps, np, ndimage)[None] for i in range(array.shape[0])])
-    return torch.from_numpy(refined.astype(np.uint8))
-
-
-def _refine_on_cuda(masks: torch.Tensor, steps: tuple[str, ...], cupy: ModuleType, ndimage: ModuleType) -> torch.Tensor:
-    """CuPy on the caller's current torch stream, sharing memory through DLPack (no copy to the host)."""
-    stream = torch.cuda.current_stream(masks.device)
-    out = torch.empty_like(masks)
-    with cupy.cuda.Device(masks.device.index or 0), cupy.cuda.ExternalStream(stream.cuda_stream):
-        source = cupy.from_dlpack(masks.contiguous()).astype(bool)
-        target = cupy.from_dlpack(out)
-        for index in range(source.shape[0]):
-            target[index, 0] = refine_mask(source[index, 0], steps, cupy, ndimage)
-    return out
+    return refined.astype(np.uint8)

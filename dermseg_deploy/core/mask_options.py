@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import UserError
+from ..errors import UserError
 
 TTA_VIEWS = {"none": 1, "flips": 4, "dihedral": 8}
 """Test-time augmentation modes and how many views each runs through the model."""

@@ -1,49 +1,51 @@
-"""The per-image core: decode -> preprocess -> infer -> postprocess, as stage objects for the CPU and CUDA.
+"""The per-image core on the host: read -> decode -> preprocess -> infer -> postprocess, as stage objects on NumPy.
 
-Every entry point that turns an image into a mask runs these objects: `dermseg-run` and the Python API
-through `pipeline.run_pipeline`, `dermseg-eval` and training validation through the Python API, and
-`dermseg-bench`, which times them one by one. Where each stage runs:
+Every entry point that turns an image into a mask runs these objects (or their CUDA twin, `cuda_stages`):
+`dermseg-run` and the Python API through `segment.pipeline`, `dermseg-eval` and training validation through the
+Python API, and `dermseg-bench`, which times them one by one. Where each stage runs:
 
     read, decode, preprocess   reader threads, one item at a time (`prepare` runs all three)
     decode_batch, batch_inputs the inference thread, per batch (`to_batch` runs both)
     infer, postprocess         the inference thread, per batch
     finish_mask, overlay_pixels writer threads, one item at a time
 
-On the CPU, decoding, resizing and normalising happen in the reader threads and upsampling in the
-writer threads. On CUDA, JPEGs are decoded on the GPU in batches, resized, normalised, thresholded and
-upsampled there, and only uint8 masks come back (through pinned memory); `cuda_stages` puts decoding and
-preprocessing, and postprocessing, on streams of their own, so that they overlap with inference. How an
-image is decoded is `DecodePolicy`'s decision alone; an overlay never changes the mask.
+On the host, decoding, resizing and normalising happen in the reader threads and upsampling in the writer threads,
+all on NumPy arrays: pixels are (H, W, 3) uint8, network inputs (3, S, S) float32, logits (N, 1, S, S) float32,
+masks (H, W) uint8 of 0/255. A backend that takes torch tensors (PyTorch on the CPU) is fed through
+`Backend.infer_host`. How an image is decoded is `DecodePolicy`'s decision alone; an overlay never changes the mask.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
-import torch
+import numpy as np
 
-from .backends.base import Backend
+from ..backends.base import Backend
+from ..errors import InputImageError, NonFiniteLogitsError
+from ..model.metadata import ModelMetadata
 from .decode import read_file_bytes
 from .decode_policy import DecodePolicy
-from .errors import InputImageError, NonFiniteLogitsError
-from .inputs import WorkItem
-from .lesion_regions import refine_masks
+from .lesion_regions import refine_host_masks
 from .mask_options import MaskOptions
-from .metadata import ModelMetadata
-from .postprocess import logits_to_masks, upsample_mask
+from .masks import finite_per_image, logits_to_masks, upsample_mask
 from .preprocess import preprocess
 from .tta import average_over_views
+from .work_item import WorkItem
 
-STAGE_NAMES = ("decode", "preprocess", "inference", "postprocess", "write")
-"""The stages a run reports per image: read and decode; resize and normalise; the backend; threshold and
-upsample; encode and write the files. Times are the host's: on CUDA the GPU's work is queued without waiting,
-so it shows where the host waits for it (postprocess); `dermseg-bench` measures GPU time."""
+STAGE_NAMES = ("read", "decode", "preprocess", "inference", "postprocess", "write")
+"""The stages every report names, per image: read the file; decode it; resize and normalise; the backend; threshold,
+post-process and upsample; encode and write the files. `dermseg-run` reports host times (on CUDA the GPU's work is
+queued without waiting, so it shows where the host waits for it); `dermseg-bench` times the same stages, on CUDA
+with events on the streams that run them."""
 
 
 @dataclass
 class Prepared:
-    """One input on its way through the stages."""
+    """One input on its way through the stages (`pixels` and `network_input` are NumPy arrays on the host, torch
+    tensors in the CUDA stages)."""
 
     item: WorkItem
     seconds: float = 0.0
@@ -51,9 +53,9 @@ class Prepared:
     size_hw: tuple[int, int] = (0, 0)
     """The (height, width) the image is shown at: the size of its mask."""
     orientation: int = 1
-    pixels: torch.Tensor | None = None
-    network_input: torch.Tensor | None = None
-    overlay_image: torch.Tensor | None = None
+    pixels: Any = None
+    network_input: Any = None
+    overlay_image: Any = None
     error: str | None = None
     error_kind: str | None = None
     """`InputImageError.kind` of the error: unusable, too_large or nonfinite_logits."""
@@ -69,8 +71,21 @@ class Prepared:
         return self.error is not None
 
 
+NONFINITE_REASON = ("the model gave NaN or infinite logits for this image; its mask cannot be trusted (a corrupt or "
+                    "overflowing model)")
+
+
+def mark_nonfinite(finite: list[bool], prepared: list[Prepared]) -> list[bool]:
+    """Mark failed each image whose logits hold a NaN or inf (a NaN compares false with any threshold, so its mask
+    would be silently empty); returns `finite`."""
+    for entry, ok in zip(prepared, finite):
+        if not ok:
+            entry.fail(NonFiniteLogitsError(entry.item.source, NONFINITE_REASON))
+    return finite
+
+
 class HostStages:
-    """The stages on the CPU: everything but inference runs in the reader and writer threads."""
+    """The stages on the CPU, on NumPy: everything but inference runs in the reader and writer threads."""
 
     views_per_call: int | None = 1
     """Test-time augmentation views per backend call: one on the CPU, so that memory stays that of a plain batch."""
@@ -99,7 +114,7 @@ class HostStages:
         """Pixels and the displayed size (in-memory images are already pixels)."""
         pixels = prepared.item.pixels
         if pixels is not None:
-            prepared.size_hw = (int(pixels.shape[-2]), int(pixels.shape[-1]))
+            prepared.size_hw = (int(pixels.shape[0]), int(pixels.shape[1]))
             self.policy.check_pixels(prepared.size_hw, prepared.item.source)
             prepared.pixels = pixels
             return
@@ -110,7 +125,7 @@ class HostStages:
     def preprocess(self, prepared: Prepared) -> None:
         """The normalised network input."""
         assert prepared.pixels is not None
-        prepared.network_input = preprocess(prepared.pixels, self.metadata).to(self.backend.input_dtype)
+        prepared.network_input = preprocess(prepared.pixels, self.metadata)
         prepared.pixels = None
 
     def prepare(self, item: WorkItem) -> Prepared:
@@ -119,11 +134,13 @@ class HostStages:
         prepared = Prepared(item)
         try:
             self.read(prepared)
+            read = time.perf_counter()
+            prepared.stage_seconds["read"] = read - start
             self.decode(prepared)
             if self.overlay:
                 self.keep_overlay_source(prepared)
             decoded = time.perf_counter()
-            prepared.stage_seconds["decode"] = decoded - start
+            prepared.stage_seconds["decode"] = decoded - read
             self.preprocess(prepared)
             prepared.stage_seconds["preprocess"] = time.perf_counter() - decoded
         except InputImageError as exc:
@@ -134,7 +151,7 @@ class HostStages:
     def keep_overlay_source(self, prepared: Prepared) -> None:
         """Keep what `overlay_pixels` needs: the pixels where they are full size, else the bytes."""
         pixels = prepared.pixels
-        if pixels is not None and tuple(pixels.shape[-2:]) == prepared.size_hw:
+        if pixels is not None and tuple(pixels.shape[:2]) == prepared.size_hw:
             prepared.overlay_image = pixels
 
     # ---- the inference thread ----------------------------------------------------------------------------
@@ -142,66 +159,41 @@ class HostStages:
     def decode_batch(self, prepared: list[Prepared]) -> None:
         """Decoding that needs the whole batch (none on the CPU)."""
 
-    def batch_inputs(self, prepared: list[Prepared]) -> tuple[torch.Tensor, list[Prepared]]:
-        """The batch tensor on the backend's device, and the items in it (those that have not failed)."""
+    def batch_inputs(self, prepared: list[Prepared]) -> tuple[Any, list[Prepared]]:
+        """The (N, 3, S, S) float32 batch, and the items in it (those that have not failed)."""
         ok = [p for p in prepared if not p.failed and p.network_input is not None]
-        inputs = [p.network_input for p in ok if p.network_input is not None]
-        if not inputs:
+        if not ok:
             size = self.metadata.size_px
-            return torch.empty((0, 3, size, size), dtype=self.backend.input_dtype), []
-        return torch.stack(inputs), ok
+            return np.empty((0, 3, size, size), dtype=np.float32), []
+        return np.stack([p.network_input for p in ok]), ok
 
-    def to_batch(self, prepared: list[Prepared]) -> tuple[torch.Tensor, list[Prepared]]:
+    def to_batch(self, prepared: list[Prepared]) -> tuple[Any, list[Prepared]]:
         self.decode_batch(prepared)
         return self.batch_inputs(prepared)
 
-    def infer(self, batch: torch.Tensor) -> torch.Tensor:
+    def infer(self, batch: Any) -> Any:
         """The backend's logits, averaged over the test-time augmentation views where asked for."""
-        return average_over_views(self.backend.infer, batch, self.mask_options.tta, self.views_per_call)
+        return average_over_views(self.backend.infer_host, batch, self.mask_options.tta, self.views_per_call)
 
-    def postprocess(self, logits: torch.Tensor, prepared: list[Prepared]) -> list[torch.Tensor | None]:
-        """Network-size 0/1 masks on the CPU, post-processed where asked for (`finish_mask` upsamples them in the
-        writer threads); None for an image whose logits are not finite (it is marked failed)."""
-        finite = finite_logits(logits, prepared)
-        masks = refine_masks(logits_to_masks(logits, self.metadata.logit_threshold).cpu(), self.mask_options.postprocess)
+    def postprocess(self, logits: Any, prepared: list[Prepared]) -> list[Any]:
+        """Network-size 0/1 masks, post-processed where asked for (`finish_mask` upsamples them in the writer
+        threads); None for an image whose logits are not finite (it is marked failed)."""
+        finite = mark_nonfinite(finite_per_image(logits), prepared)
+        masks = refine_host_masks(logits_to_masks(logits, self.metadata.logit_threshold), self.mask_options.postprocess)
         return [mask if ok else None for mask, ok in zip(masks, finite)]
 
     # ---- writer threads ----------------------------------------------------------------------------------
 
-    def wait_for_mask(self, prepared: Prepared, mask: torch.Tensor) -> None:
+    def wait_for_mask(self, prepared: Prepared, mask: Any) -> None:
         """Block until `postprocess`'s mask for `prepared` is ready on the host (it is, on the CPU)."""
 
-    def finish_mask(self, mask: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
-        """The (H, W) uint8 0/255 mask at the displayed size."""
+    def finish_mask(self, mask: Any, size_hw: tuple[int, int]) -> np.ndarray:
+        """The (H, W) uint8 0/255 mask at the displayed size, as a NumPy array."""
         return upsample_mask(mask, *size_hw)
 
-    def overlay_pixels(self, prepared: Prepared) -> torch.Tensor:
-        """The whole image at its displayed size, on the CPU, for the overlay."""
+    def overlay_pixels(self, prepared: Prepared) -> np.ndarray:
+        """The whole image at its displayed size, (H, W, 3) uint8, for the overlay."""
         if prepared.overlay_image is not None:
-            return prepared.overlay_image.cpu()
+            return np.asarray(prepared.overlay_image)
         assert prepared.data is not None
         return self.policy.decode_full_on_host(prepared.data, prepared.item.source)
-
-
-NONFINITE_REASON = ("the model gave NaN or infinite logits for this image; its mask cannot be trusted (a corrupt or "
-                    "overflowing model)")
-
-
-def finite_logits(logits: torch.Tensor, prepared: list[Prepared]) -> list[bool]:
-    """Whether each image's logits are all finite; an image with a NaN or inf is marked failed (a NaN compares
-    false with any threshold, so its mask would be silently empty)."""
-    finite = torch.isfinite(logits).flatten(1).all(dim=1).tolist()
-    for entry, ok in zip(prepared, finite):
-        if not ok:
-            entry.fail(NonFiniteLogitsError(entry.item.source, NONFINITE_REASON))
-    return finite
-
-
-def make_stages(backend: Backend, metadata: ModelMetadata, policy: DecodePolicy, overlay: bool = False,
-                mask_options: MaskOptions | None = None) -> HostStages:
-    """The stage objects for the backend's device."""
-    if backend.device.type == "cuda":
-        from .cuda_stages import CudaStages
-
-        return CudaStages(backend, metadata, policy, overlay, mask_options)
-    return HostStages(backend, metadata, policy, overlay, mask_options)

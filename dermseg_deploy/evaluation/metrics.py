@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import torch
+import numpy as np
 
 THRESHOLDED_JACCARD_CUTOFF = 0.65
 
@@ -54,16 +54,20 @@ class ImageScore:
         }
 
 
-def score_image(prediction: torch.Tensor, truth: torch.Tensor) -> ImageScore:
+def _binary(mask: np.ndarray) -> np.ndarray:
+    """A uint8 0-255 mask binarised at > 128, as the ISIC scorer does; anything else read as bool."""
+    return mask > 128 if mask.dtype == np.uint8 else mask.astype(bool)
+
+
+def score_image(prediction: np.ndarray, truth: np.ndarray) -> ImageScore:
     """Score a predicted mask against the truth; both (H,W), binarised at > 128 if uint8 0-255, else as bool."""
     if prediction.shape != truth.shape:
         raise ValueError(f"prediction {tuple(prediction.shape)} and truth {tuple(truth.shape)} differ in size")
-    p = prediction > 128 if prediction.dtype == torch.uint8 else prediction.bool()
-    t = truth > 128 if truth.dtype == torch.uint8 else truth.bool()
-    tp = int((p & t).sum().item())
-    fp = int((p & ~t).sum().item())
-    fn = int((~p & t).sum().item())
-    return ImageScore(tp, fp, fn, p.numel() - tp - fp - fn)
+    p, t = _binary(prediction), _binary(truth)
+    tp = int(np.count_nonzero(p & t))
+    fp = int(np.count_nonzero(p & ~t))
+    fn = int(np.count_nonzero(~p & t))
+    return ImageScore(tp, fp, fn, p.size - tp - fp - fn)
 
 
 SCORE_NAMES = ("jaccard", "thresholded_jaccard", "dice", "sensitivity", "specificity")
@@ -97,10 +101,10 @@ class ScoreTotals:
         means["images"] = self.images
         return means
 
-    def to_tensor(self) -> torch.Tensor:
-        return torch.tensor([*(self.sums[name] for name in SCORE_NAMES), float(self.images)], dtype=torch.float64)
+    def to_list(self) -> list[float]:
+        """The sums in `SCORE_NAMES` order, then the image count: what processes add up element-wise."""
+        return [*(self.sums[name] for name in SCORE_NAMES), float(self.images)]
 
     @classmethod
-    def from_tensor(cls, values: torch.Tensor) -> ScoreTotals:
-        numbers = values.tolist()
-        return cls(dict(zip(SCORE_NAMES, numbers[:-1])), int(round(numbers[-1])))
+    def from_list(cls, values: list[float]) -> ScoreTotals:
+        return cls(dict(zip(SCORE_NAMES, values[:-1])), int(round(values[-1])))

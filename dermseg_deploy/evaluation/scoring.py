@@ -10,17 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image
 
-from dermseg_deploy.atomic import atomic_write_bytes
-from dermseg_deploy.errors import InputImageError
-from dermseg_deploy.inputs import MASK_SUFFIX
-from dermseg_deploy.manifest import ManifestRow
-from dermseg_deploy.segmenter import Segmenter
-
-from .data import Pair, read_mask
+from ..errors import InputImageError
+from ..files.inputs import MASK_SUFFIX
+from ..files.manifest import ManifestRow
+from ..segment.segmenter import Segmenter
+from ..util.atomic import atomic_write_bytes
 from .metrics import SCORE_NAMES, ImageScore, ScoreTotals, score_image
+from .pairs import Pair, read_mask
 
 LARGE_LESION_FRACTION = 0.7
 """Masks covering more than this share of the image: the paper's failure case, reported apart."""
@@ -53,28 +51,27 @@ def evaluate_segmenter(
         truth = read_mask(pair.mask)
         row = result.manifest_row()
         if result.mask is None:
-            fraction = float(truth.float().mean().item())
-            evaluations.append(ImageEvaluation(pair.image_id, fraction, None, result.message, row))
+            evaluations.append(ImageEvaluation(pair.image_id, float(truth.mean()), None, result.message, row))
         else:
-            evaluations.append(_evaluation(pair, truth, torch.from_numpy(result.mask), row))
+            evaluations.append(_evaluation(pair, truth, result.mask, row))
     return evaluations
 
 
-def _evaluation(pair: Pair, truth: torch.Tensor, prediction: torch.Tensor, row: ManifestRow | None = None) -> ImageEvaluation:
-    fraction = float(truth.float().mean().item())
+def _evaluation(pair: Pair, truth: np.ndarray, prediction: np.ndarray, row: ManifestRow | None = None) -> ImageEvaluation:
+    fraction = float(truth.mean())
     if tuple(prediction.shape) != tuple(truth.shape):
         error = f"prediction is {tuple(prediction.shape)}, the ground truth {tuple(truth.shape)}"
         return ImageEvaluation(pair.image_id, fraction, None, error, row)
     return ImageEvaluation(pair.image_id, fraction, score_image(prediction, truth), manifest_row=row)
 
 
-def read_prediction(path: Path) -> torch.Tensor:
-    """A written mask PNG -> (H,W) uint8 tensor of its gray values."""
+def read_prediction(path: Path) -> np.ndarray:
+    """A written mask PNG -> (H,W) uint8 array of its gray values."""
     if not path.is_file():
         raise InputImageError(path, "prediction is missing")
     try:
         with Image.open(path) as image:
-            return torch.from_numpy(np.array(image.convert("L"), dtype=np.uint8))
+            return np.array(image.convert("L"), dtype=np.uint8)
     except (OSError, ValueError) as exc:
         raise InputImageError(path, f"prediction cannot be decoded ({exc})") from exc
 
@@ -89,7 +86,7 @@ def evaluate_mask_folder(prediction_dir: Path, pairs: Sequence[Pair]) -> list[Im
         try:
             prediction = read_prediction(path)
         except InputImageError as exc:
-            results.append(ImageEvaluation(pair.image_id, float(truth.float().mean().item()), None, exc.reason))
+            results.append(ImageEvaluation(pair.image_id, float(truth.mean()), None, exc.reason))
             continue
         results.append(_evaluation(pair, truth, prediction))
     return results

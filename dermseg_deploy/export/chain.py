@@ -12,12 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..checkpoint import load_checkpoint, model_from_checkpoint
-from ..devices import resolve_device
 from ..errors import UserError
-from ..metadata import DEFAULT_DEPLOY_SIZE_PX
-from ..sizes import require_valid_size
+from ..model.checkpoint import load_checkpoint, model_from_checkpoint
+from ..model.metadata import DEFAULT_DEPLOY_SIZE_PX
+from ..model.sizes import require_valid_size
 from ..tensorrt.build_options import BuildOptions
+from ..util.devices import resolve_device
 from .check_images import choose_export_images, load_batch, make_check_set, synthetic_batch
 from .fp16_check import DEFAULT_MIN_MEAN_IOU
 from .fp16_step import Fp16OnnxExport, fp16_onnx_from_onnx
@@ -110,7 +110,8 @@ def export_checkpoint(
         calibration = (synthetic_batch(settings.calib_count, metadata) if settings.synthetic_calib
                        else load_batch(images.calibration, metadata))
         fp16 = fp16_onnx_from_onnx(onnx.path, paths.fp16_onnx, paths.failed_fp16_onnx, model, metadata,
-                                   calibration.numpy(), images.calibration_source, checks, device, settings.fp16_min_iou,
+                                   calibration.numpy(), images.calibration_source, checks, device.to_torch(),
+                                   settings.fp16_min_iou,
                                    lambda done, total: on_progress("FP16 arithmetic check", done, total))
         if record(fp16) and settings.build_plan:
             on_progress("TensorRT plan: build and check", 0, 1)

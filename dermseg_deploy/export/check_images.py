@@ -6,28 +6,17 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from ..decode import IMAGE_SUFFIXES, read_file_bytes
-from ..decode_policy import DecodePolicy
+from ..core.decode import read_file_bytes
+from ..core.decode_policy import DecodePolicy
+from ..core.preprocess import preprocess_batch
 from ..errors import InputImageError, UserError
-from ..inputs import passed_over_reason
-from ..metadata import ModelMetadata
-from ..preprocess import preprocess_batch
-from ..samples import sample_image_paths
+from ..files.inputs import image_files
+from ..model.metadata import ModelMetadata
 
 SYNTHETIC_SEED = 0
-
-
-def image_files(folder: Path | None) -> list[Path]:
-    """Images in `folder` (recursively, sorted; files named like ground truth or dermseg's outputs are passed over,
-    as `dermseg-run` passes them over), or the samples dermseg ships when `folder` is None."""
-    if folder is None:
-        return sample_image_paths()
-    if not folder.is_dir():
-        raise UserError(f"{folder}: image folder not found")
-    return sorted(p for p in folder.rglob("*")
-                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and passed_over_reason(p) is None)
 
 
 def _digest(path: Path) -> str:
@@ -71,13 +60,13 @@ def choose_export_images(
 
 
 def load_batch(paths: tuple[Path, ...] | list[Path], metadata: ModelMetadata) -> torch.Tensor:
-    """Decode (as `dermseg-run` does on the CPU) and preprocess images into one (N,3,S,S) float32 batch."""
+    """Decode and preprocess images as `dermseg-run` does on the CPU into one (N,3,S,S) float32 batch."""
     policy = DecodePolicy(metadata.size_px)
     try:
         pixels = [policy.decode_on_host(read_file_bytes(p), p).pixels for p in paths]
     except InputImageError as exc:
         raise UserError(f"export image {exc}") from exc
-    return preprocess_batch(pixels, metadata)
+    return torch.from_numpy(preprocess_batch(pixels, metadata))
 
 
 @dataclass(frozen=True)
@@ -99,6 +88,6 @@ def make_check_set(model: torch.nn.Module, metadata: ModelMetadata, paths: tuple
 
 def synthetic_batch(count: int, metadata: ModelMetadata) -> torch.Tensor:
     """Seeded random images in the normalised input range: only when the user asks for them."""
-    generator = torch.Generator().manual_seed(SYNTHETIC_SEED)
-    pixels = torch.randint(0, 256, (count, 3, metadata.size_px, metadata.size_px), generator=generator)
-    return preprocess_batch(list(pixels.to(torch.uint8)), metadata)
+    generator = np.random.default_rng(SYNTHETIC_SEED)
+    pixels = generator.integers(0, 256, (count, metadata.size_px, metadata.size_px, 3), dtype=np.uint8)
+    return torch.from_numpy(preprocess_batch(list(pixels), metadata))

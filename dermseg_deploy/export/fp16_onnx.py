@@ -14,13 +14,13 @@ from typing import Any
 import numpy as np
 import onnx
 
-from ..atomic import atomic_write_bytes
 from ..errors import BackendUnavailableError, CheckFailedError
-from ..metadata import ModelMetadata
+from ..model.metadata import ModelMetadata
+from ..util.atomic import atomic_write_bytes
 from .onnx_export import set_onnx_metadata
 
 FLOAT32 = onnx.TensorProto.FLOAT
-MODELOPT_HINT = "pip install nvidia-modelopt onnx-graphsurgeon onnxconverter-common onnxslim polygraphy ml_dtypes lief cppimport"
+MODELOPT_HINT = "pip install 'dermseg[export]' (nvidia-modelopt and what AutoCast imports, without its onnx extra)"
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..metadata import ModelMetadata
+from ..model.metadata import ModelMetadata
 from .check_images import CheckSet
 from .fp16_check import DEFAULT_MIN_MEAN_IOU, Fp16ArithmeticReport, check_fp16_arithmetic
 from .fp16_onnx import Fp16Conversion, convert_to_fp16_onnx

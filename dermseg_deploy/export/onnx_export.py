@@ -9,10 +9,10 @@ from pathlib import Path
 import onnx
 import torch
 
-from ..atomic import atomic_write_bytes
 from ..defaults import DEFAULT_OPSET, EXPORTERS
 from ..errors import CheckFailedError, UserError
-from ..metadata import ONNX_METADATA_KEY, ModelMetadata
+from ..model.metadata import ONNX_METADATA_KEY, ModelMetadata
+from ..util.atomic import atomic_write_bytes
 
 
 def _export_to_bytes(model: torch.nn.Module, metadata: ModelMetadata, exporter: str, opset: int) -> bytes:

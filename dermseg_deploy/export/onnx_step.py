@@ -9,7 +9,7 @@ import torch
 
 from ..backends.onnxruntime_backend import OnnxRuntimeBackend
 from ..defaults import DEFAULT_ATOL, DEFAULT_MIN_IOU
-from ..metadata import ModelMetadata
+from ..model.metadata import ModelMetadata
 from .check_images import CheckSet
 from .onnx_export import DEFAULT_OPSET, export_onnx
 from .parity import ParityReport, compare_logits
@@ -34,8 +34,8 @@ class OnnxExport:
 
 def onnxruntime_cpu_logits(onnx_path: Path, batch: torch.Tensor) -> torch.Tensor:
     """ONNX Runtime on the CPU, one image at a time (bounded memory at 1024 px)."""
-    with OnnxRuntimeBackend(onnx_path, torch.device("cpu")) as backend:
-        return torch.cat([backend.infer(image[None]) for image in batch])
+    with OnnxRuntimeBackend(onnx_path) as backend:
+        return torch.cat([torch.from_numpy(backend.infer(image[None].numpy())) for image in batch])
 
 
 def onnx_from_checkpoint(

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import torch
 
-from ..atomic import atomic_write_bytes
 from ..errors import BackendUnavailableError
-from ..metadata import ModelMetadata
+from ..model.metadata import ModelMetadata
 from ..tensorrt.availability import require_tensorrt
 from ..tensorrt.build_options import BuildOptions
 from ..tensorrt.sidecar import PlanSidecar, sidecar_path
+from ..util.atomic import atomic_write_bytes
+from ..util.devices import Device
 from .check_images import CheckSet
 from .fp16_check import DEFAULT_MIN_MEAN_IOU
 from .parity import ParityReport, compare_logits
@@ -46,16 +47,16 @@ class PlanExport:
 
 def plan_from_onnx(
     fp16_onnx: Path, final: Path, failed: Path, timing_cache: Path, metadata: ModelMetadata, options: BuildOptions,
-    checks: CheckSet, device: torch.device, min_mean_iou: float = DEFAULT_MIN_MEAN_IOU,
+    checks: CheckSet, device: Device, min_mean_iou: float = DEFAULT_MIN_MEAN_IOU,
 ) -> PlanExport:
     """Build on `device` (a CUDA GPU, which the sidecar then names), then run the plan on `checks` and compare
     with PyTorch FP32: finite logits and mean mask IoU >= `min_mean_iou`. The check trusts the plan it has just
     built (a version-compatible plan carries host code) after verifying the SHA-256 it has just recorded."""
     require_tensorrt(f"building {final.name} (the ONNX files are written; pass --no-engine to stop before the plan)")
-    if device.type != "cuda":
+    if not device.is_cuda:
         raise BackendUnavailableError(f"building {final.name} needs a CUDA GPU; none is available (pass --no-engine)")
+    from ..backends.tensorrt_backend import TensorRTBackend
     from ..tensorrt.engine_build import build_plan
-    from ..tensorrt.engine_runtime import TensorRTBackend
 
     built = build_plan(fp16_onnx, metadata, options, device.index or 0, timing_cache)
     staged = StagedArtefact(final, failed)

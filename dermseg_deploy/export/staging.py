@@ -8,8 +8,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from ..atomic import FILE_MODE, TEMP_PREFIX
 from ..tensorrt.sidecar import sidecar_path
+from ..util.atomic import FILE_MODE, TEMP_PREFIX
 
 
 class StagedArtefact:

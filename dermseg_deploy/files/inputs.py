@@ -1,4 +1,6 @@
-"""Input discovery for `dermseg-run`: files and folders (recursive) -> work items with output paths."""
+"""Input discovery: files and folders (recursive) -> work items with output paths (`dermseg-run`, the API), or the
+image files of a folder (`dermseg-export`'s calibration and check images, `dermseg-bench`). One walker for both: it
+passes over temp files, the output folder, ground truth and dermseg's overlays, and follows symlinked folders once."""
 
 from __future__ import annotations
 
@@ -7,11 +9,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
-from .atomic import is_temp_file
-from .decode import IMAGE_SUFFIXES
-from .errors import InputImageError, UserError
+from ..core.decode import IMAGE_SUFFIXES
+from ..core.work_item import WorkItem
+from ..errors import InputImageError, UserError
+from ..samples import sample_image_paths
+from ..util.atomic import is_temp_file
 
 MASK_SUFFIX = "_segmentation.png"
 OVERLAY_SUFFIX = "_overlay.jpg"
@@ -33,25 +35,6 @@ def passed_over_reason(path: Path) -> str | None:
     if path.name.lower().endswith(OVERLAY_SUFFIX):
         return DERMSEG_OUTPUT
     return None
-
-
-@dataclass(frozen=True, eq=False)
-class WorkItem:
-    """One input image and where its mask (and overlay) go (None: the mask is returned, not written).
-
-    `source` is the file, or a label such as `<image 0>` for an image given in memory: as the encoded file's
-    `data` (decoded as a file would be), or as `pixels` ((3, H, W) uint8, as a viewer shows it).
-    """
-
-    source: Path | str
-    mask_path: Path | None = None
-    overlay_path: Path | None = None
-    pixels: torch.Tensor | None = None
-    data: bytes | None = None
-
-    @property
-    def path(self) -> Path:
-        return Path(self.source)
 
 
 def output_paths(source: Path, folder: Path) -> tuple[Path, Path]:
@@ -91,7 +74,7 @@ def _item(source: Path, out_dir: Path, relative_parent: Path) -> WorkItem:
     return WorkItem(source, *output_paths(source, out_dir / relative_parent))
 
 
-def _walk_folder(root: Path, out_dir: Path, errors: list[InputImageError], notes: list[str],
+def _walk_folder(root: Path, out_dir: Path | None, errors: list[InputImageError], notes: list[str],
                  passed_over: dict[str, int]) -> list[tuple[Path, Path]]:
     """(file, parent relative to root) for image files under root, sorted; unlistable folders become errors.
 
@@ -108,7 +91,7 @@ def _walk_folder(root: Path, out_dir: Path, errors: list[InputImageError], notes
         kept = []
         for name in sorted(dirnames):
             sub = folder / name
-            if _is_within(sub, out_dir):
+            if out_dir is not None and _is_within(sub, out_dir):
                 continue
             real = os.path.realpath(sub)
             if real in visited:
@@ -155,6 +138,24 @@ def plan_inputs(inputs: list[str | Path], out_dir: str | Path) -> InputPlan:
             candidates.append((path, Path()))
     items, clashes = unique_outputs([_item(source, out_root, parent) for source, parent in candidates])
     return InputPlan(items, errors + clashes, notes, passed_over)
+
+
+def find_images(folder: Path) -> list[Path]:
+    """The image files under `folder` in the order `dermseg-run` takes them (recursive, sorted per folder), passing
+    over what `dermseg-run` passes over; a missing or unlistable folder is a UserError."""
+    if not folder.is_dir():
+        raise UserError(f"{folder}: image folder not found")
+    errors: list[InputImageError] = []
+    found = _walk_folder(folder, None, errors, [], {})
+    if errors:
+        raise UserError(str(errors[0]))
+    return [path for path, _ in found]
+
+
+def image_files(folder: Path | None) -> list[Path]:
+    """Images in `folder` as `dermseg-run` finds them (`find_images`), or the samples dermseg ships when `folder` is
+    None (what `dermseg-export` calibrates and checks on, and `dermseg-bench` times, by default)."""
+    return sample_image_paths() if folder is None else find_images(folder)
 
 
 def unique_outputs(items: Sequence[WorkItem]) -> tuple[list[WorkItem], list[InputImageError]]:

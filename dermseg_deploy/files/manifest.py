@@ -29,8 +29,8 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from .atomic import atomic_write_bytes
-from .errors import InputImageError, UserError
+from ..errors import InputImageError, UserError
+from ..util.atomic import atomic_write_bytes
 
 MANIFEST_NAME = "manifest.csv"
 STATUS_OK = "ok"

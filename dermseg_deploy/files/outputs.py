@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import torch
+import numpy as np
 
-from .atomic import atomic_write_bytes
-from .errors import OutputFolderGoneError, OutputWriteError
-from .inputs import WorkItem
-from .postprocess import encode_png, render_overlay
+from ..core.work_item import WorkItem
+from ..errors import OutputFolderGoneError, OutputWriteError
+from ..util.atomic import atomic_write_bytes
+from .overlay import render_overlay
+from .png_encode import encode_grey_png
+
+
+def encode_png(mask: np.ndarray) -> bytes:
+    """(H,W) uint8 0/255 mask -> single-channel 8-bit PNG bytes (`png_encode`: Up filter, run-length deflate)."""
+    return encode_grey_png(np.ascontiguousarray(mask, dtype=np.uint8))
 
 
 def make_output_folders(items: Iterable[WorkItem]) -> None:
@@ -22,7 +28,7 @@ def make_output_folders(items: Iterable[WorkItem]) -> None:
             raise OutputWriteError(f"{folder}: cannot create the output folder ({exc.strerror or exc})") from exc
 
 
-def write_outputs(item: WorkItem, mask: torch.Tensor, overlay_image: torch.Tensor | None = None) -> None:
+def write_outputs(item: WorkItem, mask: np.ndarray, overlay_image: np.ndarray | None = None) -> None:
     """Encode and write `item`'s mask (and overlay, when an image is given) into folders `make_output_folders`
     made. A folder that is gone is this item's OutputFolderGoneError (never recreated); any other OSError is an
     OutputWriteError (the disk is the problem: the run stops)."""

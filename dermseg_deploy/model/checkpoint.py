@@ -15,10 +15,11 @@ from typing import Any
 
 import torch
 
-from .atomic import atomic_open
-from .errors import ModelFileError
+from ..errors import ModelFileError
+from ..util.atomic import atomic_open
 from .metadata import ModelMetadata
-from .model import ModelConfig, ResNet34UNet
+from .model_config import ModelConfig
+from .network import ResNet34UNet
 from .schema import refuse, require_equal_int, require_mapping
 
 CHECKPOINT_FORMAT_VERSION = 1

@@ -7,7 +7,7 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from .errors import ModelFileError
+from ..errors import ModelFileError
 from .schema import (
     refuse,
     require_equal_int,

@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torchvision.models.resnet import BasicBlock
 
-from .model import ResidualBlock, ResNet34UNet
+from .network import ResidualBlock, ResNet34UNet
 
 TENSOR_CORE_MULTIPLE = 8
 

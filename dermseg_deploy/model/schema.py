@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import ModelFileError
+from ..errors import ModelFileError
 
 SHOWN_CHARS = 60
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.work_item import WorkItem
 from ..errors import (
     BackendUnavailableError,
     CheckFailedError,
@@ -27,10 +28,9 @@ from ..errors import (
     OutputWriteError,
     UserError,
 )
-from ..inputs import WorkItem
-from ..manifest import COLUMNS, ManifestRow
-from ..pipeline import RunOptions
-from ..segmenter import Segmenter
+from ..files.manifest import COLUMNS, ManifestRow
+from ..segment.pipeline import RunOptions
+from ..segment.segmenter import Segmenter
 from .ray_cluster import ClusterInfo, import_ray, ray_cluster
 from .segmenter_spec import SegmenterSpec
 

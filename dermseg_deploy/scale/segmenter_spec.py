@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from ..backends import BackendOptions
+from ..core.mask_options import MaskOptions
 from ..defaults import DEFAULT_MAX_PIXELS
-from ..mask_options import MaskOptions
-from ..segmenter import Segmenter
+from ..segment.segmenter import Segmenter
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,10 @@ from ray import serve
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
+from ..core.work_item import WorkItem
 from ..errors import DermsegError, ImageTooLargeError, NonFiniteLogitsError
-from ..inputs import WorkItem
-from ..pipeline import RunOptions
-from ..postprocess import encode_png
+from ..files.outputs import encode_png
+from ..segment.pipeline import RunOptions
 from .segmenter_spec import SegmenterSpec
 
 APP_NAME = "dermseg"
@@ -79,7 +79,7 @@ class SegmentationService:
                 outcomes.append(Outcome(error=result.message, error_kind=result.error_kind, seconds=result.seconds))
                 continue
             height, width = result.mask.shape
-            png = encode_png(_as_tensor(result.mask))
+            png = encode_png(result.mask)
             outcomes.append(Outcome(png, height, width, result.lesion_fraction, result.seconds))
         return outcomes
 
@@ -110,12 +110,6 @@ class SegmentationService:
                     "seconds": outcome.seconds, "pid": os.getpid()}
             return Response(json.dumps(body), media_type="application/json", headers=headers)
         return Response(outcome.png, media_type="image/png", headers=headers)
-
-
-def _as_tensor(mask: Any) -> Any:
-    import torch
-
-    return torch.from_numpy(mask)
 
 
 def build_app(settings: ServeSettings, replicas: int, cpus_per_replica: float, gpus_per_replica: float,

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import onnx
 
-from ..atomic import atomic_open, atomic_write_bytes
 from ..errors import ModelFileError
-from ..metadata import ONNX_METADATA_KEY, ModelMetadata
+from ..model.metadata import ONNX_METADATA_KEY, ModelMetadata
 from ..tensorrt.sidecar import PlanSidecar, TensorSpec, read_sidecar
+from ..util.atomic import atomic_open, atomic_write_bytes
 
 TRITON_TYPE_BY_TENSORRT = {"float": "TYPE_FP32", "half": "TYPE_FP16", "bf16": "TYPE_BF16", "int32": "TYPE_INT32",
                            "int64": "TYPE_INT64", "int8": "TYPE_INT8", "uint8": "TYPE_UINT8", "bool": "TYPE_BOOL"}

@@ -9,21 +9,21 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-import torch
 
-from .defaults import MAX_BATCH_SIZE, MAX_THREADS
-from .errors import InputImageError, UserError
-from .inputs import WorkItem
-from .manifest import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED
-from .outputs import write_outputs
-from .postprocess import lesion_fraction
+from ..core.masks import lesion_fraction
+from ..core.stages import HostStages, Prepared
+from ..core.work_item import WorkItem
+from ..defaults import MAX_BATCH_SIZE, MAX_THREADS
+from ..errors import InputImageError, UserError
+from ..files.manifest import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED
+from ..files.outputs import write_outputs
 from .results import SegmentResult
-from .stages import HostStages, Prepared
 
 NO_LESION_NOTE = "no lesion found (empty mask)"
 
@@ -52,7 +52,7 @@ class _Finished:
     upsample_seconds: float
 
 
-def finish_item(stages: HostStages, entry: Prepared, mask: torch.Tensor, keep_mask: bool) -> _Finished:
+def finish_item(stages: HostStages, entry: Prepared, mask: Any, keep_mask: bool) -> _Finished:
     """Writer thread: the mask at the displayed size, its lesion fraction, and the files the item asks for."""
     start = time.perf_counter()
     stages.wait_for_mask(entry, mask)  # on CUDA: its copy to the host, and whether its logits were finite
@@ -60,7 +60,7 @@ def finish_item(stages: HostStages, entry: Prepared, mask: torch.Tensor, keep_ma
     upsampled = time.perf_counter()
     overlay = stages.overlay_pixels(entry) if stages.overlay and entry.item.overlay_path is not None else None
     write_outputs(entry.item, full, overlay)
-    kept = full.cpu().numpy() if keep_mask else None
+    kept = full if keep_mask else None
     return _Finished(lesion_fraction(full), time.perf_counter() - start, kept, upsampled - start)
 
 
@@ -99,6 +99,16 @@ def already_done(item: WorkItem, overwrite: bool) -> bool:
     return not overwrite and item.mask_path is not None and item.mask_path.exists()
 
 
+def partition_existing(items: Sequence[WorkItem], overwrite: bool) -> tuple[list[int], list[int]]:
+    """The positions of the items to skip (their mask exists, `already_done`) and of those to segment, in input
+    order: what a local run and a Ray run both start from."""
+    skipped: list[int] = []
+    todo: list[int] = []
+    for position, item in enumerate(items):
+        (skipped if already_done(item, overwrite) else todo).append(position)
+    return skipped, todo
+
+
 def run_pipeline(
     stages: HostStages,
     items: Iterable[WorkItem],
@@ -112,10 +122,11 @@ def run_pipeline(
     and the rest is left untouched (no result for them).
     """
     ordered = list(items)
-    skipped = [already_done(item, options.overwrite) for item in ordered]
-    processed = _segment(stages, [item for item, skip in zip(ordered, skipped) if not skip], options, should_stop)
-    for item, skip in zip(ordered, skipped):
-        if skip:
+    skipped, todo = partition_existing(ordered, options.overwrite)
+    processed = _segment(stages, [ordered[position] for position in todo], options, should_stop)
+    skipped_positions = set(skipped)
+    for position, item in enumerate(ordered):
+        if position in skipped_positions:
             yield SegmentResult(item, STATUS_SKIPPED)
             continue
         result = next(processed, None)
@@ -137,7 +148,9 @@ def _segment(
                 readers.shutdown(wait=False, cancel_futures=True)
                 break
             start = time.perf_counter()
-            inputs, good = stages.to_batch(batch)
+            stages.decode_batch(batch)
+            decoded = time.perf_counter()
+            inputs, good = stages.batch_inputs(batch)
             batched = time.perf_counter()
             logits = stages.infer(inputs) if good else None
             inferred = time.perf_counter()
@@ -145,7 +158,8 @@ def _segment(
             share = (time.perf_counter() - start) / max(1, len(good))
             for entry in good:
                 seconds = entry.stage_seconds
-                seconds["preprocess"] = seconds.get("preprocess", 0.0) + (batched - start) / len(good)
+                seconds["decode"] = seconds.get("decode", 0.0) + (decoded - start) / len(good)
+                seconds["preprocess"] = seconds.get("preprocess", 0.0) + (batched - decoded) / len(good)
                 seconds["inference"] = (inferred - batched) / len(good)
                 seconds["postprocess"] = (time.perf_counter() - inferred) / len(good)
             mask_of = {id(entry): mask for entry, mask in zip(good, masks) if mask is not None}

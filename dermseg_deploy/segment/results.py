@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .inputs import WorkItem
-from .manifest import STATUS_FAILED, STATUS_OK, ManifestRow
+from ..core.work_item import WorkItem
+from ..files.manifest import STATUS_FAILED, STATUS_OK, ManifestRow
 
 
 @dataclass(frozen=True, eq=False)
@@ -27,7 +27,7 @@ class SegmentResult:
     error: str | None = None
     note: str | None = None
     stage_seconds: dict[str, float] | None = None
-    """Seconds per stage (`stages.STAGE_NAMES`) for a segmented input."""
+    """Seconds per stage (`core.stages.STAGE_NAMES`) for a segmented input."""
     error_kind: str | None = None
     """For a failed input: `unusable`, `too_large` (over the pixel limit) or `nonfinite_logits` (the model's fault)."""
 

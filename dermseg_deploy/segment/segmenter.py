@@ -19,19 +19,33 @@ from types import TracebackType
 
 import numpy as np
 
-from .backends import Backend, BackendOptions, open_backend
-from .decode import DEFAULT_MAX_PIXELS
-from .decode_policy import DecodePolicy
-from .devices import resolve_device
-from .errors import InputImageError
+from ..backends import BackendOptions, open_backend
+from ..backends.base import Backend
+from ..core.decode import DEFAULT_MAX_PIXELS
+from ..core.decode_policy import DecodePolicy
+from ..core.mask_options import MaskOptions
+from ..core.stages import HostStages
+from ..core.work_item import WorkItem
+from ..errors import InputImageError
+from ..files.inputs import output_paths, unique_outputs
+from ..files.manifest import STATUS_FAILED
+from ..files.outputs import make_output_folders
+from ..model.metadata import ModelMetadata
+from ..util.devices import resolve_device
 from .image_input import ImageLike, ImageTypeError, as_pixels_or_path, is_single_image
-from .inputs import WorkItem, output_paths, unique_outputs
-from .manifest import STATUS_FAILED
-from .mask_options import MaskOptions
-from .outputs import make_output_folders
 from .pipeline import RunOptions, run_pipeline
 from .results import SegmentResult
-from .stages import HostStages, make_stages
+
+
+def make_stages(backend: Backend, metadata: ModelMetadata, policy: DecodePolicy, overlay: bool = False,
+                mask_options: MaskOptions | None = None) -> HostStages:
+    """The stage objects for the backend's device: NumPy on the host, torch on CUDA (imported only there)."""
+    if backend.device.is_cuda:
+        from ..core.cuda_stages import CudaStages
+
+        return CudaStages(backend, metadata, policy, overlay, mask_options)
+    return HostStages(backend, metadata, policy, overlay, mask_options)
+
 
 DEFAULT_BATCH_SIZE = 4
 DEFAULT_IO_THREADS = 4
@@ -55,7 +69,8 @@ class Segmenter:
         options: BackendOptions | None = None, threads: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
         reduced_jpeg: bool = True, tta: str = "none", postprocess: str | Sequence[str] = (),
     ) -> Segmenter:
-        """Open `.pt`, `.onnx` or `.plan` on `device` (auto, cpu, cuda or cuda:N).
+        """Open `.pt`, `.onnx` or `.plan` on `device` (auto, cpu, cuda or cuda:N); `.pt`, CUDA and TensorRT need
+        torch (the `train` extra), `.onnx` on the CPU needs only the runtime install.
 
         `threads` sets the intra-op threads of ONNX Runtime and PyTorch, so that several workers on one
         machine share its cores (ONNX Runtime ignores OMP_NUM_THREADS). `tta` (none, flips, dihedral) and

@@ -16,9 +16,9 @@ from pathlib import Path
 import tensorrt as trt
 import torch
 
-from ..atomic import atomic_write_bytes
 from ..errors import CheckFailedError, ModelFileError
-from ..metadata import ModelMetadata
+from ..model.metadata import ModelMetadata
+from ..util.atomic import atomic_write_bytes
 from .build_options import BuildOptions
 from .sidecar import PlanSidecar, TensorSpec, plan_digest
 

@@ -13,10 +13,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_write_bytes
 from ..errors import ModelFileError
-from ..metadata import ModelMetadata
-from ..schema import (
+from ..model.metadata import ModelMetadata
+from ..model.schema import (
     refuse,
     require_bool,
     require_equal_int,
@@ -25,7 +24,8 @@ from ..schema import (
     require_mapping,
     require_str,
 )
-from ..sizes import MAX_SIZE_PX
+from ..model.sizes import MAX_SIZE_PX
+from ..util.atomic import atomic_write_bytes
 
 SIDECAR_FORMAT_VERSION = 1
 REBUILD_HINT = "rebuild with dermseg-export on this machine"
