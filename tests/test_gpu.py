@@ -34,7 +34,7 @@ def true_fp32() -> None:
 def test_pytorch_backend_on_cuda_matches_the_cpu(checkpoint_path: Path) -> None:
     cpu = open_backend(checkpoint_path, torch.device("cpu"), size_px=256)
     gpu = open_backend(checkpoint_path, resolve_device("cuda"), size_px=256)
-    batch = preprocess_batch([read_image(p) for p in sample_image_paths()[:4]], cpu.metadata)
+    batch = torch.from_numpy(preprocess_batch([read_image(p) for p in sample_image_paths()[:4]], cpu.metadata))
     expected = cpu.infer(batch)
     got = gpu.infer(batch.cuda()).cpu()
     assert torch.allclose(got, expected, atol=1e-3, rtol=1e-4), (got - expected).abs().max()

@@ -85,7 +85,9 @@ def test_tta_and_post_processing_on_cuda_match_the_cpu(checkpoint_path: Path) ->
     CPU: the masks agree closely (resizing on the GPU rounds differently) and a hand-made ring comes out the same."""
     from PIL import Image
 
-    from dermseg_deploy.core.lesion_regions import postprocess_engine, refine_masks
+    from dermseg_deploy.core.device_ops import refine_device_masks
+    from dermseg_deploy.core.lesion_regions import postprocess_engine, refine_host_masks
+    from dermseg_deploy.util.devices import Device
     from dermseg_deploy.samples import sample_image_paths
 
     images = [np.asarray(Image.open(path).convert("RGB")) for path in sample_image_paths()]  # one decoder for both
@@ -99,6 +101,6 @@ def test_tta_and_post_processing_on_cuda_match_the_cpu(checkpoint_path: Path) ->
     ring[0, 0, 1:6, 1:6] = 1
     ring[0, 0, 2:5, 2:5] = 0
     ring[0, 0, 7, 7] = 1
-    expected = refine_masks(ring, ("largest", "fill-holes"))
-    assert torch.equal(refine_masks(ring.cuda(), ("largest", "fill-holes")).cpu(), expected)
-    print("post-processing on CUDA:", postprocess_engine(torch.device("cuda")))
+    expected = refine_host_masks(ring.numpy(), ("largest", "fill-holes"))
+    assert np.array_equal(refine_device_masks(ring.cuda(), ("largest", "fill-holes")).cpu().numpy(), expected)
+    print("post-processing on CUDA:", postprocess_engine(Device("cuda")))

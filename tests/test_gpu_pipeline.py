@@ -83,7 +83,7 @@ def test_fp16_fast_path_matches_fp32(checkpoint_path: Path) -> None:
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
     metadata = ModelMetadata(size_px=256)
-    batch = preprocess_batch([read_image(p) for p in sample_image_paths()], metadata).cuda()
+    batch = torch.from_numpy(preprocess_batch([read_image(p) for p in sample_image_paths()], metadata)).cuda()
     device = torch.device("cuda")
     with open_backend(checkpoint_path, device, 256) as fp32, \
             open_backend(checkpoint_path, device, 256, BackendOptions("auto", False, "fp16", True, True)) as fast:
