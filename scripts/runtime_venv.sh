@@ -19,10 +19,11 @@ trap 'rm -rf "$wheels"' EXIT
 wheel=$(ls "$wheels"/dermseg-*.whl)
 stamp=$venv/.dermseg-runtime
 wanted=$(sha256sum pyproject.toml | cut -d' ' -f1)
-if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ] && "$venv/bin/python" -c "import sys" 2>/dev/null; then
     "$venv/bin/python" -m pip install --quiet --no-deps --force-reinstall "$wheel"
 else
     rm -rf "$venv"
+    mkdir -p "$(dirname "$venv")"
     "$python" -m venv "$venv"
     "$venv/bin/python" -m pip install --quiet --upgrade pip
     "$venv/bin/python" -m pip install --quiet "$wheel"
