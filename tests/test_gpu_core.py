@@ -87,8 +87,8 @@ def test_tta_and_post_processing_on_cuda_match_the_cpu(checkpoint_path: Path) ->
 
     from dermseg_deploy.core.device_ops import refine_device_masks
     from dermseg_deploy.core.lesion_regions import postprocess_engine, refine_host_masks
-    from dermseg_deploy.util.devices import Device
     from dermseg_deploy.samples import sample_image_paths
+    from dermseg_deploy.util.devices import Device
 
     images = [np.asarray(Image.open(path).convert("RGB")) for path in sample_image_paths()]  # one decoder for both
     options = {"tta": "dihedral", "postprocess": "largest,fill-holes"}

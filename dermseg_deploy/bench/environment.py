@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+import sys
 from typing import Any
 
 from ..util.devices import Device
@@ -48,8 +49,6 @@ def cpu_model() -> str:
 
 def describe_environment(device: Device) -> dict[str, Any]:
     """GPU, driver, CUDA, TensorRT, ONNX Runtime, torch versions (None where not installed), CPU count and threads."""
-    import sys
-
     from ..tensorrt.availability import tensorrt_installed
 
     torch = sys.modules.get("torch")  # loaded where a row needs it; never imported for the record alone

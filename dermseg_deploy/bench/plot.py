@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..util.atomic import atomic_write_bytes
+from ..util.extras import PLOT_EXTRA, extra_hint
 from .measure import STAGES, BenchResult
 
 STAGE_COLOURS = ("#4c72b0", "#55a868", "#c44e52", "#8172b2", "#ccb974", "#64b5cd")
@@ -21,7 +22,7 @@ def plot_unavailable() -> str | None:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        return "matplotlib is not installed (pip install 'dermseg[plot]'); the plot is skipped"
+        return f"matplotlib is not installed ({extra_hint(PLOT_EXTRA)}); the plot is skipped"
     return None
 
 

@@ -7,7 +7,7 @@ The functions take NumPy arrays (the host stages) or torch tensors (the CUDA sta
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
@@ -15,7 +15,8 @@ VIEW_TRANSFORMS = {"none": (0,), "flips": (0, 4, 6, 2), "dihedral": tuple(range(
 """Each mode's views as indices of `dihedral`: 0 as is, 4 mirrored left-right, 6 up-down, 2 both (a half turn);
 1, 3, 5, 7 add the quarter turns."""
 
-Array = TypeVar("Array", np.ndarray, Any)
+Array = Any
+"""A NumPy array or a torch tensor (N, C, H, W)."""
 
 
 def dihedral(x: Array, k: int) -> Array:
@@ -47,7 +48,8 @@ def _as_float32(x: Array) -> Array:
     return x.astype(np.float32, copy=False) if isinstance(x, np.ndarray) else x.float()
 
 
-def average_over_views(infer: Callable[[Array], Array], images: Array, mode: str, views_per_call: int | None = None) -> Array:
+def average_over_views(infer: Callable[[Array], Array], images: Array, mode: str,
+                       views_per_call: int | None = None) -> Array:
     """Mean logits over `mode`'s views of the (N,3,S,S) batch, each view's logits turned back first.
 
     `views_per_call` views go through `infer` together as one batch of views x N images (default: all of them;

@@ -17,10 +17,11 @@ import onnx
 from ..errors import BackendUnavailableError, CheckFailedError
 from ..model.metadata import ModelMetadata
 from ..util.atomic import atomic_write_bytes
+from ..util.extras import EXPORT_EXTRA, extra_hint
 from .onnx_export import set_onnx_metadata
 
 FLOAT32 = onnx.TensorProto.FLOAT
-MODELOPT_HINT = "pip install 'dermseg[export]' (nvidia-modelopt and what AutoCast imports, without its onnx extra)"
+MODELOPT_HINT = f"{extra_hint(EXPORT_EXTRA)} (nvidia-modelopt and what AutoCast imports, without its onnx extra)"
 
 
 @dataclass(frozen=True)

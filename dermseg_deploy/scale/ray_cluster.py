@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from types import ModuleType
 
 from ..errors import BackendUnavailableError
+from ..util.extras import RAY_EXTRA, extra_hint
 
-RAY_HINT = "pip install 'dermseg[ray]'"
+RAY_HINT = extra_hint(RAY_EXTRA)
 
 
 def import_ray() -> ModuleType:

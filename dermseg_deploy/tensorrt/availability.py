@@ -5,9 +5,10 @@ from __future__ import annotations
 import importlib.util
 
 from ..errors import BackendUnavailableError
+from ..util.extras import TENSORRT_EXTRA, extra_hint
 
 INSTALL_HINT = (
-    "pip install 'dermseg[tensorrt]' (NVIDIA's tensorrt wheels, from pypi.nvidia.com where PyPI has none for "
+    f"{extra_hint(TENSORRT_EXTRA)} (NVIDIA's tensorrt wheels, from pypi.nvidia.com where PyPI has none for "
     "your CUDA), on a machine with an NVIDIA GPU"
 )
 
