@@ -7,6 +7,11 @@ class DermsegError(Exception):
     """Base of every error dermseg raises on purpose."""
 
 
+def one_line(exc: BaseException) -> str:
+    """The whole message of an exception (a library's, often several lines) on one line."""
+    return " ".join(str(exc).split())
+
+
 class UserError(DermsegError):
     """Bad usage or bad user-supplied files: missing or unreadable model, bad flags, missing input (exit 2)."""
 

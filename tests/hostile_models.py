@@ -294,7 +294,7 @@ def run_cases(cases: list[Case], image: str, out_root: Path) -> list[dict[str, A
     import onnxruntime  # noqa: F401  (imported before the baseline is taken, as dermseg-run would import it)
     from click.testing import CliRunner
 
-    from dermseg_deploy.backends import torch_backend  # noqa: F401  (torch, which dermseg-run loads for a .pt)
+    from dermseg_deploy.backends import openvino_backend, torch_backend  # noqa: F401  (what a .pt or .xml loads)
     from dermseg_deploy.cli import run as cli_run  # noqa: F401  (what dermseg-run imports once it has parsed)
     from dermseg_deploy.cli import run_job as run_job  # noqa: F401  (what dermseg-run imports once it has parsed)
 
@@ -329,3 +329,68 @@ def main(cases_json: str, results_json: str) -> None:
 
 if __name__ == "__main__":
     main(*sys.argv[1:])
+
+
+def tiny_ir(folder: Path) -> Path:
+    """A valid OpenVINO IR of the tiny ONNX model, with dermseg's metadata in its rt_info."""
+    import openvino as ov
+
+    from dermseg_deploy.export.openvino_step import save_ir
+    from dermseg_deploy.model.metadata import ModelMetadata
+
+    xml = folder / "valid.xml"
+    save_ir(ov.convert_model(str(tiny_onnx(folder / "for-ir.onnx"))), ModelMetadata(size_px=TINY_SIZE), xml)
+    return xml
+
+
+def _edited_ir(source: Path, target: Path, edit: Any) -> Path:
+    """A copy of the IR at `target` (its .bin copied too) whose XML tree `edit(root)` changed."""
+    import shutil
+    import xml.etree.ElementTree as ElementTree
+
+    tree = ElementTree.parse(source)
+    edit(tree.getroot())
+    tree.write(target)
+    shutil.copy(source.with_suffix(".bin"), target.with_suffix(".bin"))
+    return target
+
+
+def _set_metadata(root: Any, value: str | None) -> None:
+    dermseg = root.find("rt_info/dermseg")
+    if value is None:
+        root.find("rt_info").remove(dermseg)
+    else:
+        dermseg.find("metadata").set("value", value)
+
+
+def openvino_cases(folder: Path) -> list[Case]:
+    """Broken and hostile OpenVINO IRs: a missing or truncated .bin, hostile rt_info, a foreign IR version."""
+    from dermseg_deploy.model.metadata import ModelMetadata
+
+    valid = tiny_ir(folder)
+    huge = json.dumps({**ModelMetadata(size_px=TINY_SIZE).to_dict(), "size_px": 2**20})
+    edits: list[tuple[str, Any, str]] = [
+        ("rt_info size_px 2**20", lambda root: _set_metadata(root, huge),
+         "metadata.size_px = 1048576: must be at most 4096"),
+        ("rt_info not JSON", lambda root: _set_metadata(root, "{size_px: 64"), "model metadata is not valid JSON"),
+        ("no dermseg rt_info", lambda root: _set_metadata(root, None), "no dermseg/metadata in its rt_info"),
+        ("IR version 9", lambda root: root.set("version", "9"), "OpenVINO cannot read it"),
+        ("IR version 99", lambda root: root.set("version", "99"), "OpenVINO cannot read it"),
+    ]
+    cases = [Case(name, str(_edited_ir(valid, folder / f"ir-{index:02d}.xml", edit)), expect)
+             for index, (name, edit, expect) in enumerate(edits)]
+    lonely = folder / "lonely.xml"
+    lonely.write_bytes(valid.read_bytes())
+    cases.append(Case("an .xml without its .bin", str(lonely), "its weights file lonely.bin is missing"))
+    truncated = folder / "truncated.xml"
+    truncated.write_bytes(valid.read_bytes())
+    weights = valid.with_suffix(".bin").read_bytes()
+    truncated.with_suffix(".bin").write_bytes(weights[: len(weights) // 2])
+    cases.append(Case("a truncated .bin", str(truncated), "OpenVINO cannot"))
+    garbage = folder / "garbage.xml"
+    garbage.write_bytes(b"<net" + os.urandom(200))
+    garbage.with_suffix(".bin").write_bytes(b"")
+    cases.append(Case("not an IR", str(garbage), "OpenVINO cannot read it"))
+    cases.append(Case("--precision fp16 with an .xml", str(valid), "--precision fp16: not used by a .xml model",
+                      flags=["--precision", "fp16"]))
+    return cases

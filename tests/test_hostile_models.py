@@ -16,7 +16,7 @@ import torch
 from dermseg_deploy.samples import sample_image_paths
 from dermseg_deploy.tensorrt.sidecar import plan_digest
 
-from .hostile_models import Case, checkpoint_cases, onnx_cases, sidecar_cases
+from .hostile_models import Case, checkpoint_cases, onnx_cases, openvino_cases, sidecar_cases
 from .test_tensorrt_parts import make_sidecar
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,6 +67,13 @@ def test_malformed_checkpoints_are_refused_in_one_line(tmp_path: Path, checkpoin
 def test_malformed_onnx_files_are_refused_in_one_line(tmp_path: Path) -> None:
     cases = onnx_cases(tmp_path)
     assert len(cases) >= 15
+    check(run_matrix(cases, tmp_path))
+
+
+@pytest.mark.slow
+def test_malformed_openvino_files_are_refused_in_one_line(tmp_path: Path) -> None:
+    cases = openvino_cases(tmp_path)
+    assert len(cases) >= 9
     check(run_matrix(cases, tmp_path))
 
 

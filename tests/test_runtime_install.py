@@ -19,7 +19,8 @@ from .conftest import ISIC2017_FULLRES, require_shared
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME_LIMIT_MB = 500
-EXTRAS_MODULES = ("torch", "torchvision", "onnx", "onnxscript", "modelopt", "ray", "tritonclient", "matplotlib")
+EXTRAS_MODULES = ("torch", "torchvision", "onnx", "onnxscript", "modelopt", "openvino", "nncf", "ray", "tritonclient",
+                  "matplotlib")
 
 pytestmark = pytest.mark.slow
 

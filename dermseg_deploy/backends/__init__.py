@@ -1,6 +1,7 @@
-"""Backends by model-file suffix: `.pt` (PyTorch), `.onnx` (ONNX Runtime), `.plan`/`.engine` (TensorRT).
+"""Backends by model-file suffix: `.pt` (PyTorch), `.onnx` (ONNX Runtime), `.xml` (OpenVINO), `.plan`/`.engine`
+(TensorRT).
 
-Host backends (ONNX Runtime on the CPU) take and return NumPy arrays; device backends (PyTorch, ONNX Runtime's
+Host backends (ONNX Runtime on the CPU, OpenVINO) take and return NumPy arrays; device backends (PyTorch, ONNX Runtime's
 GPU providers, TensorRT) torch tensors on their device (`Backend.on_device`). Only the `.pt` and TensorRT
 backends, and ONNX Runtime on a GPU, import torch.
 """
@@ -36,6 +37,12 @@ def _onnxruntime(path: Path, device: Device, size_px: int | None, options: Backe
     return OnnxRuntimeBackend(path, device, size_px, options.provider, options.threads)
 
 
+def _openvino(path: Path, device: Device, size_px: int | None, options: BackendOptions) -> Backend:
+    from .openvino_backend import OpenVinoBackend
+
+    return OpenVinoBackend(path, device, size_px, options.precision, options.threads)
+
+
 def _tensorrt(path: Path, device: Device, size_px: int | None, options: BackendOptions) -> Backend:
     from ..tensorrt.availability import require_tensorrt
     from ..tensorrt.sidecar import read_sidecar
@@ -55,6 +62,7 @@ BACKENDS_BY_SUFFIX: dict[str, BackendFactory] = {
     ".pt": _torch,
     ".pth": _torch,
     ".onnx": _onnxruntime,
+    ".xml": _openvino,
     ".plan": _tensorrt,
     ".engine": _tensorrt,
 }

@@ -10,12 +10,14 @@ from __future__ import annotations
 import abc
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from ..model.metadata import ModelMetadata
 from ..util.devices import Device
+
+BackendT = TypeVar("BackendT", bound="Backend")
 
 
 class Backend(abc.ABC):
@@ -35,6 +37,11 @@ class Backend(abc.ABC):
     input_dtype: Any = None
     """Device backends: the torch dtype `infer` consumes without a conversion (the CUDA stages preprocess straight
     into it); None for float32."""
+    arithmetic: str = "fp32"
+    """The precision most of the network computes in (fp32, fp16, bf16, int8): what the bench's share of peak
+    compares with."""
+    notice: str | None = None
+    """A choice the backend made for the user (`--precision auto`'s), which commands say when work starts."""
 
     @abc.abstractmethod
     def infer(self, images: Any) -> Any:
@@ -51,7 +58,7 @@ class Backend(abc.ABC):
     def close(self) -> None:
         """Release sessions and device memory; the default has nothing to release."""
 
-    def __enter__(self) -> Backend:
+    def __enter__(self: BackendT) -> BackendT:
         return self
 
     def __exit__(

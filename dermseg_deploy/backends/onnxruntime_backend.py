@@ -8,14 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BackendUnavailableError, DermsegError, InferenceError, ModelFileError, UserError
+from ..errors import BackendUnavailableError, DermsegError, InferenceError, ModelFileError, UserError, one_line
 from ..model.metadata import ONNX_METADATA_KEY, ModelMetadata
 from ..model.sizes import require_valid_size
-from ..tensorrt.batch_profile import split_batch
 from ..util.devices import Device, as_device, cuda_available
 from ..util.extras import GPU_EXTRA, extra_hint
 from .base import Backend
-from .onnx_io import check_onnx_io
+from .graph_io import check_graph_io, run_in_fixed_batches
 
 CPU_PROVIDER = "CPUExecutionProvider"
 CUDA_PROVIDER = "CUDAExecutionProvider"
@@ -43,11 +42,6 @@ def onnxruntime_errors(ort: Any) -> tuple[type[BaseException], ...]:
     state = ort.capi.onnxruntime_pybind11_state
     names = (*MODEL_FILE_ERRORS, *RUNTIME_ERRORS)
     return tuple(getattr(state, name) for name in names if isinstance(getattr(state, name, None), type))
-
-
-def one_line(exc: BaseException) -> str:
-    """The whole message of an exception on one line."""
-    return " ".join(str(exc).split())
 
 
 def session_error(exc: BaseException, path: Path) -> DermsegError:
@@ -120,7 +114,7 @@ class OnnxRuntimeBackend(Backend):
             )
         self.metadata = read_onnx_metadata(self.session, str(path))
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        declared = check_onnx_io(inputs, outputs, path)
+        declared = check_graph_io(inputs, outputs, path)
         names_in, names_out = [i.name for i in inputs], [o.name for o in outputs]
         if names_in != [self.metadata.input_name] or names_out != [self.metadata.output_name]:
             raise ModelFileError(
@@ -157,20 +151,7 @@ class OnnxRuntimeBackend(Backend):
 
     def infer(self, images: Any) -> Any:
         """(N,3,S,S) float32 -> (N,1,S,S) float32 logits; a fixed graph batch is honoured by cutting and padding."""
-        count = images.shape[0]
-        if self.static_batch is None or count == self.static_batch:
-            return self._checked(images, self._run(images))
-        padding = -count % self.static_batch
-        padded = self._pad(images, padding) if padding else images
-        parts = [self._checked(padded[part], self._run(padded[part])) for part in split_batch(padded.shape[0],
-                                                                                            self.static_batch)]
-        return self._concatenate(parts)[:count]
-
-    def _pad(self, images: Any, padding: int) -> Any:
-        return np.concatenate([images, np.zeros((padding, *images.shape[1:]), dtype=images.dtype)])
-
-    def _concatenate(self, parts: list[Any]) -> Any:
-        return np.concatenate(parts)
+        return run_in_fixed_batches(images, self.static_batch, lambda part: self._checked(part, self._run(part)))
 
     def _run(self, images: Any) -> Any:
         batch = np.ascontiguousarray(images, dtype=np.float32)
@@ -201,15 +182,11 @@ class OnnxRuntimeCudaBackend(OnnxRuntimeBackend):
 
     on_device = True
 
-    def _pad(self, images: Any, padding: int) -> Any:
+    def infer(self, images: Any) -> Any:
         import torch
 
-        return torch.cat([images, images.new_zeros((padding, *images.shape[1:]))])
-
-    def _concatenate(self, parts: list[Any]) -> Any:
-        import torch
-
-        return torch.cat(parts)
+        return run_in_fixed_batches(images, self.static_batch, lambda part: self._checked(part, self._run(part)),
+                                    torch.cat, lambda x, count: x.new_zeros((count, *x.shape[1:])))
 
     def _run(self, images: Any) -> Any:
         """Zero-copy I/O binding on torch CUDA tensors; ORT runs on its own stream, so sync around it."""

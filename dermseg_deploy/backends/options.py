@@ -7,24 +7,30 @@ from dataclasses import dataclass, replace
 from ..errors import UserError
 
 ORT_PROVIDERS = ("auto", "cpu", "cuda", "tensorrt")
-TORCH_PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+"""`--precision`: each backend has its own default (`auto`): FP32 for `.pt`; for `.xml` BF16 where the CPU has native
+BF16 units, else FP32. fp16 is PyTorch on CUDA; bf16 PyTorch or OpenVINO on a CPU with native BF16."""
 TORCH_SUFFIXES = (".pt", ".pth")
 ONNX_SUFFIXES = (".onnx",)
+OPENVINO_SUFFIXES = (".xml",)
 PLAN_SUFFIXES = (".plan", ".engine")
-FLAG_SCOPE = ("--precision, --channels-last, --cuda-graphs and --compile are for .pt, --provider for .onnx, --trust-plan "
-              "for .plan")
+PRECISIONS_BY_SUFFIX = {**{s: ("fp32", "fp16", "bf16") for s in TORCH_SUFFIXES},
+                        **{s: ("fp32", "bf16") for s in OPENVINO_SUFFIXES}}
+FLAG_SCOPE = ("--precision is for .pt (fp32, fp16, bf16) and .xml (fp32, bf16); --channels-last, --cuda-graphs and "
+              "--compile for .pt; --provider for .onnx; --trust-plan for .plan")
 
 
 @dataclass(frozen=True)
 class BackendOptions:
     """`provider`: ONNX Runtime execution provider (auto = CPU on the CPU, CUDA on a GPU);
     `trust_plan`: let a version-compatible TensorRT plan run the host code it carries;
-    `precision`, `channels_last`, `cuda_graphs`, `compile`: the PyTorch backend's fast path on CUDA;
-    `threads`: intra-op threads of ONNX Runtime's session, or of PyTorch (process-wide); None: theirs."""
+    `precision`: `PRECISIONS` (auto: the backend's default);
+    `channels_last`, `cuda_graphs`, `compile`: the PyTorch backend's fast path;
+    `threads`: intra-op threads of ONNX Runtime's or OpenVINO's session, or of PyTorch (process-wide); None: theirs."""
 
     provider: str = "auto"
     trust_plan: bool = False
-    precision: str = "fp32"
+    precision: str = "auto"
     channels_last: bool = False
     cuda_graphs: bool = False
     threads: int | None = None
@@ -35,22 +41,23 @@ class BackendOptions:
     def __post_init__(self) -> None:
         if self.provider not in ORT_PROVIDERS:
             raise UserError(f"--provider {self.provider}: use one of {', '.join(ORT_PROVIDERS)}")
-        if self.precision not in TORCH_PRECISIONS:
-            raise UserError(f"--precision {self.precision}: use one of {', '.join(TORCH_PRECISIONS)}")
+        if self.precision not in PRECISIONS:
+            raise UserError(f"--precision {self.precision}: use one of {', '.join(PRECISIONS)}")
         if self.threads is not None and self.threads < 1:
             raise UserError(f"--threads {self.threads}: must be at least 1")
 
     def check_applies_to(self, suffix: str) -> None:
         """Raise UserError for a flag set away from its default that the backend of `suffix` would ignore."""
         suffix = suffix.lower()
-        wrong = [flag for flag, is_set, suffixes in (
-            (f"--precision {self.precision}", self.precision != "fp32", TORCH_SUFFIXES),
-            ("--channels-last", self.channels_last, TORCH_SUFFIXES),
-            ("--cuda-graphs", self.cuda_graphs, TORCH_SUFFIXES),
-            ("--compile", self.compile, TORCH_SUFFIXES),
-            (f"--provider {self.provider}", self.provider != "auto", ONNX_SUFFIXES),
-            ("--trust-plan", self.trust_plan, PLAN_SUFFIXES),
-        ) if is_set and suffix not in suffixes]
+        precision_ok = self.precision in PRECISIONS_BY_SUFFIX.get(suffix, ())
+        wrong = [flag for flag, is_set, applies in (
+            (f"--precision {self.precision}", self.precision != "auto", precision_ok),
+            ("--channels-last", self.channels_last, suffix in TORCH_SUFFIXES),
+            ("--cuda-graphs", self.cuda_graphs, suffix in TORCH_SUFFIXES),
+            ("--compile", self.compile, suffix in TORCH_SUFFIXES),
+            (f"--provider {self.provider}", self.provider != "auto", suffix in ONNX_SUFFIXES),
+            ("--trust-plan", self.trust_plan, suffix in PLAN_SUFFIXES),
+        ) if is_set and not applies]
         if wrong:
             raise UserError(f"{', '.join(wrong)}: not used by a {suffix} model ({FLAG_SCOPE}); leave it out")
 

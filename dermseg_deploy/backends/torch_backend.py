@@ -1,7 +1,8 @@
 """PyTorch backend for `.pt` checkpoints: a device backend (torch tensors in and out, on the CPU or a GPU).
 
 FP32 eager by default; on CUDA it can run FP16 with channels-last memory and replay CUDA graphs
-captured once per batch shape (the fast path where TensorRT is absent). Needs the `train` extra.
+captured once per batch shape (the fast path where TensorRT is absent); on a CPU with native BF16 units (AMX or
+AVX-512 BF16), BF16 autocast with channels-last memory. Needs the `train` extra.
 """
 
 from __future__ import annotations
@@ -11,17 +12,27 @@ from pathlib import Path
 
 import torch
 
-from ..errors import BackendUnavailableError
+from ..errors import BackendUnavailableError, UserError
 from ..model.checkpoint import load_checkpoint, model_from_checkpoint
 from ..model.metadata import ModelMetadata
 from ..model.model_transforms import prepare_for_compile
 from ..model.network import ResNet34UNet
 from ..model.sizes import require_valid_size
+from ..util import cpu
 from ..util.devices import Device, as_device
 from .base import Backend
 from .options import BackendOptions
 
 GRAPH_WARMUP_RUNS = 3
+
+
+def check_bf16_on_cpu(device: Device) -> None:
+    """`--precision bf16` is PyTorch's BF16 autocast on a CPU with native BF16 units; anywhere else, one line."""
+    if device.is_cuda:
+        raise UserError("--precision bf16 runs PyTorch's BF16 autocast on the CPU; on CUDA use --precision fp16")
+    if not cpu.native_bf16():
+        raise BackendUnavailableError("--precision bf16: this CPU has no native BF16 units (AMX or AVX-512 BF16), so "
+                                      "PyTorch would emulate BF16, slower than FP32; use --precision fp32")
 
 
 class TorchBackend(Backend):
@@ -40,8 +51,13 @@ class TorchBackend(Backend):
         torch_device = self.device.to_torch()
         if options.cuda_graphs and not self.device.is_cuda:
             raise BackendUnavailableError(f"CUDA graphs were requested but the device is {device}")
-        self.input_dtype = torch.float16 if options.precision == "fp16" else torch.float32
-        self.memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
+        self.precision = "fp32" if options.precision == "auto" else options.precision
+        self.autocast_bf16 = self.precision == "bf16"
+        if self.autocast_bf16:
+            check_bf16_on_cpu(self.device)
+        channels_last = options.channels_last or self.autocast_bf16  # oneDNN's BF16 kernels want NHWC
+        self.input_dtype = torch.float16 if self.precision == "fp16" else torch.float32
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         if self.device.is_cuda and not torch.are_deterministic_algorithms_enabled():
             # Fixed input sizes: let cuDNN time its kernels once and keep the fastest (a process-wide setting,
             # left alone when the caller asked for deterministic algorithms, as `dermseg-train --deterministic` does).
@@ -52,7 +68,7 @@ class TorchBackend(Backend):
         self.model = model
         if self.input_dtype != torch.float32:
             self.model = self.model.to(self.input_dtype)
-        if options.channels_last:
+        if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.compiled = options.compile
         self.compile_seconds: float | None = None
@@ -66,8 +82,9 @@ class TorchBackend(Backend):
         self.torch_device = torch_device
         self.cuda_graphs = options.cuda_graphs and not options.compile  # compile brings its own CUDA graphs
         self._graphs: dict[tuple[int, ...], tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
-        parts = [f"pytorch-{options.precision}"]
-        parts += ["channels-last"] * options.channels_last + ["cuda-graphs"] * options.cuda_graphs
+        self.arithmetic = self.precision
+        parts = [f"pytorch-{self.precision}"]
+        parts += ["channels-last"] * channels_last + ["cuda-graphs"] * options.cuda_graphs
         parts += ["compiled"] * options.compile
         self.name = "-".join(parts)
 
@@ -108,6 +125,9 @@ class TorchBackend(Backend):
     @torch.inference_mode()
     def infer(self, images: torch.Tensor) -> torch.Tensor:
         x = self._prepare(images)
+        if self.autocast_bf16:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return self._infer_compiled(x) if self.compiled else self.model(x).float()
         if self.compiled:
             return self._infer_compiled(x)
         if not self.cuda_graphs:

@@ -10,7 +10,9 @@ from typing import Any, TypeVar
 
 import click
 
+from ..backends.options import ORT_PROVIDERS, PRECISIONS
 from ..core.mask_options import POSTPROCESS_HELP, TTA_HELP, TTA_VIEWS, MaskOptions
+from ..defaults import MAX_THREADS
 from ..errors import (
     BackendUnavailableError,
     CheckFailedError,
@@ -82,6 +84,22 @@ def check_postprocess_option(ctx: click.Context, param: click.Parameter, value: 
         except UserError as exc:
             raise click.BadParameter(str(exc)) from exc
     return value
+
+
+PRECISION_HELP = ("auto: each model's default (.pt fp32; .xml bf16 where the CPU has native BF16 units, AMX or "
+                  "AVX-512 BF16, else fp32); fp32; fp16 (.pt on CUDA); bf16 (.pt or .xml on a CPU with native BF16).")
+PROVIDER_HELP = ".onnx: ONNX Runtime execution provider (auto: CPU on the CPU, CUDA on a GPU)."
+
+
+def backend_option_flags(command: F) -> F:
+    """`--precision`, `--provider` and `--threads`: how a model file is run, the same on every command that runs one."""
+    command = click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=None,
+                           help="Intra-op threads of ONNX Runtime, OpenVINO or PyTorch (default: theirs, one per "
+                                "core).")(command)
+    command = click.option("--provider", type=click.Choice(ORT_PROVIDERS), default="auto", show_default=True,
+                           help=PROVIDER_HELP)(command)
+    return click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
+                        help=PRECISION_HELP)(command)
 
 
 def mask_option_flags(command: F) -> F:

@@ -14,7 +14,7 @@ from ..errors import UserError
 from ..evaluation.val_split import VAL_HALVES, read_split_val_ids
 from ..util.atomic import atomic_write_bytes
 from ..version import __version__
-from .common import EXIT_OK, EXIT_SOME_INPUTS_FAILED, handle_errors, mask_option_flags
+from .common import EXIT_OK, EXIT_SOME_INPUTS_FAILED, backend_option_flags, handle_errors, mask_option_flags
 
 
 def _line(label: str, means: dict[str, Any]) -> str:
@@ -31,7 +31,7 @@ def _line(label: str, means: dict[str, Any]) -> str:
 @click.version_option(__version__, prog_name="dermseg-eval")
 @click.argument("data", type=click.Path(path_type=Path))
 @click.option("--engine", "model_path", type=click.Path(path_type=Path), default=None,
-              help="Model to evaluate (.onnx; .pt and .plan need the train and tensorrt extras).")
+              help="Model to evaluate (.onnx, .xml with the openvino extra, .pt with train, .plan with tensorrt).")
 @click.option("--masks", "masks_dir", type=click.Path(path_type=Path), default=None,
               help="Folder of written <id>_segmentation.png masks to score instead of a model.")
 @click.option("--size", "size_px", type=int, default=None, help="Network input side (default: the model's).")
@@ -50,10 +50,12 @@ def _line(label: str, means: dict[str, Any]) -> str:
               help="--engine: also write the scored masks here, named as dermseg-run names them, with a manifest.csv.")
 @click.option("--full-decode", is_flag=True, help="On the CPU, decode JPEGs at full size (as dermseg-run --full-decode).")
 @mask_option_flags
+@backend_option_flags
 @handle_errors
 def main(data: Path, model_path: Path | None, masks_dir: Path | None, size_px: int | None, device: str,
          batch_size: int, ids_file: Path | None, json_path: Path | None, csv_path: Path | None, save_dir: Path | None,
-         full_decode: bool, tta: str, postprocess: str, half: str | None) -> None:
+         full_decode: bool, tta: str, postprocess: str, half: str | None, precision: str, provider: str,
+         threads: int | None) -> None:
     """Score a model or a folder of masks against ISIC ground truth, exactly as the ISIC scorer does.
 
     Per image: prediction at the mask's original size, binarised at > 128; Jaccard (1 when both are
@@ -61,6 +63,7 @@ def main(data: Path, model_path: Path | None, masks_dir: Path | None, size_px: i
     Images whose mask covers more than 70% are also reported apart. Exit 1 if a prediction was missing or
     wrongly sized (counted 0 and listed).
     """
+    from ..backends import BackendOptions
     from ..core.mask_options import MaskOptions
     from ..evaluation.pairs import discover_pairs
     from ..evaluation.scoring import evaluate_mask_folder, evaluate_segmenter, summarize, write_per_image_csv
@@ -89,10 +92,13 @@ def main(data: Path, model_path: Path | None, masks_dir: Path | None, size_px: i
         source = str(masks_dir)
     else:
         assert model_path is not None
-        with Segmenter.open(model_path, device, size_px, reduced_jpeg=not full_decode, tta=mask_options.tta,
-                            postprocess=mask_options.postprocess) as segmenter:
+        options = BackendOptions(provider, precision=precision, threads=threads)
+        with Segmenter.open(model_path, device, size_px, options=options, reduced_jpeg=not full_decode,
+                            tta=mask_options.tta, postprocess=mask_options.postprocess) as segmenter:
             if device == "auto":
                 click.echo(f"device: auto picked {segmenter.backend.device}", err=True)
+            if segmenter.backend.notice:
+                click.echo(segmenter.backend.notice, err=True)
             evaluations = evaluate_segmenter(segmenter, pairs, batch_size, save_dir)
             source = (f"{model_path} ({segmenter.backend.describe()}, {segmenter.metadata.size_px} px, masks "
                       f"{mask_options.describe()})")

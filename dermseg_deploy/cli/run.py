@@ -10,10 +10,9 @@ from pathlib import Path
 
 import click
 
-from ..backends.options import ORT_PROVIDERS, TORCH_PRECISIONS
 from ..defaults import DEFAULT_MAX_PIXELS, DEVICE_HELP, MAX_BATCH_SIZE, MAX_THREADS
 from ..version import __version__
-from .common import handle_errors, mask_option_flags
+from .common import backend_option_flags, handle_errors, mask_option_flags
 
 
 def _check_threshold(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
@@ -25,7 +24,7 @@ def _check_threshold(ctx: click.Context, param: click.Parameter, value: float | 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dermseg-run")
 @click.option("--engine", "model_path", required=True, type=click.Path(path_type=Path),
-              help="Model file: .pt (PyTorch), .onnx (ONNX Runtime) or .plan/.engine (TensorRT).")
+              help="Model file: .pt (PyTorch), .onnx (ONNX Runtime), .xml (OpenVINO) or .plan/.engine (TensorRT).")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-o", "--output", "out_dir", default=Path("masks"), show_default=True, type=click.Path(path_type=Path),
               help="Output folder; masks mirror each input folder's tree.")
@@ -42,23 +41,17 @@ def _check_threshold(ctx: click.Context, param: click.Parameter, value: float | 
               help="Refuse images with more pixels than this (decompression bombs).")
 @click.option("--io-threads", type=click.IntRange(1, MAX_THREADS), default=4, show_default=True,
               help="Threads that read/decode inputs and encode/write outputs.")
-@click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=None,
-              help="Intra-op threads of ONNX Runtime or PyTorch (default: theirs, one per core).")
 @click.option("--report", "report_path", type=click.Path(path_type=Path), default=None,
               help="Also write the failed inputs alone, with their reasons, to this CSV.")
-@click.option("--provider", type=click.Choice(ORT_PROVIDERS), default="auto", show_default=True,
-              help=".onnx: ONNX Runtime execution provider (auto: CPU on the CPU, CUDA on a GPU); tensorrt wants "
-                   "the .fp16.onnx file.")
 @click.option("--trust-plan", is_flag=True,
               help=".plan: allow a version-compatible plan built by an older TensorRT to run the host code it carries.")
-@click.option("--precision", type=click.Choice(TORCH_PRECISIONS), default="fp32", show_default=True,
-              help=".pt: PyTorch precision.")
 @click.option("--channels-last", is_flag=True, help=".pt: channels-last memory format (faster FP16 on CUDA).")
 @click.option("--cuda-graphs", is_flag=True, help=".pt on CUDA: capture and replay a CUDA graph per batch shape.")
 @click.option("--compile", "compile_model", is_flag=True,
               help=".pt: fold BatchNorm into the convolutions, pad the last block for tensor cores, then torch.compile "
                    "(inductor; the first batch of each shape compiles: seconds to minutes, cached on disk).")
 @mask_option_flags
+@backend_option_flags
 @click.option("--full-decode", is_flag=True,
               help="On the CPU, decode every JPEG at full size (default: libjpeg's reduced DCT scale where the input is "
                    "small). On CUDA, JPEGs are always decoded at full size on the GPU.")

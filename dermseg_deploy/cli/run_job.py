@@ -199,6 +199,8 @@ def _segment_here(items: list[WorkItem], request: RunRequest, options: BackendOp
     backend = open_backend(request.model_path, device, request.size_px, options)
     if request.device_flag == "auto":
         click.echo(f"device: auto picked {device}", err=True)
+    if backend.notice:
+        click.echo(backend.notice, err=True)
     _announce_mask_options(request.mask_options, device)
     with Segmenter(backend, request.threshold, request.max_pixels, not request.full_decode,
                    request.mask_options) as segmenter:

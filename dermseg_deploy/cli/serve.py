@@ -9,12 +9,11 @@ from pathlib import Path
 import click
 
 from ..backends import BackendOptions
-from ..backends.options import ORT_PROVIDERS
-from ..defaults import DEFAULT_MAX_PIXELS, MAX_BATCH_SIZE, MAX_THREADS
+from ..defaults import DEFAULT_MAX_PIXELS, MAX_BATCH_SIZE
 from ..errors import UserError
 from ..scale.ray_cluster import import_ray, ray_cluster
 from ..version import __version__
-from .common import handle_errors, mask_option_flags
+from .common import backend_option_flags, handle_errors, mask_option_flags
 
 
 def wait_for_signal() -> None:
@@ -32,7 +31,7 @@ def wait_for_signal() -> None:
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dermseg-serve")
 @click.option("--engine", "model_path", required=True, type=click.Path(path_type=Path),
-              help="Model file: .pt, .onnx or .plan (readable where the replicas run).")
+              help="Model file: .pt, .onnx, .xml or .plan (readable where the replicas run).")
 @click.option("--replicas", type=click.IntRange(min=1), default=None,
               help="Replicas (default: one per GPU; on CPUs, the cluster's CPUs divided by --threads).")
 @click.option("--max-batch-size", type=click.IntRange(1, MAX_BATCH_SIZE), default=8, show_default=True,
@@ -41,7 +40,6 @@ def wait_for_signal() -> None:
               help="How long a replica waits for a batch to fill.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="Port to listen on.")
-@click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=None, help="Intra-op threads per CPU replica.")
 @click.option("--device", default="auto", show_default=True,
               help="auto (CUDA where present, else the CPU), cpu or cuda (one GPU per replica).")
 @click.option("--size", "size_px", type=int, default=None, help="Input side for .pt (default: the model's).")
@@ -51,14 +49,14 @@ def wait_for_signal() -> None:
               help="Larger images get HTTP 413.")
 @click.option("--full-decode", is_flag=True, help="On the CPU, decode JPEGs at full size.")
 @mask_option_flags
-@click.option("--provider", type=click.Choice(ORT_PROVIDERS), default="auto", show_default=True,
-              help=".onnx: ONNX Runtime execution provider (auto: CPU on the CPU, CUDA on a GPU).")
+@backend_option_flags
 @click.option("--trust-plan", is_flag=True, help=".plan: allow a version-compatible plan's host code.")
 @click.option("--ray-address", default=None, help="Join this Ray cluster (auto, ray://HOST:10001) instead of starting one.")
 @handle_errors
 def main(model_path: Path, replicas: int | None, max_batch_size: int, batch_wait_ms: float, host: str, port: int,
          threads: int | None, device: str, size_px: int | None, threshold: float | None, max_pixels: int,
-         full_decode: bool, tta: str, postprocess: str, provider: str, trust_plan: bool, ray_address: str | None) -> None:
+         full_decode: bool, tta: str, postprocess: str, provider: str, precision: str, trust_plan: bool,
+         ray_address: str | None) -> None:
     """Serve skin-lesion segmentation: POST /segment with image bytes returns the PNG mask at the image's size
     (?format=json: lesion fraction, size, timing); GET /healthz. Bad images get HTTP 400, images over
     --max-pixels 413. SIGINT or SIGTERM stops taking requests, lets the ones in flight finish, and exits.
@@ -77,8 +75,9 @@ def main(model_path: Path, replicas: int | None, max_batch_size: int, batch_wait
 
     with ray_cluster(ray_address) as cluster:
         plan = plan_actors(cluster, device, replicas, threads)
-        model = SegmenterSpec(str(model_path.resolve()), device, size_px, threshold, BackendOptions(provider, trust_plan),
-                              max_pixels, not full_decode, MaskOptions.parse(tta, postprocess))
+        options = BackendOptions(provider, trust_plan, precision)
+        model = SegmenterSpec(str(model_path.resolve()), device, size_px, threshold, options, max_pixels,
+                              not full_decode, MaskOptions.parse(tta, postprocess))
         settings = ServeSettings(model.on(plan.device, plan.threads), max_batch_size, batch_wait_ms)
         serve.start(http_options={"host": host, "port": port})
         serve.run(build_app(settings, plan.actors, plan.cpus_per_actor, plan.gpus_per_actor), name=APP_NAME,

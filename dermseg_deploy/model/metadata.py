@@ -24,6 +24,8 @@ from .tensor_names import INPUT_NAME, OUTPUT_NAME
 
 METADATA_FORMAT_VERSION = 1
 ONNX_METADATA_KEY = "dermseg.metadata"
+OPENVINO_METADATA_PATH = ("dermseg", "metadata")
+"""Where an OpenVINO IR keeps the same JSON: `rt_info/dermseg/metadata` (`Model.get_rt_info(list(...))`)."""
 DEFAULT_DEPLOY_SIZE_PX = 1024
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

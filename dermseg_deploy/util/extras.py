@@ -3,6 +3,7 @@ names it and the `pip install` that adds it (BackendUnavailableError, exit 4), n
 
     runtime (pip install dermseg)   NumPy, Pillow, ONNX Runtime, SciPy, click, tqdm, zlib-ng: run, eval, bench's CPU
                                     rows, the Python API on .onnx files
+    [openvino]                      OpenVINO: .xml models (FP32, BF16 and INT8 on the CPU's matrix units)
     [train]                         torch, torchvision: training, .pt models, --device cuda and the CUDA stages
     [export]                        [train] + onnx, onnxscript, ModelOpt AutoCast and what it imports
     [ray], [triton], [plot]         Ray Data and Serve; the Triton client; matplotlib figures
@@ -18,6 +19,7 @@ from types import ModuleType
 from ..errors import BackendUnavailableError
 
 TRAIN_EXTRA = "train"
+OPENVINO_EXTRA = "openvino"
 EXPORT_EXTRA = "export"
 GPU_EXTRA = "gpu"
 RAY_EXTRA = "ray"
