@@ -11,6 +11,10 @@ DEFAULT_MIN_IOU = 0.999
 DEFAULT_MIN_MEAN_IOU = 0.99
 """Mean mask IoU an FP16 model (PyTorch half, a TensorRT plan) must reach against FP32."""
 DEFAULT_OPSET = 18
+INT8_CALIB_COUNT = 300
+"""Real images that calibrate an INT8 export by default (64 gave a held-out mean mask IoU of 0.988, 300 gave 0.990)."""
+INT8_CHECK_COUNT = 100
+"""Other real images that check it."""
 EXPORTERS = ("dynamo", "torchscript")
 DEVICE_HELP = "auto (CUDA where present, else the CPU), cpu, cuda or cuda:N."
 MAX_BATCH_SIZE = 256

@@ -10,7 +10,15 @@ from typing import Any
 import click
 from tqdm import tqdm
 
-from ..defaults import DEFAULT_ATOL, DEFAULT_MIN_IOU, DEFAULT_MIN_MEAN_IOU, DEFAULT_OPSET, EXPORTERS
+from ..defaults import (
+    DEFAULT_ATOL,
+    DEFAULT_MIN_IOU,
+    DEFAULT_MIN_MEAN_IOU,
+    DEFAULT_OPSET,
+    EXPORTERS,
+    INT8_CALIB_COUNT,
+    INT8_CHECK_COUNT,
+)
 from ..errors import UserError
 from ..model.metadata import DEFAULT_DEPLOY_SIZE_PX
 from ..tensorrt.batch_profile import BatchProfile
@@ -23,8 +31,11 @@ from .common import EXIT_CHECK_FAILED, EXIT_OK, error_line, handle_errors
 EXPORT_MODULES = ("torch", "torchvision", "onnx", "onnxscript")
 """What every export needs (`dermseg[export]`); the FP16 step also needs ModelOpt, and says so itself."""
 
-FORMATS = ("onnx", "fp16", "plan")
-FORMAT_LABELS = {"OnnxExport": "ONNX (FP32)", "Fp16OnnxExport": "ONNX (FP16)", "PlanExport": "TensorRT plan (FP16)"}
+FORMATS = ("onnx", "fp16", "plan", "openvino", "int8")
+BUILT_FROM = {"onnx": None, "fp16": "onnx", "plan": "fp16", "openvino": "onnx", "int8": "openvino"}
+"""Each format is built from another: plan from fp16 from onnx; int8 from openvino from onnx."""
+FORMAT_LABELS = {"OnnxExport": "ONNX (FP32)", "Fp16OnnxExport": "ONNX (FP16)", "PlanExport": "TensorRT plan (FP16)",
+                 "OpenVinoExport": "OpenVINO IR (FP32)", "Int8Export": "OpenVINO IR (INT8)"}
 
 
 def parse_formats(text: str, no_engine: bool) -> set[str]:
@@ -37,13 +48,20 @@ def parse_formats(text: str, no_engine: bool) -> set[str]:
         names.discard("plan")
         if not names:
             raise UserError("--no-engine leaves the plan out, and --formats asks for the plan alone")
-    last = max(FORMATS.index(name) for name in names)
-    return set(FORMATS[: last + 1])
+    wanted: set[str] = set()
+    for name in names:
+        current: str | None = name
+        while current is not None:
+            wanted.add(current)
+            current = BUILT_FROM[current]
+    return wanted
 
 
 def _megabytes(path: Path) -> str:
+    """The artefact's size (an OpenVINO IR's .xml with its .bin)."""
+    files = [path, path.with_suffix(".bin")] if path.suffix == ".xml" else [path]
     try:
-        return f"{path.stat().st_size / 1e6:.1f} MB"
+        return f"{sum(file.stat().st_size for file in files) / 1e6:.1f} MB"
     except OSError:
         return "size unknown"
 
@@ -75,7 +93,15 @@ def _megabytes(path: Path) -> str:
               help="Where the FP16 arithmetic check and the engine build run: auto, cpu, cuda or cuda:N.")
 @click.option("--formats", default="onnx,fp16,plan", show_default=True,
               help="What to export, comma-separated: onnx (FP32), fp16 (FP16 ONNX, with the FP16 arithmetic check), "
-                   "plan (TensorRT FP16). A format brings the ones it is built from (plan needs fp16 needs onnx).")
+                   "plan (TensorRT FP16), openvino (OpenVINO IR, FP32 weights; the CPU's BF16 at run time), int8 "
+                   "(OpenVINO IR quantized by NNCF; needs --calib). A format brings the ones it is built from (plan "
+                   "needs fp16 needs onnx; int8 needs openvino needs onnx).")
+@click.option("--int8-calib-count", type=click.IntRange(1, 4096), default=INT8_CALIB_COUNT, show_default=True,
+              help="int8: real images from --calib that calibrate the quantization.")
+@click.option("--int8-check-count", type=click.IntRange(1, 4096), default=INT8_CHECK_COUNT, show_default=True,
+              help="int8: other real images (from --parity-images, else the rest of --calib) that check it.")
+@click.option("--int8-min-iou", type=click.FloatRange(0, 1), default=DEFAULT_MIN_MEAN_IOU, show_default=True,
+              help="int8: mean mask IoU the INT8 model must reach against FP32 on the check images.")
 @click.option("--no-engine", is_flag=True, help="Stop after the ONNX files (no TensorRT plan): --formats onnx,fp16.")
 @click.option("--min-batch", type=click.IntRange(min=1), default=1, show_default=True,
               help="Smallest batch the plan accepts.")
@@ -102,7 +128,7 @@ def main(
     synthetic_calib: bool, parity_dir: Path | None, parity_count: int, atol: float, min_iou: float,
     fp16_min_iou: float, check_device: str, formats: str, no_engine: bool, min_batch: int, opt_batch: int, max_batch: int,
     workspace_mb: int, opt_level: int, version_compatible: bool, hardware_compatible: str, exporter: str, opset: int,
-    triton_repo: Path | None,
+    triton_repo: Path | None, int8_calib_count: int, int8_check_count: int, int8_min_iou: float,
 ) -> None:
     """Export a dermseg checkpoint to model.onnx (FP32), model.fp16.onnx and model.plan (TensorRT FP16), or to
     the --formats asked for.
@@ -124,7 +150,8 @@ def main(
     build = BuildOptions(BatchProfile(min_batch, opt_batch, max_batch), workspace_mb << 20, opt_level, version_compatible,
                          hardware_compatible)
     settings = ExportSettings(size_px, calib_dir, calib_count, synthetic_calib, parity_dir, parity_count, atol, min_iou,
-                              fp16_min_iou, check_device, "fp16" in wanted, "plan" in wanted, build, exporter, opset)
+                              fp16_min_iou, check_device, "fp16" in wanted, "plan" in wanted, "openvino" in wanted,
+                              "int8" in wanted, int8_calib_count, int8_check_count, int8_min_iou, build, exporter, opset)
     clock = {"last": time.perf_counter()}
     bars: dict[str, tqdm[Any]] = {}
 
@@ -158,10 +185,11 @@ def main(
             click.echo(f"not built: {name} (--formats {','.join(f for f in FORMATS if f in wanted)}); build it with "
                        f"dermseg-export {checkpoint_path} --size {size_px} --formats {name}")
     if triton_repo is not None:
-        plan = result.paths.plan if len(result.steps) == 3 else None
+        plan = result.paths.plan if "plan" in wanted else None
         models = export_triton_models(result.paths.stem, result.paths.onnx, plan, max_batch, opt_batch)
         written = write_triton_repo(triton_repo, models)
         click.echo(f"wrote the Triton model repository {triton_repo}: {', '.join(folder.name for folder in written)}")
-    engine = result.paths.plan if "plan" in wanted else result.paths.onnx
+    built = {"plan": result.paths.plan, "int8": result.paths.int8, "openvino": result.paths.openvino}
+    engine = next((path for name, path in built.items() if name in wanted), result.paths.onnx)
     click.echo(f"next: dermseg-run --engine {engine} IMAGES_OR_FOLDERS -o masks")
     sys.exit(EXIT_OK)

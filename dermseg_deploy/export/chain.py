@@ -1,5 +1,5 @@
-"""Export from Python: checkpoint -> FP32 ONNX -> FP16 ONNX -> TensorRT plan, each step checked, stopping at
-the first step whose check fails.
+"""Export from Python: checkpoint -> FP32 ONNX -> (OpenVINO FP32 IR -> INT8 IR) -> (FP16 ONNX -> TensorRT plan),
+the steps asked for in that order, each checked, stopping at the first step whose check fails.
 
     from dermseg_deploy.export import ExportSettings, export_checkpoint
     result = export_checkpoint("engines/model.pt", ExportSettings(size_px=1024, build_plan=False))
@@ -12,22 +12,26 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..defaults import INT8_CALIB_COUNT, INT8_CHECK_COUNT
 from ..errors import UserError
 from ..model.checkpoint import load_checkpoint, model_from_checkpoint
 from ..model.metadata import DEFAULT_DEPLOY_SIZE_PX
 from ..model.sizes import require_valid_size
 from ..tensorrt.build_options import BuildOptions
 from ..util.devices import resolve_device
-from .check_images import choose_export_images, load_batch, make_check_set, synthetic_batch
+from .check_images import choose_export_images, choose_int8_images, load_batch, make_check_set, synthetic_batch
 from .fp16_check import DEFAULT_MIN_MEAN_IOU
 from .fp16_step import Fp16OnnxExport, fp16_onnx_from_onnx
-from .naming import ExportPaths, export_paths
+from .int8_step import Int8Export, int8_from_openvino
+from .naming import IR_WEIGHTS_SUFFIX, ExportPaths, export_paths
 from .onnx_export import DEFAULT_OPSET
 from .onnx_step import DEFAULT_ATOL, DEFAULT_MIN_IOU, OnnxExport, onnx_from_checkpoint
+from .openvino_step import OpenVinoExport, openvino_from_onnx
 from .plan_step import PlanExport, plan_from_onnx
 from .staging import remove_artefact
 
-ExportStep = OnnxExport | Fp16OnnxExport | PlanExport
+ExportStep = OnnxExport | OpenVinoExport | Int8Export | Fp16OnnxExport | PlanExport
+
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,12 @@ class ExportSettings:
     build_fp16: bool = True
     """Convert to FP16 ONNX (and run the FP16 arithmetic check); a plan needs it."""
     build_plan: bool = True
+    build_openvino: bool = False
+    """An OpenVINO FP32 IR from the checked ONNX (an INT8 IR needs it)."""
+    build_int8: bool = False
+    int8_calib_count: int = INT8_CALIB_COUNT
+    int8_check_count: int = INT8_CHECK_COUNT
+    int8_min_iou: float = DEFAULT_MIN_MEAN_IOU
     build: BuildOptions = field(default_factory=BuildOptions)
     exporter: str = "dynamo"
     opset: int = DEFAULT_OPSET
@@ -87,6 +97,10 @@ def export_checkpoint(
     require_valid_size(settings.size_px)
     if settings.build_plan and not settings.build_fp16:
         raise UserError("a TensorRT plan is built from the FP16 ONNX: build_plan needs build_fp16")
+    if settings.build_int8 and not settings.build_openvino:
+        raise UserError("an INT8 IR is quantized from the OpenVINO FP32 IR: build_int8 needs build_openvino")
+    int8_images = (choose_int8_images(settings.calib_dir, settings.parity_dir, settings.int8_calib_count,
+                                      settings.int8_check_count) if settings.build_int8 else None)
     device = resolve_device(settings.check_device)
     paths = export_paths(checkpoint_path, out_dir)
     checkpoint = load_checkpoint(checkpoint_path)
@@ -105,7 +119,22 @@ def export_checkpoint(
     on_progress("ONNX (FP32): export and parity check", 0, 1)
     onnx = onnx_from_checkpoint(model, metadata, paths.onnx, paths.failed_onnx, checks, settings.exporter, settings.opset,
                                 settings.atol, settings.min_iou)
-    if record(onnx) and settings.build_fp16:
+    if not record(onnx):
+        return ExportResult(paths, tuple(steps), _remove_downstream(paths, steps))
+    if settings.build_openvino:
+        on_progress("OpenVINO (FP32): conversion and parity check", 0, 1)
+        openvino = openvino_from_onnx(onnx.path, metadata, paths.openvino, paths.failed_openvino, checks, settings.atol,
+                                      settings.min_iou)
+        if not record(openvino):
+            return ExportResult(paths, tuple(steps), _remove_downstream(paths, steps))
+        if int8_images is not None:
+            on_progress("OpenVINO (INT8): NNCF quantization", 0, 1)
+            int8 = int8_from_openvino(openvino.path, onnx.path, metadata, paths.int8, paths.failed_int8,
+                                      int8_images.calibration, int8_images.source, int8_images.check,
+                                      settings.int8_min_iou, lambda done, total: on_progress("INT8 check", done, total))
+            if not record(int8):
+                return ExportResult(paths, tuple(steps), _remove_downstream(paths, steps))
+    if settings.build_fp16:
         on_progress("ONNX (FP16): AutoCast conversion", 0, 1)
         calibration = (synthetic_batch(settings.calib_count, metadata) if settings.synthetic_calib
                        else load_batch(images.calibration, metadata))
@@ -121,8 +150,15 @@ def export_checkpoint(
 
 
 def _remove_downstream(paths: ExportPaths, steps: list[ExportStep]) -> tuple[Path, ...]:
-    """After a failed step, the later steps' files of an earlier export would not match this checkpoint: remove them."""
+    """After a failed step, the files of the steps after it (in the chain's order) left by an earlier export would not
+    match this checkpoint: remove them."""
     if all(step.passed for step in steps):
         return ()
-    later = [(paths.fp16_onnx, False), (paths.plan, True)][len(steps) - 1 :]
-    return tuple(path for path, sidecar in later if remove_artefact(path, sidecar))
+    chain: list[tuple[type, Path, bool, tuple[str, ...]]] = [
+        (OnnxExport, paths.onnx, False, ()), (OpenVinoExport, paths.openvino, False, (IR_WEIGHTS_SUFFIX,)),
+        (Int8Export, paths.int8, False, (IR_WEIGHTS_SUFFIX,)), (Fp16OnnxExport, paths.fp16_onnx, False, ()),
+        (PlanExport, paths.plan, True, ()),
+    ]
+    failed = next(index for index, (kind, *_) in enumerate(chain) if isinstance(steps[-1], kind))
+    return tuple(path for _, path, sidecar, companions in chain[failed + 1 :]
+                 if remove_artefact(path, sidecar, companions))

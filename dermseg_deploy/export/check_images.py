@@ -70,6 +70,33 @@ def load_batch(paths: tuple[Path, ...] | list[Path], metadata: ModelMetadata) ->
 
 
 @dataclass(frozen=True)
+class Int8Images:
+    """Images that calibrate the INT8 quantization and others that check it; no file is in both."""
+
+    calibration: tuple[Path, ...]
+    check: tuple[Path, ...]
+    source: str
+
+
+def choose_int8_images(calib_dir: Path | None, check_dir: Path | None, calib_count: int, check_count: int) -> Int8Images:
+    """`calib_count` images from `calib_dir`, then `check_count` others (from `check_dir`, or the rest of
+    `calib_dir`). Real images only: INT8 ranges from the 8 shipped samples would not be worth checking."""
+    if calib_dir is None:
+        raise UserError(f"--formats int8 needs --calib DIR, a folder of real images: {calib_count} calibrate the "
+                        f"quantization and {check_count} others check it (--int8-calib-count, --int8-check-count)")
+    calibration = image_files(calib_dir)[:calib_count]
+    if len(calibration) < calib_count:
+        raise UserError(f"--calib {calib_dir}: {len(calibration)} images, fewer than the {calib_count} INT8 calibration "
+                        "asks for (--int8-calib-count)")
+    used = {_digest(p) for p in calibration}
+    check = [p for p in image_files(check_dir or calib_dir) if _digest(p) not in used][:check_count]
+    if len(check) < check_count:
+        raise UserError(f"{check_dir or calib_dir}: {len(check)} images besides the calibration ones, fewer than the "
+                        f"{check_count} the INT8 check asks for (--int8-check-count; --parity-images DIR adds others)")
+    return Int8Images(tuple(calibration), tuple(check), f"{len(calibration)} real images from {calib_dir}")
+
+
+@dataclass(frozen=True)
 class CheckSet:
     """Real images that check every export step, preprocessed, with PyTorch FP32's logits for them."""
 

@@ -1,7 +1,9 @@
 """Exported files are named after the checkpoint, here and nowhere else.
 
-    model.pt -> model.onnx, model.fp16.onnx, model.plan + model.plan.json, model.timing.cache
-    an artefact whose check failed -> model.failed.onnx, model.fp16.failed.onnx, model.failed.plan (+ .json)
+    model.pt -> model.onnx, model.fp16.onnx, model.plan + model.plan.json, model.timing.cache,
+                model.xml + model.bin (OpenVINO FP32), model.int8.xml + model.int8.bin (OpenVINO INT8)
+    an artefact whose check failed -> model.failed.onnx, model.fp16.failed.onnx, model.failed.plan (+ .json),
+                model.failed.xml (+ .bin), model.int8.failed.xml (+ .bin)
 """
 
 from __future__ import annotations
@@ -53,6 +55,31 @@ class ExportPaths:
     @property
     def failed_plan(self) -> Path:
         return self._path(".failed.plan")
+
+    @property
+    def openvino(self) -> Path:
+        """The OpenVINO IR's .xml; its weights are the .bin beside it (`ir_weights`)."""
+        return self._path(".xml")
+
+    @property
+    def failed_openvino(self) -> Path:
+        return self._path(".failed.xml")
+
+    @property
+    def int8(self) -> Path:
+        return self._path(".int8.xml")
+
+    @property
+    def failed_int8(self) -> Path:
+        return self._path(".int8.failed.xml")
+
+
+IR_WEIGHTS_SUFFIX = ".bin"
+
+
+def ir_weights(xml: Path) -> Path:
+    """An OpenVINO IR's weights file: the .bin of the same name beside its .xml."""
+    return xml.with_suffix(IR_WEIGHTS_SUFFIX)
 
 
 def export_paths(checkpoint_path: str | Path, out_dir: str | Path | None = None) -> ExportPaths:

@@ -13,10 +13,11 @@ from ..util.atomic import FILE_MODE, TEMP_PREFIX
 
 
 class StagedArtefact:
-    """A temp path beside `final` (a temp name that input discovery and stale-file cleanup recognise)."""
+    """A temp path beside `final` (a temp name that input discovery and stale-file cleanup recognise); `companions`
+    are suffixes of files that travel with it under the same stem (an OpenVINO IR's `.bin`)."""
 
-    def __init__(self, final: Path, failed: Path) -> None:
-        self.final, self.failed = final, failed
+    def __init__(self, final: Path, failed: Path, companions: tuple[str, ...] = ()) -> None:
+        self.final, self.failed, self.companions = final, failed, companions
         final.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", suffix=final.suffix, dir=final.parent)
         os.close(fd)
@@ -32,20 +33,24 @@ class StagedArtefact:
         os.chmod(self.temp, FILE_MODE)
         if with_sidecar:
             os.replace(sidecar_path(self.temp), sidecar_path(target))
+        for suffix in self.companions:
+            os.chmod(self.temp.with_suffix(suffix), FILE_MODE)
+            os.replace(self.temp.with_suffix(suffix), target.with_suffix(suffix))
         os.replace(self.temp, target)
-        remove_artefact(other, with_sidecar)
+        remove_artefact(other, with_sidecar, self.companions)
         return target
 
     def discard(self) -> None:
-        for path in (self.temp, sidecar_path(self.temp)):
+        for path in (self.temp, sidecar_path(self.temp), *(self.temp.with_suffix(s) for s in self.companions)):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
 
 
-def remove_artefact(path: Path, with_sidecar: bool = False) -> bool:
-    """Delete `path` (and its sidecar); True if there was something to delete."""
+def remove_artefact(path: Path, with_sidecar: bool = False, companions: tuple[str, ...] = ()) -> bool:
+    """Delete `path` (and its sidecar and companions); True if there was something to delete."""
     removed = False
-    for victim in (path, sidecar_path(path)) if with_sidecar else (path,):
+    victims = [path, *([sidecar_path(path)] if with_sidecar else []), *(path.with_suffix(s) for s in companions)]
+    for victim in victims:
         with contextlib.suppress(FileNotFoundError):
             victim.unlink()
             removed = True
