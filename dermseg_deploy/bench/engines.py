@@ -1,6 +1,9 @@
 """`--engine` specs: a model file, optionally with a prefix that picks a variant.
 
     model.plan / model.onnx / model.pt    the file's own backend (a .pt runs FP32 eager, TF32 off)
+    model.xml                             OpenVINO on the CPU at --precision auto (BF16 where native, else FP32)
+    fp32:model.xml / bf16:model.xml       OpenVINO at that precision (an INT8 IR keeps its INT8 layers)
+    bf16:model.pt                         PyTorch BF16 autocast, channels-last, on a CPU with native BF16
     tf32:model.pt                         PyTorch FP32 eager with TF32 on (CUDA)
     fp16:model.pt                         the PyTorch fast path: FP16, channels-last, CUDA graphs on CUDA
     compiled:model.pt                     that fast path with BatchNorm folded, the last block padded, and
@@ -21,7 +24,7 @@ from ..backends import BackendOptions
 from ..errors import UserError
 from ..util.devices import Device
 
-PREFIXES = ("naive", "tf32", "fp16", "compiled", "ort-tensorrt", "ort-cuda")
+PREFIXES = ("naive", "tf32", "fp16", "bf16", "fp32", "compiled", "ort-tensorrt", "ort-cuda")
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,10 @@ def parse_engine(text: str, device: Device) -> EngineSpec:
         raise UserError(f"--engine {text}: the {variant} variant runs a PyTorch checkpoint (.pt)")
     if variant.startswith("ort-") and path.suffix.lower() != ".onnx":
         raise UserError(f"--engine {text}: the {variant} variant runs an ONNX file")
+    if variant == "bf16" and path.suffix.lower() not in (".pt", ".pth", ".xml"):
+        raise UserError(f"--engine {text}: the bf16 variant runs a PyTorch checkpoint (.pt) or an OpenVINO IR (.xml)")
+    if variant == "fp32" and path.suffix.lower() != ".xml":
+        raise UserError(f"--engine {text}: the fp32 variant runs an OpenVINO IR (.xml); a .pt or .onnx runs FP32 as it is")
     cuda = device.is_cuda
     options = BackendOptions()
     if variant == "fp16":
@@ -57,6 +64,8 @@ def parse_engine(text: str, device: Device) -> EngineSpec:
         options = BackendOptions(precision="fp16" if cuda else "fp32", channels_last=cuda, cuda_graphs=cuda, compile=True)
     elif variant.startswith("ort-"):
         options = BackendOptions(provider=variant.removeprefix("ort-"))
+    elif variant in ("bf16", "fp32"):
+        options = BackendOptions(precision=variant)
     return EngineSpec(text, path, variant, options, tf32=variant == "tf32")
 
 

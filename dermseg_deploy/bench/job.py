@@ -22,6 +22,7 @@ from ..model.flops import flops_per_image
 from ..segment.segmenter import Segmenter
 from ..util.devices import Device, resolve_device
 from ..util.extras import require_torch
+from .cpu_peak import cpu_peak
 from .engines import EngineSpec, parse_engine, tf32_enabled
 from .environment import describe_environment
 from .flops import dense_fp16_peak_tflops
@@ -95,11 +96,25 @@ def _bench_one(spec: EngineSpec, batch: int, images: list[Path], device: Device,
         rate, count = measure_end_to_end(segmenter, images, settings, out, settings.min_seconds, tick)
         result = BenchResult(spec.text, segmenter.backend.name + ("-tf32" if spec.tf32 else ""), batch, stage_ms,
                              tf32=spec.tf32, images_per_batch=batch, size_px=segmenter.metadata.size_px,
-                             masks=masks.describe(), views=masks.views)
+                             masks=masks.describe(), views=masks.views, arithmetic=segmenter.backend.arithmetic)
         result.compile_seconds = getattr(segmenter.backend, "compile_seconds", None)
     result.inference_images_per_s = batch * 1000.0 / stage_ms["inference"]["mean"]
     result.end_to_end_images_per_s, result.end_to_end_images = rate, count
     return result
+
+
+def _set_peak_share(result: BenchResult, device: Device, gpu_peak_tflops: float | None) -> None:
+    """The row's share of the card's dense FP16 datasheet peak, or of this CPU's estimated peak for its arithmetic."""
+    assert result.achieved_tflops is not None
+    if device.is_cuda:
+        if gpu_peak_tflops is not None:
+            result.peak_share = result.achieved_tflops / gpu_peak_tflops
+            result.peak_how = f"dense FP16 datasheet peak {gpu_peak_tflops:g} TFLOP/s"
+        return
+    estimate = cpu_peak(result.arithmetic)
+    if estimate is not None:
+        result.peak_share = result.achieved_tflops * 1000 / estimate.gflops
+        result.peak_how = f"{result.arithmetic} peak {estimate.gflops:.0f} GFLOP/s = {estimate.how}"
 
 
 def _run_folder(work: Path, index: int, spec: EngineSpec, batch: int) -> Path:
@@ -147,14 +162,14 @@ def run_bench(request: BenchRequest) -> None:
                                     not request.full_decode, lambda: bar.update(1), masks)
             flops = flops_per_image(result.size_px) * result.views
             result.achieved_tflops = flops * result.inference_images_per_s / 1e12
-            result.peak_share = None if peak is None else result.achieved_tflops / peak
+            _set_peak_share(result, device, peak)
             if reference_masks is None and spec.text == reference_text:
                 reference_masks = out
             if reference_masks is not None:
                 result.mean_iou_vs_reference = masks_iou(out, reference_masks)
                 result.reference = reference_text
             results.append(result)
-    click.echo(format_table(results))
+    click.echo(format_table(results, device.is_cuda))
     environment["date"] = datetime.date.today().isoformat()
     environment["dense_fp16_peak_tflops"] = peak
     settings_doc = {"images": [p.name for p in images], "batch_sizes": sizes, "warmup": request.warmup,

@@ -51,7 +51,12 @@ class BenchResult:
     achieved_tflops: float | None = None
     """The model's FLOPs per image times the inference-only images/s (on CUDA: over GPU compute time)."""
     peak_share: float | None = None
-    """`achieved_tflops` over the card's dense FP16 datasheet peak (`flops.DENSE_FP16_PEAK_TFLOPS`), where known."""
+    """`achieved_tflops` over the card's dense FP16 datasheet peak (`flops.DENSE_FP16_PEAK_TFLOPS`), or on the CPU over
+    the estimated peak of the units the row's arithmetic runs on (`cpu_peak`), where known."""
+    peak_how: str | None = None
+    """What the peak is: the datasheet figure, or how the CPU's estimate was computed."""
+    arithmetic: str = "fp32"
+    """The precision most of the network computed in (`Backend.arithmetic`)."""
     compile_seconds: float | None = None
     """torch.compile's first batch (`compiled:` rows): tracing, code generation and the run."""
     images_per_batch: float = 0.0
