@@ -21,7 +21,7 @@ from .config import PAPER_LRS_1024, PRESETS, TrainConfig, load_config_file, pres
 from .run_paths import last_checkpoint_path, log_path
 
 CONFIG_FLAGS = ("data", "out", "val_count", "val_fraction", "seed", "encoder_weights", "workers", "dice_weight",
-                "cache_dir", "val_every", "validate_on", "max_rotation_deg", "lighting", "device")
+                "cache_dir", "val_every", "validate_on", "max_rotation_deg", "lighting", "device", "exclude")
 """Flags that set a TrainConfig field of the same name: a config file's value stands unless the flag is given."""
 
 
@@ -61,6 +61,8 @@ def build_config(ctx: click.Context, options: dict[str, Any]) -> TrainConfig:
         if name in explicit or name not in data:
             value = options[name]
             data[name] = str(value) if isinstance(value, Path) else value
+    if isinstance(data.get("exclude"), tuple):
+        data["exclude"] = [str(path) for path in data["exclude"]]
     data["deterministic"] = options["deterministic"] or data.get("deterministic", False)
     if options["no_amp"]:
         data["amp"] = False
@@ -127,6 +129,10 @@ def build_config(ctx: click.Context, options: dict[str, Any]) -> TrainConfig:
               help="Augmentation: largest random rotation, in degrees.")
 @click.option("--lighting", type=click.FloatRange(min=0, max=1), default=0.2, show_default=True,
               help="Brightness/contrast change strength.")
+@click.option("--exclude", multiple=True, type=click.Path(path_type=Path),
+              help="A file of image ids (one per line) never to train on, repeatable; they stay in the validation split "
+                   "if the seed puts them there. --preset scratch excludes the full-resolution ISIC 2017 images and the "
+                   "shipped samples (given, --exclude replaces that list); recorded in model.split.json.")
 @click.option("--encoder-weights", default="imagenet", show_default=True,
               help="imagenet (torchvision download), a local .pth state dict, or none.")
 @click.option("--seed", type=int, default=0, show_default=True,
@@ -138,7 +144,9 @@ def build_config(ctx: click.Context, options: dict[str, Any]) -> TrainConfig:
 @click.option("--no-cache", is_flag=True, help="Decode and resize every image every epoch instead.")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--deterministic", is_flag=True, help="Deterministic algorithms (bitwise-reproducible on the CPU).")
-@click.option("--no-amp", is_flag=True, help="No mixed precision on CUDA.")
+@click.option("--no-amp", is_flag=True,
+              help="FP32 throughout. By default training uses mixed precision where the hardware has fast units for it: "
+                   "FP16 on CUDA, BF16 on a CPU with native BF16 units (AMX or AVX-512 BF16); said at the start.")
 @click.option("--resume", type=click.Path(path_type=Path), default=None, help="Continue from a model.last.pt.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @handle_errors
@@ -168,7 +176,10 @@ def main(**options: Any) -> None:
         click.echo(f"training on {describe_device(as_device(trainer.device))} x {trainer.info.world_size} process(es); "
                    f"{len(trainer.train_pairs)} training and {len(trainer.val_pairs)} validation images"
                    + (f" (epochs scored on the selection half: {len(trainer.scored_pairs)})"
-                      if config.validate_on == "selection" else ""), err=True)
+                      if config.validate_on == "selection" else "")
+                   + (f"; {len(trainer.excluded)} left out of training by {', '.join(config.exclude)}"
+                      if config.exclude else ""), err=True)
+        click.echo(trainer.precision.describe(), err=True)
 
     def announce(name: str) -> None:
         if trainer.info.is_main:

@@ -84,7 +84,11 @@ def save_resumable(path: Path, checkpoint: Checkpoint, progress: Progress, optim
     atomic_torch_save(data, path)
 
 
-def write_split(path: Path, seed: int, train: Sequence[Pair], val: Sequence[Pair]) -> None:
+def write_split(path: Path, seed: int, train: Sequence[Pair], val: Sequence[Pair], excluded: Sequence[str] = (),
+                exclusion_lists: Sequence[str] = ()) -> None:
+    """model.split.json: the training and validation ids, the validation halves, and the ids left out of training by
+    the exclusion lists (with the lists' paths)."""
     val_ids = [p.image_id for p in val]
-    split = {"seed": seed, "train": [p.image_id for p in train], "val": val_ids, **split_val_halves(val_ids, seed)}
+    split = {"seed": seed, "train": [p.image_id for p in train], "val": val_ids, **split_val_halves(val_ids, seed),
+             "excluded_from_training": list(excluded), "exclusion_lists": list(exclusion_lists)}
     atomic_write_bytes(path, json.dumps(split, indent=1).encode())

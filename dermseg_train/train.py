@@ -37,8 +37,10 @@ from .config import StageConfig, TrainConfig
 from .data import ResizeCache, SegmentationDataset, default_val_count, split_pairs
 from .distributed import barrier, init_from_environment, shutdown, stop_requested, sum_across
 from .encoder_weights import build_model
+from .exclusions import excluded_ids
 from .losses import SegmentationLoss
 from .optim import encoder_frozen, make_optimizer, set_encoder_frozen
+from .precision import training_precision
 from .run_paths import last_checkpoint_path, log_path, split_path
 from .run_state import (
     TRAINING_STATE_KEY,
@@ -80,11 +82,14 @@ class Trainer:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True)
             torch.backends.cudnn.benchmark = False
-        self.use_amp = config.amp and self.device.type == "cuda"
-        self.channels_last = config.channels_last and self.device.type == "cuda"
+        self.precision = training_precision(config.amp, self.device)
+        self.channels_last = config.channels_last  # faster on CUDA and on the CPU (oneDNN), in FP32 as in BF16
         pairs = discover_pairs(config.data)
         val_count = self._val_count(len(pairs))
         self.train_pairs, self.val_pairs = split_pairs(pairs, val_count, config.seed)
+        excluded = excluded_ids(config.exclude)
+        self.excluded = sorted(p.image_id for p in self.train_pairs if p.image_id in excluded)
+        self.train_pairs = [p for p in self.train_pairs if p.image_id not in excluded]
         self.scored_pairs = self.val_pairs  # the validation images that score epochs (`validate_on`)
         if config.validate_on == "selection":
             selection = set(split_val_halves([p.image_id for p in self.val_pairs], config.seed)["selection"])
@@ -155,7 +160,7 @@ class Trainer:
             if self.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
+            with self.precision.autocast(self.device.type):
                 loss = self.loss_fn(model(images), masks)
             if not torch.isfinite(loss):
                 self._diverged(progress, optimizer, float(loss.item()))
@@ -213,7 +218,8 @@ class Trainer:
         if resume is not None:
             progress, saved_state = self._restore(model, resume)
         if self.info.is_main:
-            write_split(split_path(self.config.out), self.config.seed, self.train_pairs, self.val_pairs)
+            write_split(split_path(self.config.out), self.config.seed, self.train_pairs, self.val_pairs,
+                        self.excluded, self.config.exclude)
         history: dict[str, Any] = {}
         try:
             for stage_index in range(progress.stage_index, len(self.config.stages)):
@@ -258,7 +264,7 @@ class Trainer:
         epochs = math.ceil(total_steps / batches)
         optimizer = make_optimizer(model, stage.peak_lrs)
         scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=list(stage.peak_lrs), total_steps=total_steps)
-        scaler = torch.amp.GradScaler(self.device.type, enabled=self.use_amp)
+        scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.uses_scaler)
         if saved_state is not None:
             optimizer.load_state_dict(saved_state["optimizer"])
             scheduler.load_state_dict(saved_state["scheduler"])
@@ -284,7 +290,7 @@ class Trainer:
             progress.epochs_done_in_stage, progress.epochs_done = epoch + 1, progress.epochs_done + 1
             record = {"stage": stage_index, "size_px": stage.size_px, "epoch": progress.epochs_done,
                       "epoch_in_stage": epoch + 1, "global_step": progress.global_step, "train_loss": loss,
-                      "train_images_per_s": rate, "encoder_frozen": frozen,
+                      "train_images_per_s": rate, "precision": self.precision.name, "encoder_frozen": frozen,
                       "lrs": [g["lr"] for g in optimizer.param_groups]}
             if (epoch + 1) % self.config.val_every == 0 or epoch + 1 == epochs:
                 record["validation"] = self.validate(model, stage.size_px)

@@ -125,7 +125,7 @@ class _Killed(Exception):
 @pytest.mark.slow
 def test_a_run_killed_mid_epoch_and_resumed_ends_with_the_same_weights(tmp_path: Path) -> None:
     whole = tmp_path / "whole"
-    Trainer(_config(whole)).run()
+    Trainer(_config(whole, amp=False)).run()  # FP32 (tests/test_train_precision.py resumes a BF16 run)
 
     cut = tmp_path / "cut"
     steps_per_epoch = 3  # 6 training images, batch 2
@@ -135,9 +135,9 @@ def test_a_run_killed_mid_epoch_and_resumed_ends_with_the_same_weights(tmp_path:
             raise _Killed()
 
     with pytest.raises(_Killed):
-        Trainer(_config(cut), kill_in_second_epoch).run()
+        Trainer(_config(cut, amp=False), kill_in_second_epoch).run()
     assert load_checkpoint(last_checkpoint_path(cut / "model.pt")).extra["training_state"]["progress"]["epochs_done"] == 1
-    Trainer(_config(cut)).run(resume=last_checkpoint_path(cut / "model.pt"))
+    Trainer(_config(cut, amp=False)).run(resume=last_checkpoint_path(cut / "model.pt"))
 
     expected = load_checkpoint(last_checkpoint_path(whole / "model.pt")).state_dict
     resumed = load_checkpoint(last_checkpoint_path(cut / "model.pt")).state_dict
@@ -148,17 +148,43 @@ def test_a_run_killed_mid_epoch_and_resumed_ends_with_the_same_weights(tmp_path:
 
 
 def test_run_writes_best_last_log_and_split(tmp_path: Path) -> None:
-    config = _config(tmp_path, stages=[StageConfig(64, epochs=1, batch_size=2)])
+    plain = Trainer(_config(tmp_path))
+    left_out = [plain.train_pairs[0].image_id, plain.val_pairs[0].image_id]  # one training image, one validation image
+    (tmp_path / "ids.txt").write_text(f"# two ids\n{left_out[0]}\n\n{left_out[1]}\n")
+    config = _config(tmp_path, stages=[StageConfig(64, epochs=1, batch_size=2)], exclude=[str(tmp_path / "ids.txt")])
     Trainer(config).run()
     out = Path(config.out)
     log = read_log(log_path(out))
     assert len(log) == 1 and log[0]["validation"]["all"]["images"] == 2
     assert "large_lesions" in log[0]["validation"]
     split = json.loads(split_path(out).read_text())
-    assert len(split["val"]) == 2 and len(split["train"]) == 6 and not set(split["val"]) & set(split["train"])
+    assert split["val"] == [p.image_id for p in plain.val_pairs]  # the validation split does not move
+    assert len(split["val"]) == 2 and len(split["train"]) == 5 and not set(split["val"]) & set(split["train"])
+    assert split["excluded_from_training"] == [left_out[0]] and left_out[0] not in split["train"]
+    assert split["exclusion_lists"] == [str(tmp_path / "ids.txt")]
     best = load_checkpoint(out)
     assert best.provenance["config"]["stages"][0]["size_px"] == 64
     assert "training_state" not in best.extra
+
+
+def test_the_scratch_preset_never_trains_on_the_full_resolution_images_or_the_samples() -> None:
+    from dermseg_train.config import preset_values
+    from dermseg_train.exclusions import HELDOUT_IDS, read_id_list
+
+    held_out = read_id_list(HELDOUT_IDS)
+    assert len(held_out) == len(set(held_out)) == 24
+    assert {p.image_id for p in discover_pairs(SAMPLES_DIR)} <= set(held_out)
+    assert preset_values("scratch")["exclude"] == [str(HELDOUT_IDS)]
+
+
+@pytest.mark.shared_data
+def test_the_held_out_ids_are_the_full_resolution_images() -> None:
+    from dermseg_train.exclusions import HELDOUT_IDS, read_id_list
+
+    from .conftest import ISIC2017_FULLRES, require_shared
+
+    folder = require_shared(ISIC2017_FULLRES)
+    assert sorted(read_id_list(HELDOUT_IDS)) == sorted(p.stem for p in folder.rglob("*.jpg"))
 
 
 def test_resume_refuses_a_best_checkpoint(tmp_path: Path) -> None:
