@@ -5,8 +5,9 @@
 The clock is the highest of sysfs's `cpuinfo_max_freq` and `/proc/cpuinfo`'s "cpu MHz" (a VM may show only the
 nominal clock); operations per cycle per core (a multiply-add counts 2) are Intel's figures for its matrix and vector
 units: AMX-INT8 2048, AMX-BF16 1024, AVX-512 VNNI (INT8) 256, AVX-512 BF16 128, AVX-512 FP32 FMA 64 (two FMA
-units), AVX2 FP32 FMA 32. An estimate, not a measurement: turbo, thermal limits and memory bandwidth move the real
-ceiling.
+units), AVX2 FP32 FMA 32. AMD's Zen 4 (family 0x19 with AVX-512) runs each 512-bit instruction on 256-bit units in
+two halves, so its AVX-512 figures are half of Intel's (VNNI 128, BF16 64, FP32 32); Zen 5 (family 0x1A) has full
+512-bit units. An estimate, not a measurement: turbo, thermal limits and memory bandwidth move the real ceiling.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..util.cpu import cpu_flags, usable_cores
+from ..util.cpu import cpu_flags, cpu_identity, usable_cores
 
 MAX_FREQ = Path("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq")
 OPS_PER_CYCLE = (
@@ -56,8 +57,17 @@ def cpu_peak(precision: str) -> CpuPeak | None:
     the unit is unknown."""
     ghz = clock_ghz()
     flags = cpu_flags()
+    half_width = avx512_on_half_width_units()
     for name, flag, ops, unit in OPS_PER_CYCLE:
         if name == precision and flag in flags and ghz is not None:
             cores = usable_cores()
+            if half_width and flag.startswith("avx512"):
+                ops, unit = ops // 2, f"{unit} on 256-bit units, AMD Zen 4"
             return CpuPeak(cores * ghz * ops, f"{cores} cores x {ghz:.2f} GHz x {ops} ops/cycle ({unit}), an estimate")
     return None
+
+
+def avx512_on_half_width_units() -> bool:
+    """True on AMD Zen 4 (family 0x19 with AVX-512), which splits each 512-bit instruction into two 256-bit halves."""
+    vendor, family = cpu_identity()
+    return vendor == "AuthenticAMD" and family == 0x19

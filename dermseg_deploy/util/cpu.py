@@ -26,6 +26,23 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
+@functools.cache
+def cpu_identity() -> tuple[str, int | None]:
+    """The CPU's vendor (`GenuineIntel`, `AuthenticAMD`, ...; empty where unknown) and family number."""
+    vendor, family = "", None
+    try:
+        text = CPUINFO.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return vendor, family
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "vendor_id" and not vendor:
+            vendor = value.strip()
+        elif key.strip() == "cpu family" and family is None and value.strip().isdigit():
+            family = int(value.strip())
+    return vendor, family
+
+
 def native_bf16() -> bool:
     """True where the CPU computes BF16 natively (AMX or AVX-512 BF16); elsewhere BF16 would be emulated, slower than
     FP32. Tests replace this function to run both branches on any CPU."""
