@@ -13,8 +13,8 @@ work=$(mktemp -d)
 mkdir -p "$out"
 cp "$checkpoint" "$work/model.pt"
 {
-    echo "\$ dermseg-export model.pt --parity-images $images --parity-count 2   (size 1024)"
-    .venv/bin/dermseg-export "$work/model.pt" --parity-images "$images" --parity-count 2
+    echo "\$ dermseg-export model.pt --size 1024 --parity-images $images --parity-count 2"
+    .venv/bin/dermseg-export "$work/model.pt" --size 1024 --parity-images "$images" --parity-count 2
     echo "\$ dermseg-export model.pt --size 512 -o export512"
     .venv/bin/dermseg-export "$work/model.pt" --size 512 -o "$work/export512"
     echo "\$ dermseg-run --engine export512/model.onnx $images -o masks-onnx --device cpu -q"

@@ -60,10 +60,14 @@ def test_export_cli_without_tensorrt_writes_both_onnx_files_then_exits_4(checkpo
 
 def test_export_cli_with_no_engine_exits_0_and_honours_output_dir(checkpoint_path: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    result = CliRunner().invoke(cli_export.main, [str(checkpoint_path), "--size", "64", "-o", str(out), "--no-engine"])
+    result = CliRunner().invoke(cli_export.main, [str(checkpoint_path), "-o", str(out), "--no-engine"])  # no --size
     assert result.exit_code == 0, result.output
     assert (out / f"{checkpoint_path.stem}.onnx").is_file() and (out / f"{checkpoint_path.stem}.fp16.onnx").is_file()
+    with OnnxRuntimeBackend(out / f"{checkpoint_path.stem}.onnx") as backend:
+        assert backend.metadata.size_px == 64  # the size the checkpoint was trained at, not 1024
+    assert "size: 64 px (the size the checkpoint was trained at)" in result.output
     assert "not built: plan (--formats onnx,fp16); build it with dermseg-export" in result.output
+    assert "--size 64 --formats plan" in result.output
     assert "ONNX (FP16): check passed in" in result.output and "next: dermseg-run --engine" in result.output
 
 

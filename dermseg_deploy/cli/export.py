@@ -20,7 +20,6 @@ from ..defaults import (
     INT8_CHECK_COUNT,
 )
 from ..errors import UserError
-from ..model.metadata import DEFAULT_DEPLOY_SIZE_PX
 from ..tensorrt.batch_profile import BatchProfile
 from ..tensorrt.build_options import BuildOptions
 from ..tensorrt.sidecar import HARDWARE_LEVELS
@@ -69,8 +68,9 @@ def _megabytes(path: Path) -> str:
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dermseg-export")
 @click.argument("checkpoint_path", type=click.Path(path_type=Path))
-@click.option("--size", "size_px", type=int, default=DEFAULT_DEPLOY_SIZE_PX, show_default=True,
-              help="Square input side of the exported model (multiple of 32), whatever the training size.")
+@click.option("--size", "size_px", type=int, default=None,
+              help="Square input side of the exported models (multiple of 32). Default: the size the checkpoint was "
+                   "trained at (a model runs best at the scale it learned); the paper's recipe ends at 1024.")
 @click.option("-o", "--output-dir", "out_dir", type=click.Path(path_type=Path), default=None,
               help="Folder for the exported files (default: next to the checkpoint).")
 @click.option("--calib", "calib_dir", type=click.Path(path_type=Path), default=None,
@@ -124,7 +124,7 @@ def _megabytes(path: Path) -> str:
               help="Also write a Triton model repository here for the checked ONNX (and plan): config.pbtxt + 1/.")
 @handle_errors
 def main(
-    checkpoint_path: Path, size_px: int, out_dir: Path | None, calib_dir: Path | None, calib_count: int,
+    checkpoint_path: Path, size_px: int | None, out_dir: Path | None, calib_dir: Path | None, calib_count: int,
     synthetic_calib: bool, parity_dir: Path | None, parity_count: int, atol: float, min_iou: float,
     fp16_min_iou: float, check_device: str, formats: str, no_engine: bool, min_batch: int, opt_batch: int, max_batch: int,
     workspace_mb: int, opt_level: int, version_compatible: bool, hardware_compatible: str, exporter: str, opset: int,
@@ -183,12 +183,13 @@ def main(
     for name in FORMATS:
         if name not in wanted:
             click.echo(f"not built: {name} (--formats {','.join(f for f in FORMATS if f in wanted)}); build it with "
-                       f"dermseg-export {checkpoint_path} --size {size_px} --formats {name}")
+                       f"dermseg-export {checkpoint_path} --size {result.size_px} --formats {name}")
     if triton_repo is not None:
         plan = result.paths.plan if "plan" in wanted else None
         models = export_triton_models(result.paths.stem, result.paths.onnx, plan, max_batch, opt_batch)
         written = write_triton_repo(triton_repo, models)
         click.echo(f"wrote the Triton model repository {triton_repo}: {', '.join(folder.name for folder in written)}")
+    click.echo(f"size: {result.size_px} px ({'--size' if size_px else 'the size the checkpoint was trained at'})")
     built = {"plan": result.paths.plan, "int8": result.paths.int8, "openvino": result.paths.openvino}
     engine = next((path for name, path in built.items() if name in wanted), result.paths.onnx)
     click.echo(f"next: dermseg-run --engine {engine} IMAGES_OR_FOLDERS -o masks")

@@ -15,7 +15,6 @@ from pathlib import Path
 from ..defaults import INT8_CALIB_COUNT, INT8_CHECK_COUNT
 from ..errors import UserError
 from ..model.checkpoint import load_checkpoint, model_from_checkpoint
-from ..model.metadata import DEFAULT_DEPLOY_SIZE_PX
 from ..model.sizes import require_valid_size
 from ..tensorrt.build_options import BuildOptions
 from ..util.devices import resolve_device
@@ -38,7 +37,8 @@ ExportStep = OnnxExport | OpenVinoExport | Int8Export | Fp16OnnxExport | PlanExp
 class ExportSettings:
     """Everything `dermseg-export` can be told; the defaults are its defaults."""
 
-    size_px: int = DEFAULT_DEPLOY_SIZE_PX
+    size_px: int | None = None
+    """The exported models' square input side; None: the checkpoint's own input size (the size it was trained at)."""
     calib_dir: Path | None = None
     calib_count: int = 2
     synthetic_calib: bool = False
@@ -68,6 +68,8 @@ class ExportResult:
 
     paths: ExportPaths
     steps: tuple[ExportStep, ...]
+    size_px: int
+    """The exported models' input side."""
     removed: tuple[Path, ...] = ()
     """Artefacts of an earlier export removed because this export's check failed before rebuilding them."""
 
@@ -94,7 +96,8 @@ def export_checkpoint(
     missing images, TensorRT or a GPU missing for the plan); a failed check is a result, not an exception.
     """
     settings = settings or ExportSettings()
-    require_valid_size(settings.size_px)
+    if settings.size_px is not None:
+        require_valid_size(settings.size_px)
     if settings.build_plan and not settings.build_fp16:
         raise UserError("a TensorRT plan is built from the FP16 ONNX: build_plan needs build_fp16")
     if settings.build_int8 and not settings.build_openvino:
@@ -105,7 +108,7 @@ def export_checkpoint(
     paths = export_paths(checkpoint_path, out_dir)
     checkpoint = load_checkpoint(checkpoint_path)
     model = model_from_checkpoint(checkpoint, str(checkpoint_path))
-    metadata = checkpoint.metadata.with_updates(size_px=settings.size_px)
+    metadata = checkpoint.metadata.with_updates(size_px=settings.size_px or checkpoint.metadata.size_px)
     images = choose_export_images(settings.calib_dir, settings.parity_dir, settings.calib_count, settings.parity_count,
                                   settings.synthetic_calib)
     checks = make_check_set(model, metadata, images.check)
@@ -120,20 +123,20 @@ def export_checkpoint(
     onnx = onnx_from_checkpoint(model, metadata, paths.onnx, paths.failed_onnx, checks, settings.exporter, settings.opset,
                                 settings.atol, settings.min_iou)
     if not record(onnx):
-        return ExportResult(paths, tuple(steps), _remove_downstream(paths, steps))
+        return ExportResult(paths, tuple(steps), metadata.size_px, _remove_downstream(paths, steps))
     if settings.build_openvino:
         on_progress("OpenVINO (FP32): conversion and parity check", 0, 1)
         openvino = openvino_from_onnx(onnx.path, metadata, paths.openvino, paths.failed_openvino, checks, settings.atol,
                                       settings.min_iou)
         if not record(openvino):
-            return ExportResult(paths, tuple(steps), _remove_downstream(paths, steps))
+            return ExportResult(paths, tuple(steps), metadata.size_px, _remove_downstream(paths, steps))
         if int8_images is not None:
             on_progress("OpenVINO (INT8): NNCF quantization", 0, 1)
             int8 = int8_from_openvino(openvino.path, onnx.path, metadata, paths.int8, paths.failed_int8,
                                       int8_images.calibration, int8_images.source, int8_images.check,
                                       settings.int8_min_iou, lambda done, total: on_progress("INT8 check", done, total))
             if not record(int8):
-                return ExportResult(paths, tuple(steps), _remove_downstream(paths, steps))
+                return ExportResult(paths, tuple(steps), metadata.size_px, _remove_downstream(paths, steps))
     if settings.build_fp16:
         on_progress("ONNX (FP16): AutoCast conversion", 0, 1)
         calibration = (synthetic_batch(settings.calib_count, metadata) if settings.synthetic_calib
@@ -146,7 +149,7 @@ def export_checkpoint(
             on_progress("TensorRT plan: build and check", 0, 1)
             record(plan_from_onnx(fp16.path, paths.plan, paths.failed_plan, paths.timing_cache, metadata, settings.build,
                                   checks, device, settings.fp16_min_iou))
-    return ExportResult(paths, tuple(steps), _remove_downstream(paths, steps))
+    return ExportResult(paths, tuple(steps), metadata.size_px, _remove_downstream(paths, steps))
 
 
 def _remove_downstream(paths: ExportPaths, steps: list[ExportStep]) -> tuple[Path, ...]:
