@@ -49,13 +49,21 @@ def _line(label: str, means: dict[str, Any]) -> str:
 @click.option("--save-masks", "save_dir", type=click.Path(path_type=Path), default=None,
               help="--engine: also write the scored masks here, named as dermseg-run names them, with a manifest.csv.")
 @click.option("--full-decode", is_flag=True, help="On the CPU, decode JPEGs at full size (as dermseg-run --full-decode).")
+@click.option("--report", "report_dir", type=click.Path(path_type=Path), default=None,
+              help="Also write an HTML report to this folder: scores, histogram, the worst images and a random sample "
+                   "as pictures (image | ground truth | both outlines), a sortable table of every image, its CSV. "
+                   "Self-contained (opens offline); an earlier report there is replaced.")
+@click.option("--report-worst", type=click.IntRange(0, 500), default=12, show_default=True,
+              help="Pictures of the K images with the lowest Jaccard in the report.")
+@click.option("--report-sample", type=click.IntRange(0, 500), default=12, show_default=True,
+              help="Pictures of a seeded random sample of K other images in the report.")
 @mask_option_flags
 @backend_option_flags
 @handle_errors
 def main(data: Path, model_path: Path | None, masks_dir: Path | None, size_px: int | None, device: str,
          batch_size: int, ids_file: Path | None, json_path: Path | None, csv_path: Path | None, save_dir: Path | None,
          full_decode: bool, tta: str, postprocess: str, half: str | None, precision: str, provider: str,
-         threads: int | None) -> None:
+         threads: int | None, report_dir: Path | None, report_worst: int, report_sample: int) -> None:
     """Score a model or a folder of masks against ISIC ground truth, exactly as the ISIC scorer does.
 
     Per image: prediction at the mask's original size, binarised at > 128; Jaccard (1 when both are
@@ -66,6 +74,7 @@ def main(data: Path, model_path: Path | None, masks_dir: Path | None, size_px: i
     from ..backends import BackendOptions
     from ..core.mask_options import MaskOptions
     from ..evaluation.pairs import discover_pairs
+    from ..evaluation.report import PAGE_NAME, PredictionThumbnails, ReportOptions, write_report
     from ..evaluation.scoring import evaluate_mask_folder, evaluate_segmenter, summarize, write_per_image_csv
     from ..files.manifest import MANIFEST_NAME, write_manifest
     from ..segment.segmenter import Segmenter
@@ -85,11 +94,16 @@ def main(data: Path, model_path: Path | None, masks_dir: Path | None, size_px: i
         pairs = [p for p in pairs if p.image_id in wanted]
         if not pairs:
             raise UserError(f"{ids_file}: none of its ids are in {data}")
+    report_options = ReportOptions(report_worst, report_sample) if report_dir is not None else None
+    thumbnails = PredictionThumbnails(report_options.panel_px) if report_options is not None else None
+    keep = thumbnails.add if thumbnails is not None else None
+    details: dict[str, str] = {"data": str(data)}
     if masks_dir is not None:
         if not masks_dir.is_dir():
             raise UserError(f"{masks_dir}: prediction folder not found")
-        evaluations = evaluate_mask_folder(masks_dir, pairs)
+        evaluations = evaluate_mask_folder(masks_dir, pairs, keep)
         source = str(masks_dir)
+        details["predicted masks"] = str(masks_dir)
     else:
         assert model_path is not None
         options = BackendOptions(provider, precision=precision, threads=threads)
@@ -99,9 +113,10 @@ def main(data: Path, model_path: Path | None, masks_dir: Path | None, size_px: i
                 click.echo(f"device: auto picked {segmenter.backend.device}", err=True)
             if segmenter.backend.notice:
                 click.echo(segmenter.backend.notice, err=True)
-            evaluations = evaluate_segmenter(segmenter, pairs, batch_size, save_dir)
+            evaluations = evaluate_segmenter(segmenter, pairs, batch_size, save_dir, keep)
             source = (f"{model_path} ({segmenter.backend.describe()}, {segmenter.metadata.size_px} px, masks "
                       f"{mask_options.describe()})")
+            details |= model_details(model_path, segmenter, mask_options)
         if save_dir is not None:
             rows = [e.manifest_row for e in evaluations if e.manifest_row is not None]
             click.echo(f"masks in {save_dir}/, manifest {write_manifest(save_dir / MANIFEST_NAME, rows)}", err=True)
@@ -119,7 +134,24 @@ def main(data: Path, model_path: Path | None, masks_dir: Path | None, size_px: i
         report = {"source": source, "data": str(data), **summary["all"], "large_lesions": summary["large_lesions"],
                   "failed": summary["failed"], "per_image_csv": str(csv_path)}
         atomic_write_bytes(json_path, json.dumps(report, indent=2, sort_keys=True).encode())
+    if report_dir is not None and thumbnails is not None:
+        if ids_file is not None:
+            details["images scored"] = f"{ids_file}" + (f", {half} half" if half else "")
+        written = write_report(report_dir, evaluations, pairs, thumbnails, summary, details, report_options)
+        for note in written.notes:
+            click.echo(f"note: {note}", err=True)
+        click.echo(f"report: {written.folder / PAGE_NAME} ({written.pictures} pictures, "
+                   f"{written.total_bytes / 1e6:.1f} MB, written in {written.seconds:.1f} s)")
     sys.exit(EXIT_SOME_INPUTS_FAILED if summary["failed"] else EXIT_OK)
+
+
+def model_details(model_path: Path, segmenter: Any, mask_options: Any) -> dict[str, str]:
+    """What the report says of the model: its file, input size, masks' settings, backend, precision, device."""
+    backend = segmenter.backend
+    return {"model file": str(model_path), "input size": f"{segmenter.metadata.size_px} px",
+            "test-time augmentation": mask_options.tta, "post-processing": ",".join(mask_options.postprocess) or "none",
+            "backend": backend.describe(), "precision": backend.arithmetic, "device": str(backend.device),
+            "threshold": f"{segmenter.metadata.threshold} (probability)"}
 
 
 def _read_ids(path: Path, half: str | None = None) -> set[str]:

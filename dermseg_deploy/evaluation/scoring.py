@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,8 +38,13 @@ class ImageEvaluation:
         return self.truth_fraction > LARGE_LESION_FRACTION
 
 
+PredictionCallback = Callable[[Pair, np.ndarray], None]
+"""Called with each pair and its predicted mask as it is scored (the report keeps small copies)."""
+
+
 def evaluate_segmenter(
-    segmenter: Segmenter, pairs: Sequence[Pair], batch_size: int = 8, save_dir: Path | None = None
+    segmenter: Segmenter, pairs: Sequence[Pair], batch_size: int = 8, save_dir: Path | None = None,
+    on_prediction: PredictionCallback | None = None,
 ) -> list[ImageEvaluation]:
     """Segment each image as `dermseg-run` does (the same core: decode, preprocess, infer, upsample to the
     displayed size) and score it; an image that cannot be segmented counts 0 and is listed. With `save_dir`,
@@ -54,6 +59,8 @@ def evaluate_segmenter(
             evaluations.append(ImageEvaluation(pair.image_id, float(truth.mean()), None, result.message, row))
         else:
             evaluations.append(_evaluation(pair, truth, result.mask, row))
+            if on_prediction is not None:
+                on_prediction(pair, result.mask)
     return evaluations
 
 
@@ -76,7 +83,8 @@ def read_prediction(path: Path) -> np.ndarray:
         raise InputImageError(path, f"prediction cannot be decoded ({exc})") from exc
 
 
-def evaluate_mask_folder(prediction_dir: Path, pairs: Sequence[Pair]) -> list[ImageEvaluation]:
+def evaluate_mask_folder(prediction_dir: Path, pairs: Sequence[Pair],
+                         on_prediction: PredictionCallback | None = None) -> list[ImageEvaluation]:
     """Score `<id>_segmentation.png` files found anywhere under `prediction_dir` against the pairs."""
     found = {p.name.lower(): p for p in prediction_dir.rglob(f"*{MASK_SUFFIX}")}
     results = []
@@ -89,6 +97,8 @@ def evaluate_mask_folder(prediction_dir: Path, pairs: Sequence[Pair]) -> list[Im
             results.append(ImageEvaluation(pair.image_id, float(truth.mean()), None, exc.reason))
             continue
         results.append(_evaluation(pair, truth, prediction))
+        if on_prediction is not None:
+            on_prediction(pair, prediction)
     return results
 
 

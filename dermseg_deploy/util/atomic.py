@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,8 @@ def _umask() -> int:
 
 FILE_MODE = 0o666 & ~_umask()
 """Permissions of written files: what `open()` would give (mkstemp's temp files are 0600)."""
+FOLDER_MODE = 0o777 & ~_umask()
+"""Permissions of folders built under a temp name: what `mkdir()` would give (mkdtemp's are 0700)."""
 TEMP_PREFIX = ".dermseg-tmp-"
 """Temp files start with this and the writing process's id; input discovery never takes them as images."""
 
@@ -66,7 +69,7 @@ def _process_alive(pid: int) -> bool:
 
 
 def remove_stale_temp_files(folder: Path, recursive: bool = True) -> list[Path]:
-    """Delete temp files in (or under) `folder` left by processes that no longer run; return them."""
+    """Delete temp files (and temp folders) in (or under) `folder` left by processes that no longer run; return them."""
     removed: list[Path] = []
     if not folder.is_dir():
         return removed
@@ -75,6 +78,9 @@ def remove_stale_temp_files(folder: Path, recursive: bool = True) -> list[Path]:
         pid_text = path.name[len(TEMP_PREFIX) :].split("-", 1)[0]
         if pid_text.isdigit() and int(pid_text) != os.getpid() and not _process_alive(int(pid_text)):
             with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+                if path.is_dir() and not path.is_symlink():  # a report folder being built (evaluation.report)
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
                 removed.append(path)
     return removed
