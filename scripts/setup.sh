@@ -6,6 +6,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
 stamp=.venv/.dermseg-installed
+# A real browser for the page tests (tests/test_pages.py): Debian's Chromium and its driver, where apt is available
+# (about a minute the first time). Without them those tests skip and say why; under CI they fail.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    apt=""
+    if command -v apt-get >/dev/null 2>&1; then
+        if [ "$(id -u)" = 0 ]; then apt="apt-get"; elif sudo -n true 2>/dev/null; then apt="sudo apt-get"; fi
+    fi
+    if [ -n "$apt" ]; then
+        echo "setup: installing Chromium and chromedriver for the page tests (apt, about a minute)"
+        $apt update -qq && DEBIAN_FRONTEND=noninteractive $apt install -y -qq chromium chromium-driver >/dev/null
+    else
+        echo "setup: no apt (or no root): install Chromium and chromedriver yourself, or the page tests skip"
+    fi
+fi
 wanted=$(sha256sum pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
 if [ -x .venv/bin/python ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
     echo "setup: .venv is up to date (delete $stamp to reinstall)"

@@ -87,3 +87,36 @@ def ray_session() -> Iterator[Any]:
 
     serve.shutdown()
     ray.shutdown()
+
+
+SERVE_MAX_PIXELS = 1_000_000
+"""The pixel limit of the served test application (a larger image is refused with 413)."""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def served(ray_session: Any, onnx_path: Path) -> Iterator[Any]:
+    """`dermseg-serve`'s application on the shared Ray cluster, at 127.0.0.1 on a free port: 2 replicas of the test
+    model, batches up to 4; the serve tests and the page's browser tests use it."""
+    from ray import serve
+
+    from dermseg_deploy.backends import BackendOptions
+    from dermseg_deploy.scale.segmenter_spec import SegmenterSpec
+    from dermseg_deploy.scale.serve_app import ServeSettings, build_app
+    from dermseg_deploy.scale.serve_client import ServeClient
+
+    port = _free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    model = SegmenterSpec(str(onnx_path), "cpu", options=BackendOptions(threads=1), max_pixels=SERVE_MAX_PIXELS)
+    settings = ServeSettings(model, max_batch_size=4, batch_wait_ms=20)
+    serve.run(build_app(settings, 2, 1.0, 0.0), name="dermseg-test", route_prefix="/")
+    yield ServeClient(f"http://127.0.0.1:{port}")
+    serve.delete("dermseg-test")
+

@@ -4,7 +4,6 @@ images with the replicas still serving, and in-flight requests finished when the
 from __future__ import annotations
 
 import io
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,31 +22,10 @@ from dermseg_deploy.samples import sample_image_paths
 from dermseg_deploy.scale.segmenter_spec import SegmenterSpec
 from dermseg_deploy.scale.serve_client import ServeClient
 
+from .conftest import SERVE_MAX_PIXELS
 from .helpers import displayed_size
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
-MAX_PIXELS = 1_000_000
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def served(ray_session: Any, onnx_path: Path) -> Any:
-    from ray import serve
-
-    from dermseg_deploy.scale.serve_app import ServeSettings, build_app
-
-    port = _free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    model = SegmenterSpec(str(onnx_path), "cpu", options=BackendOptions(threads=1), max_pixels=MAX_PIXELS)
-    settings = ServeSettings(model, max_batch_size=4, batch_wait_ms=20)
-    serve.run(build_app(settings, 2, 1.0, 0.0), name="dermseg-test", route_prefix="/")
-    yield ServeClient(f"http://127.0.0.1:{port}")
-    serve.delete("dermseg-test")
 
 
 def _replica_pids(client: ServeClient, images: list[Path]) -> set[int]:
@@ -78,7 +56,7 @@ def test_bad_images_get_400_or_413_and_the_same_replicas_keep_serving(served: Se
     assert str(garbage.value).startswith("garbage.jpg: ") and not isinstance(garbage.value, ImageTooLargeError)
     bomb = io.BytesIO()
     Image.new("L", (4000, 4000)).save(bomb, format="PNG")  # 16 M pixels in a few kilobytes
-    with pytest.raises(ImageTooLargeError, match=f"over the limit of {MAX_PIXELS}"):
+    with pytest.raises(ImageTooLargeError, match=f"over the limit of {SERVE_MAX_PIXELS}"):
         served.segment(bomb.getvalue(), name="bomb.png")
     with pytest.raises(InputImageError, match="is empty"):
         served.segment(b"", name="empty.jpg")

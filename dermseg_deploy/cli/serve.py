@@ -58,7 +58,8 @@ def main(model_path: Path, replicas: int | None, max_batch_size: int, batch_wait
          full_decode: bool, tta: str, postprocess: str, provider: str, precision: str, trust_plan: bool,
          ray_address: str | None) -> None:
     """Serve skin-lesion segmentation: POST /segment with image bytes returns the PNG mask at the image's size
-    (?format=json: lesion fraction, size, timing); GET /healthz. Bad images get HTTP 400, images over
+    (?format=json: lesion fraction, size, timing); GET /healthz; GET / is a page to try it in a browser (choose
+    or drop an image, see the outline, the lesion fraction and the time per stage). Bad images get HTTP 400, images over
     --max-pixels 413. SIGINT or SIGTERM stops taking requests, lets the ones in flight finish, and exits.
 
     Exit codes: 0 stopped by a signal; 2 usage error or unreadable model; 4 Ray or a device unavailable.
@@ -82,7 +83,7 @@ def main(model_path: Path, replicas: int | None, max_batch_size: int, batch_wait
         serve.start(http_options={"host": host, "port": port})
         serve.run(build_app(settings, plan.actors, plan.cpus_per_actor, plan.gpus_per_actor), name=APP_NAME,
                   route_prefix="/")
-        click.echo(f"serving {model_path} on http://{host}:{port} (POST /segment, GET /healthz) with "
+        click.echo(f"serving {model_path} on http://{host}:{port} (a page to try it at /; POST /segment, GET /healthz) with "
                    f"{plan.describe().replace('actor', 'replica')}, masks {model.mask_options.describe()}; Ctrl-C or "
                    "SIGTERM stops", err=True)
         wait_for_signal()  # installed after Ray's start-up, which sets a SIGTERM handler of its own

@@ -1,8 +1,11 @@
 """`dermseg-serve`: the core behind HTTP on Ray Serve, with dynamic batching.
 
-    POST /segment[?format=json][&name=FILE]   image bytes -> the PNG mask at the image's displayed size
-                                              (format=json: height, width, lesion fraction, seconds instead)
-    GET  /healthz                             model, backend, device and the replica's process id
+    POST /segment[?format=json][&name=FILE]   image bytes -> the PNG mask at the image's displayed size, with the
+                                              lesion fraction, the seconds and the ms per stage in X- headers
+                                              (format=json: height, width, lesion fraction, seconds, stage_ms instead)
+    GET  /healthz                             model, backend, precision, device, the mask settings and the replica's
+                                              process id
+    GET  /                                    a page to try it in a browser (`serve_page`)
 
 A bad image is HTTP 400 with the text `dermseg-run` prints (`<name>: <reason>`), an image over the pixel limit
 413; the core never raises for a bad image, so one bad request neither fails its batch nor kills the replica.
@@ -19,13 +22,14 @@ from typing import Any
 
 from ray import serve
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
 from ..core.work_item import WorkItem
 from ..errors import DermsegError, ImageTooLargeError, NonFiniteLogitsError
 from ..files.outputs import encode_png
 from ..segment.pipeline import RunOptions
 from .segmenter_spec import SegmenterSpec
+from .serve_page import PAGE
 
 APP_NAME = "dermseg"
 STATUS_BY_KIND = {ImageTooLargeError.kind: 413, NonFiniteLogitsError.kind: 500}
@@ -52,6 +56,7 @@ class Outcome:
     seconds: float = 0.0
     error: str | None = None
     error_kind: str | None = None
+    stage_ms: dict[str, float] | None = None
 
 
 class SegmentationService:
@@ -80,20 +85,26 @@ class SegmentationService:
                 continue
             height, width = result.mask.shape
             png = encode_png(result.mask)
-            outcomes.append(Outcome(png, height, width, result.lesion_fraction, result.seconds))
+            stage_ms = {stage: round(1000 * value, 3) for stage, value in (result.stage_seconds or {}).items()}
+            outcomes.append(Outcome(png, height, width, result.lesion_fraction, result.seconds, stage_ms=stage_ms))
         return outcomes
 
     def health(self) -> dict[str, Any]:
         backend = self.segmenter.backend
+        masks = self.segmenter.mask_options
         return {"status": "ok", "model": str(backend.path), "backend": backend.name, "device": str(backend.device),
-                "input_size_px": self.segmenter.metadata.size_px, "pid": os.getpid()}
+                "input_size_px": self.segmenter.metadata.size_px, "pid": os.getpid(), "precision": backend.arithmetic,
+                "threshold": self.segmenter.metadata.threshold, "tta": masks.tta,
+                "postprocess": ",".join(masks.postprocess) or "none", "max_pixels": self.settings.model.max_pixels}
 
     async def __call__(self, request: Request) -> Response:
         path = request.url.path.rstrip("/")
         if path.endswith("/healthz") and request.method == "GET":
             return JSONResponse(self.health())
+        if path == request.scope.get("root_path", "").rstrip("/") and request.method == "GET":
+            return HTMLResponse(PAGE)
         if not path.endswith("/segment"):
-            return PlainTextResponse("not found: POST /segment or GET /healthz\n", status_code=404)
+            return PlainTextResponse("not found: POST /segment, GET /healthz or GET / (a page)\n", status_code=404)
         if request.method != "POST":
             return PlainTextResponse("POST image bytes to /segment\n", status_code=405)
         name = request.query_params.get("name", "request")
@@ -104,10 +115,11 @@ class SegmentationService:
         if outcome.error is not None:
             status = STATUS_BY_KIND.get(outcome.error_kind or "", 400)
             return PlainTextResponse(f"error: {outcome.error}\n", status_code=status)
-        headers = {"X-Lesion-Fraction": f"{outcome.lesion_fraction:.6f}", "X-Replica-Pid": str(os.getpid())}
+        headers = {"X-Lesion-Fraction": f"{outcome.lesion_fraction:.6f}", "X-Replica-Pid": str(os.getpid()),
+                   "X-Seconds": f"{outcome.seconds:.6f}", "X-Stage-Ms": json.dumps(outcome.stage_ms or {})}
         if request.query_params.get("format") == "json":
             body = {"height": outcome.height, "width": outcome.width, "lesion_fraction": outcome.lesion_fraction,
-                    "seconds": outcome.seconds, "pid": os.getpid()}
+                    "seconds": outcome.seconds, "pid": os.getpid(), "stage_ms": outcome.stage_ms or {}}
             return Response(json.dumps(body), media_type="application/json", headers=headers)
         return Response(outcome.png, media_type="image/png", headers=headers)
 
