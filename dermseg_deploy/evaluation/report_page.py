@@ -151,6 +151,7 @@ def render_page(content: PageContent) -> str:
 <head>
 <meta charset="utf-8">
 <title>dermseg evaluation report</title>
+<link rel="icon" href="data:,">
 <style>{STYLE}</style>
 </head>
 <body>

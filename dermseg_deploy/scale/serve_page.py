@@ -16,6 +16,7 @@ PAGE = r"""<!DOCTYPE html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>dermseg-serve</title>
+<link rel="icon" href="data:,">
 <style>
 body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 900px; padding: 0 1em; color: #222; }
 h1 { font-size: 1.4em; } .warning { color: #8a4b00; font-size: 0.9em; }
