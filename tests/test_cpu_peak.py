@@ -24,9 +24,18 @@ def test_the_peak_counts_the_units_of_the_cpu_it_runs_on(monkeypatch: pytest.Mon
     monkeypatch.setattr(cpu_peak, "cpu_identity", lambda: (vendor, family))
     monkeypatch.setattr(cpu_peak, "usable_cores", lambda: 2)
     monkeypatch.setattr(cpu_peak, "clock_ghz", lambda: 2.5)
+    monkeypatch.setattr(cpu_peak, "max_clock_readable", lambda: True)
     peak = cpu_peak.cpu_peak(precision)
     assert peak is not None and peak.gflops == pytest.approx(2 * 2.5 * ops)
     assert f"x {ops} ops/cycle ({unit}" in peak.how and "an estimate" in peak.how
+
+
+def test_a_nominal_clock_is_said_to_be_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cpu_peak, "cpu_flags", lambda: frozenset({"avx2"}))
+    monkeypatch.setattr(cpu_peak, "clock_ghz", lambda: 2.5)
+    monkeypatch.setattr(cpu_peak, "max_clock_readable", lambda: False)
+    peak = cpu_peak.cpu_peak("fp32")
+    assert peak is not None and "can pass 100%" in peak.how
 
 
 def test_a_precision_without_a_unit_has_no_peak(monkeypatch: pytest.MonkeyPatch) -> None:

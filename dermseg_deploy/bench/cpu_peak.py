@@ -36,6 +36,11 @@ class CpuPeak:
     """How it was computed, for the report."""
 
 
+def max_clock_readable() -> bool:
+    """Whether cpufreq's maximum clock is readable (a VM often shows only /proc/cpuinfo's nominal clock)."""
+    return MAX_FREQ.is_file()
+
+
 def clock_ghz() -> float | None:
     """The CPU's highest clock this machine reports, in GHz (None where it reports none)."""
     candidates = []
@@ -63,7 +68,10 @@ def cpu_peak(precision: str) -> CpuPeak | None:
             cores = usable_cores()
             if half_width and flag.startswith("avx512"):
                 ops, unit = ops // 2, f"{unit} on 256-bit units, AMD Zen 4"
-            return CpuPeak(cores * ghz * ops, f"{cores} cores x {ghz:.2f} GHz x {ops} ops/cycle ({unit}), an estimate")
+            clock = "" if max_clock_readable() else (" (the clock /proc/cpuinfo reports; cpufreq's maximum is not "
+                                                     "readable here: a core boosting above it can pass 100%)")
+            return CpuPeak(cores * ghz * ops,
+                           f"{cores} cores x {ghz:.2f} GHz x {ops} ops/cycle ({unit}), an estimate{clock}")
     return None
 
 

@@ -37,7 +37,7 @@ from ..model.sizes import require_valid_size
 from ..segment.pipeline import NO_LESION_NOTE, RunOptions, partition_existing
 from ..segment.segmenter import Segmenter
 from ..util.atomic import remove_stale_temp_files
-from ..util.devices import Device, resolve_device
+from ..util.devices import Device, default_batch_size, resolve_device
 from ..util.stop_signals import EXIT_INTERRUPTED, StopFlag
 from .common import EXIT_OK, EXIT_SOME_INPUTS_FAILED
 
@@ -50,7 +50,8 @@ class RunRequest:
     inputs: list[Path]
     out_dir: Path
     size_px: int | None
-    batch_size: int
+    batch_size: int | None
+    """None: `default_batch_size` of the device."""
     device: str
     threshold: float | None
     overwrite: bool
@@ -204,7 +205,7 @@ def _segment_here(items: list[WorkItem], request: RunRequest, options: BackendOp
     _announce_mask_options(request.mask_options, device)
     with Segmenter(backend, request.threshold, request.max_pixels, not request.full_decode,
                    request.mask_options) as segmenter:
-        run_options = RunOptions(request.batch_size, request.overwrite, request.io_threads)
+        run_options = RunOptions(request.batch_size or default_batch_size(device), request.overwrite, request.io_threads)
         for result in segmenter.segment_items(items, run_options, request.overlay, should_stop):
             segmented.rows.append(result.manifest_row())
             segmented.totals.add(result.stage_seconds)
@@ -225,7 +226,7 @@ def _segment_on_ray(items: list[WorkItem], request: RunRequest, options: Backend
     model = SegmenterSpec(str(request.model_path), request.device, request.size_px, request.threshold, options,
                           request.max_pixels, not request.full_decode, request.mask_options)
     _announce_mask_options(request.mask_options, None)
-    settings = ActorSettings(model, request.overlay, request.batch_size)
+    settings = ActorSettings(model, request.overlay, request.batch_size or default_batch_size(None))
     skipped, todo = partition_existing(items, request.overwrite)
     done = {position: ManifestRow(str(items[position].source), STATUS_SKIPPED, str(items[position].mask_path))
             for position in skipped}
