@@ -23,6 +23,7 @@ fi
 wanted=$(sha256sum pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
 if [ -x .venv/bin/python ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
     echo "setup: .venv is up to date (delete $stamp to reinstall)"
+    .venv/bin/python -c "from dermseg_deploy.util.cpu import fastest_engine_line as f; print('setup: ' + f())"
     exit 0
 fi
 start=$SECONDS
@@ -40,3 +41,4 @@ echo "setup: TensorRT type stubs (for mypy)"
 .venv/bin/python scripts/patch_tensorrt_stubs.py
 echo "$wanted" > "$stamp"
 echo "setup: done in $((SECONDS - start)) s"
+.venv/bin/python -c "from dermseg_deploy.util.cpu import fastest_engine_line as f; print('setup: ' + f())"

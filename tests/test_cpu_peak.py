@@ -47,3 +47,14 @@ def test_a_precision_without_a_unit_has_no_peak(monkeypatch: pytest.MonkeyPatch)
 def test_this_cpu_is_read_from_proc_cpuinfo() -> None:
     vendor, family = cpu.cpu_identity()
     assert vendor in cpu.CPUINFO.read_text() and family is not None and family > 0
+
+
+@pytest.mark.parametrize(("flags", "said"), [
+    ({"amx_int8", "amx_bf16", "avx512_vnni", "avx512_bf16"}, "AMX-INT8, AVX-512 VNNI, AMX-BF16, AVX-512 BF16: the fastest "
+                                                              "CPU engine here is an INT8 OpenVINO IR"),
+    ({"avx512_bf16"}, "AVX-512 BF16: the fastest CPU engine here is an OpenVINO IR in BF16"),
+    ({"avx2"}, "no INT8 or BF16 dot-product units: the fastest CPU engine here is an OpenVINO IR in FP32"),
+])
+def test_set_up_names_the_fastest_engine_of_the_cpu(monkeypatch: pytest.MonkeyPatch, flags: set[str], said: str) -> None:
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: frozenset(flags))
+    assert said in cpu.fastest_engine_line()

@@ -62,6 +62,7 @@ def describe_environment(device: Device) -> dict[str, Any]:
         "torch": _version("torch"),
         "torchvision": _version("torchvision"),
         "onnxruntime": _version("onnxruntime") or _version("onnxruntime-gpu"),
+        "openvino": _version("openvino"),
         "tensorrt": (_version("tensorrt") or _version("tensorrt-cu13") or _version("tensorrt-cu12")
                      if tensorrt_installed() else None),
         "torch_threads": torch.get_num_threads() if torch is not None else None,

@@ -65,3 +65,24 @@ def usable_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:
         return os.cpu_count() or 1
+
+
+INT8_UNITS = (("amx_int8", "AMX-INT8"), ("avx512_vnni", "AVX-512 VNNI"), ("avx_vnni", "AVX-VNNI"))
+BF16_UNITS = (("amx_bf16", "AMX-BF16"), ("avx512_bf16", "AVX-512 BF16"))
+
+
+def fastest_engine_line() -> str:
+    """One line naming this CPU's matrix units and the fastest dermseg engine they give (set-up prints it)."""
+    flags = cpu_flags()
+    int8 = [name for flag, name in INT8_UNITS if flag in flags]
+    bf16 = [name for flag, name in BF16_UNITS if flag in flags]
+    units = ", ".join(int8 + bf16) or "no INT8 or BF16 dot-product units"
+    if int8:
+        engine = ("an INT8 OpenVINO IR (dermseg-export model.pt --formats int8 --calib DIR, then dermseg-run --engine "
+                  "model.int8.xml)" + (", else BF16 (.xml, --precision auto)" if bf16 else ""))
+    elif bf16:
+        engine = "an OpenVINO IR in BF16 (dermseg-export model.pt --formats openvino; .xml runs BF16 by --precision auto)"
+    else:
+        engine = "an OpenVINO IR in FP32 (dermseg-export model.pt --formats openvino), or the ONNX file"
+    return f"this CPU has {units}: the fastest CPU engine here is {engine}; pip install 'dermseg[openvino]' runs it"
+
