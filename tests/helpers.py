@@ -53,3 +53,28 @@ def run_gpu_script_dry(script: str, images: Path, out: Path, timeout: float = 60
     result = run_script(["bash", f"benchmarks/{script}", "--dry-run", "--images", str(images), str(out)], root, env,
                         timeout)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def fragile_onnx(onnx_path: Path, folder: Path) -> Path:
+    """The test ONNX with its head's bias moved so that most pixels' logits sit at the threshold: any rounding of the
+    INT8 path flips them, a model made to fail the INT8 check."""
+    import onnx
+    from onnx import numpy_helper
+
+    from dermseg_deploy.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from dermseg_deploy.core.decode import read_image
+    from dermseg_deploy.core.preprocess import preprocess_batch
+    from dermseg_deploy.samples import sample_image_paths
+
+    with OnnxRuntimeBackend(onnx_path) as backend:
+        batch = preprocess_batch([read_image(p) for p in sample_image_paths()], backend.metadata)
+        median = float(np.median(backend.infer(batch)))
+    model = onnx.load(str(onnx_path))
+    output = model.graph.output[0].name
+    head = next(node for node in model.graph.node if output in node.output)
+    assert head.op_type == "Conv", head.op_type
+    bias = next(init for init in model.graph.initializer if init.name == head.input[2])
+    bias.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(bias) - np.float32(median), bias.name))
+    path = folder / "fragile.onnx"
+    onnx.save(model, str(path))
+    return path

@@ -47,6 +47,7 @@ def test_the_report_holds_the_page_its_pictures_figure_and_sorted_csv(onnx_path:
         assert picture.format == "JPEG" and picture.height <= 192
     page = (report / "index.html").read_text()
     assert "onnxruntime-cpu" in page and "64 px" in page and "test-time augmentation" in page
+    assert "<p id='borders'>Borders (8 images" in page and all(r["boundary_f1"] for r in rows)
     assert "<img id='histogram' src='histogram.png'" in page and (report / "histogram.png").is_file()
     assert "http://" not in page and "https://" not in page
 

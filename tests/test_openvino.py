@@ -21,8 +21,6 @@ from dermseg_deploy.cli import eval as eval_cli
 from dermseg_deploy.cli import export as cli_export
 from dermseg_deploy.cli import run as cli_run
 from dermseg_deploy.cli import serve as serve_cli
-from dermseg_deploy.core.decode import read_image
-from dermseg_deploy.core.preprocess import preprocess_batch
 from dermseg_deploy.export import ExportSettings, export_checkpoint
 from dermseg_deploy.export.check_images import choose_int8_images
 from dermseg_deploy.export.int8_step import int8_from_openvino
@@ -30,7 +28,7 @@ from dermseg_deploy.export.openvino_step import save_ir
 from dermseg_deploy.samples import SAMPLES_DIR, sample_image_paths
 from dermseg_deploy.util import cpu
 
-from .helpers import iou, read_png
+from .helpers import fragile_onnx, iou, read_png
 
 pytest.importorskip("openvino", reason="OpenVINO is not installed: pip install 'dermseg[openvino]' (dev has it)")
 pytestmark = pytest.mark.slow
@@ -136,30 +134,10 @@ def test_pytorch_bf16_on_the_cpu_runs_where_native_and_is_refused_elsewhere(
     assert onnx_flag.exit_code == 2
 
 
-def _fragile_onnx(onnx_path: Path, folder: Path) -> Path:
-    """The test ONNX with its head's bias moved so that most pixels' logits sit at the threshold: any rounding of the
-    INT8 path flips them, a model made to fail the INT8 check."""
-    import onnx
-    from onnx import numpy_helper
-
-    with OnnxRuntimeBackend(onnx_path) as backend:
-        batch = preprocess_batch([read_image(p) for p in sample_image_paths()], backend.metadata)
-        median = float(np.median(backend.infer(batch)))
-    model = onnx.load(str(onnx_path))
-    output = model.graph.output[0].name
-    head = next(node for node in model.graph.node if output in node.output)
-    assert head.op_type == "Conv", head.op_type
-    bias = next(init for init in model.graph.initializer if init.name == head.input[2])
-    bias.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(bias) - np.float32(median), bias.name))
-    path = folder / "fragile.onnx"
-    onnx.save(model, str(path))
-    return path
-
-
 def test_the_int8_check_fails_a_model_made_to_fail_it(onnx_path: Path, checkpoint_path: Path, tmp_path: Path) -> None:
     import openvino as ov
 
-    fragile = _fragile_onnx(onnx_path, tmp_path)
+    fragile = fragile_onnx(onnx_path, tmp_path)
     with OnnxRuntimeBackend(fragile) as backend:
         metadata = backend.metadata
     fp32 = tmp_path / "fragile.xml"
@@ -172,7 +150,7 @@ def test_the_int8_check_fails_a_model_made_to_fail_it(onnx_path: Path, checkpoin
     assert f"worst {worst_iou:.6f} ({worst})" in result.summary() and worst_iou < 0.99
     assert failed.is_file() and failed.with_suffix(".bin").is_file() and not final.exists()
     refused = CliRunner().invoke(cli_export.main, [str(checkpoint_path), "--size", "64", "--formats", "int8"])
-    assert refused.exit_code == 2 and "--formats int8 needs --calib DIR" in refused.output
+    assert refused.exit_code == 2 and "--formats int8 and onnx-int8 need --calib DIR" in refused.output
 
 
 def test_a_serve_replica_opens_the_xml_model_as_configured(irs: dict[str, Any]) -> None:

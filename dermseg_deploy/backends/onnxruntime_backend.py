@@ -134,6 +134,8 @@ class OnnxRuntimeBackend(Backend):
         self.path = path
         self.threads = threads
         self.name = f"onnxruntime-{name}"
+        if self.metadata.extra.get("precision") == "int8":  # dermseg-export --formats onnx-int8
+            self.name, self.arithmetic = f"onnxruntime-int8-{name}", "int8"
 
     @staticmethod
     def _providers(name: str, path: Path, index: int) -> list[Any]:

@@ -101,7 +101,7 @@ def main(data: Path, model_path: Path | None, masks_dir: Path | None, size_px: i
     if masks_dir is not None:
         if not masks_dir.is_dir():
             raise UserError(f"{masks_dir}: prediction folder not found")
-        evaluations = evaluate_mask_folder(masks_dir, pairs, keep)
+        evaluations = evaluate_mask_folder(masks_dir, pairs, keep, boundary=True)
         source = str(masks_dir)
         details["predicted masks"] = str(masks_dir)
     else:
@@ -113,7 +113,7 @@ def main(data: Path, model_path: Path | None, masks_dir: Path | None, size_px: i
                 click.echo(f"device: auto picked {segmenter.backend.device}", err=True)
             if segmenter.backend.notice:
                 click.echo(segmenter.backend.notice, err=True)
-            evaluations = evaluate_segmenter(segmenter, pairs, batch_size, save_dir, keep)
+            evaluations = evaluate_segmenter(segmenter, pairs, batch_size, save_dir, keep, boundary=True)
             source = (f"{model_path} ({segmenter.backend.describe()}, {segmenter.metadata.size_px} px, masks "
                       f"{mask_options.describe()})")
             details |= model_details(model_path, segmenter, mask_options)
@@ -126,13 +126,18 @@ def main(data: Path, model_path: Path | None, masks_dir: Path | None, size_px: i
     click.echo(f"{source} on {data}")
     click.echo(_line("all", summary["all"]))
     click.echo(_line("lesions over 70% of the image", summary["large_lesions"]))
+    if "boundary" in summary:
+        border = summary["boundary"]
+        click.echo(f"borders ({border['images']} images, in pixels of the original images): contour distance "
+                   f"{border['contour_distance_px']:.2f} px, boundary F1 {border['boundary_f1']:.4f} (tolerance "
+                   f"{100 * border['tolerance_of_diagonal']:.2f}% of the image diagonal)")
     if csv_path is None and json_path is not None:
         csv_path = json_path.with_name("eval.csv")
     if csv_path is not None:
         write_per_image_csv(csv_path, evaluations)
     if json_path is not None:
         report = {"source": source, "data": str(data), **summary["all"], "large_lesions": summary["large_lesions"],
-                  "failed": summary["failed"], "per_image_csv": str(csv_path)}
+                  "boundary": summary.get("boundary"), "failed": summary["failed"], "per_image_csv": str(csv_path)}
         atomic_write_bytes(json_path, json.dumps(report, indent=2, sort_keys=True).encode())
     if report_dir is not None and thumbnails is not None:
         if ids_file is not None:

@@ -30,11 +30,12 @@ from .common import EXIT_CHECK_FAILED, EXIT_OK, error_line, handle_errors
 EXPORT_MODULES = ("torch", "torchvision", "onnx", "onnxscript")
 """What every export needs (`dermseg[export]`); the FP16 step also needs ModelOpt, and says so itself."""
 
-FORMATS = ("onnx", "fp16", "plan", "openvino", "int8")
-BUILT_FROM = {"onnx": None, "fp16": "onnx", "plan": "fp16", "openvino": "onnx", "int8": "openvino"}
-"""Each format is built from another: plan from fp16 from onnx; int8 from openvino from onnx."""
+FORMATS = ("onnx", "fp16", "plan", "onnx-int8", "openvino", "int8")
+BUILT_FROM = {"onnx": None, "fp16": "onnx", "plan": "fp16", "onnx-int8": "onnx", "openvino": "onnx", "int8": "openvino"}
+"""Each format is built from another: plan from fp16 from onnx; onnx-int8 from onnx; int8 from openvino from onnx."""
 FORMAT_LABELS = {"OnnxExport": "ONNX (FP32)", "Fp16OnnxExport": "ONNX (FP16)", "PlanExport": "TensorRT plan (FP16)",
-                 "OpenVinoExport": "OpenVINO IR (FP32)", "Int8Export": "OpenVINO IR (INT8)"}
+                 "OpenVinoExport": "OpenVINO IR (FP32)", "Int8Export": "OpenVINO IR (INT8)",
+                 "OnnxInt8Export": "ONNX (INT8)"}
 
 
 def parse_formats(text: str, no_engine: bool) -> set[str]:
@@ -93,15 +94,17 @@ def _megabytes(path: Path) -> str:
               help="Where the FP16 arithmetic check and the engine build run: auto, cpu, cuda or cuda:N.")
 @click.option("--formats", default="onnx,fp16,plan", show_default=True,
               help="What to export, comma-separated: onnx (FP32), fp16 (FP16 ONNX, with the FP16 arithmetic check), "
-                   "plan (TensorRT FP16), openvino (OpenVINO IR, FP32 weights; the CPU's BF16 at run time), int8 "
+                   "plan (TensorRT FP16), onnx-int8 (ONNX quantized by ONNX Runtime: INT8 on the CPU in the runtime "
+                   "install; needs --calib), openvino (OpenVINO IR, FP32 weights; the CPU's BF16 at run time), int8 "
                    "(OpenVINO IR quantized by NNCF; needs --calib). A format brings the ones it is built from (plan "
-                   "needs fp16 needs onnx; int8 needs openvino needs onnx).")
+                   "needs fp16 needs onnx; onnx-int8 needs onnx; int8 needs openvino needs onnx).")
 @click.option("--int8-calib-count", type=click.IntRange(1, 4096), default=INT8_CALIB_COUNT, show_default=True,
-              help="int8: real images from --calib that calibrate the quantization.")
+              help="int8 and onnx-int8: real images from --calib that calibrate the quantization.")
 @click.option("--int8-check-count", type=click.IntRange(1, 4096), default=INT8_CHECK_COUNT, show_default=True,
-              help="int8: other real images (from --parity-images, else the rest of --calib) that check it.")
+              help="int8 and onnx-int8: other real images (from --parity-images, else the rest of --calib) that check "
+                   "it.")
 @click.option("--int8-min-iou", type=click.FloatRange(0, 1), default=DEFAULT_MIN_MEAN_IOU, show_default=True,
-              help="int8: mean mask IoU the INT8 model must reach against FP32 on the check images.")
+              help="int8 and onnx-int8: mean mask IoU the INT8 model must reach against FP32 on the check images.")
 @click.option("--no-engine", is_flag=True, help="Stop after the ONNX files (no TensorRT plan): --formats onnx,fp16.")
 @click.option("--min-batch", type=click.IntRange(min=1), default=1, show_default=True,
               help="Smallest batch the plan accepts.")
@@ -149,9 +152,13 @@ def main(
     wanted = parse_formats(formats, no_engine)
     build = BuildOptions(BatchProfile(min_batch, opt_batch, max_batch), workspace_mb << 20, opt_level, version_compatible,
                          hardware_compatible)
-    settings = ExportSettings(size_px, calib_dir, calib_count, synthetic_calib, parity_dir, parity_count, atol, min_iou,
-                              fp16_min_iou, check_device, "fp16" in wanted, "plan" in wanted, "openvino" in wanted,
-                              "int8" in wanted, int8_calib_count, int8_check_count, int8_min_iou, build, exporter, opset)
+    settings = ExportSettings(
+        size_px=size_px, calib_dir=calib_dir, calib_count=calib_count, synthetic_calib=synthetic_calib,
+        parity_dir=parity_dir, parity_count=parity_count, atol=atol, min_iou=min_iou, fp16_min_iou=fp16_min_iou,
+        check_device=check_device, build_fp16="fp16" in wanted, build_plan="plan" in wanted,
+        build_openvino="openvino" in wanted, build_int8="int8" in wanted, build_onnx_int8="onnx-int8" in wanted,
+        int8_calib_count=int8_calib_count, int8_check_count=int8_check_count, int8_min_iou=int8_min_iou, build=build,
+        exporter=exporter, opset=opset)
     clock = {"last": time.perf_counter()}
     bars: dict[str, tqdm[Any]] = {}
 
@@ -190,7 +197,8 @@ def main(
         written = write_triton_repo(triton_repo, models)
         click.echo(f"wrote the Triton model repository {triton_repo}: {', '.join(folder.name for folder in written)}")
     click.echo(f"size: {result.size_px} px ({'--size' if size_px else 'the size the checkpoint was trained at'})")
-    built = {"plan": result.paths.plan, "int8": result.paths.int8, "openvino": result.paths.openvino}
+    built = {"plan": result.paths.plan, "int8": result.paths.int8, "onnx-int8": result.paths.onnx_int8,
+             "openvino": result.paths.openvino}
     engine = next((path for name, path in built.items() if name in wanted), result.paths.onnx)
     click.echo(f"next: dermseg-run --engine {engine} IMAGES_OR_FOLDERS -o masks")
     sys.exit(EXIT_OK)

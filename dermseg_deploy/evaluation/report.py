@@ -32,6 +32,7 @@ from ..core.decode import decode_image, read_file_bytes
 from ..errors import InputImageError, OutputWriteError, UserError
 from ..files.overlay import comparison_strip, encode_jpeg, fit_size, shrink_mask
 from ..util.atomic import FOLDER_MODE, TEMP_PREFIX
+from .boundary import BOUNDARY_NAMES
 from .metrics import SCORE_NAMES
 from .pairs import Pair, read_mask
 from .report_figures import histogram_png
@@ -182,11 +183,12 @@ def per_image_csv(ranked: Sequence[ImageEvaluation], pictures: dict[str, str]) -
     """Every image's scores in `ranked` order (Jaccard, then id), with its picture's file where it has one."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["image_id", *SCORE_NAMES, "truth_fraction", "large_lesion", "picture", "error"])
+    writer.writerow(["image_id", *SCORE_NAMES, *BOUNDARY_NAMES, "truth_fraction", "large_lesion", "picture", "error"])
     for e in ranked:
         values = [getattr(e.score, n) for n in SCORE_NAMES] if e.score else [0.0] * len(SCORE_NAMES)
-        writer.writerow([e.image_id, *(f"{v:.6f}" for v in values), f"{e.truth_fraction:.6f}", int(e.large_lesion),
-                         pictures.get(e.image_id, ""), e.error or ""])
+        border = [f"{getattr(e.boundary, n):.6f}" if e.boundary else "" for n in BOUNDARY_NAMES]
+        writer.writerow([e.image_id, *(f"{v:.6f}" for v in values), *border, f"{e.truth_fraction:.6f}",
+                         int(e.large_lesion), pictures.get(e.image_id, ""), e.error or ""])
     return buffer.getvalue().encode("utf-8")
 
 

@@ -87,12 +87,17 @@ def _scores_table(summary: dict[str, Any]) -> str:
         means = summary.get(key, {})
         cells = "".join(f"<td>{_number(means.get(name))}</td>" for name in SCORE_NAMES)
         rows.append(f"<tr><td>{_e(label)}</td>{cells}<td>{means.get('images', 0)}</td></tr>")
+    border = summary.get("boundary")
+    border_html = ("" if not border else
+                   f"<p id='borders'>Borders ({border['images']} images, in pixels of the original images): contour "
+                   f"distance {border['contour_distance_px']:.2f} px, boundary F1 {border['boundary_f1']:.4f} (tolerance "
+                   f"{100 * border['tolerance_of_diagonal']:.2f}% of the image diagonal).</p>")
     failed = summary.get("failed", {})
     failed_rows = "".join(f"<li><code>{_e(image_id)}</code>: {_e(error)}</li>" for image_id, error in failed.items())
     failed_html = (f"<p class='failed'>{len(failed)} failed image(s), counted 0:</p><ul>{failed_rows}</ul>" if failed
                    else "<p class='pass'>failed images: 0</p>")
     return (f"<table id='scores'><thead><tr><th></th>{header}<th>images</th></tr></thead><tbody>{''.join(rows)}"
-            f"</tbody></table>{failed_html}")
+            f"</tbody></table>{border_html}{failed_html}")
 
 
 def _settings_table(details: dict[str, str]) -> str:
@@ -122,6 +127,7 @@ def _figures(evaluations: Sequence[ImageEvaluation], pictures: dict[str, str], p
 def _image_table(ranked: Sequence[ImageEvaluation], pictures: dict[str, str]) -> str:
     head = ("<tr><th data-type='text'>image</th>" + "".join(f"<th data-type='number'>{label}</th>"
                                                             for label in SCORE_LABELS.values())
+            + "<th data-type='number'>contour distance px</th><th data-type='number'>boundary F1</th>"
             + "<th data-type='number'>lesion share of truth</th><th data-type='text'>error</th></tr>")
     rows = []
     for e in ranked:
@@ -129,6 +135,11 @@ def _image_table(ranked: Sequence[ImageEvaluation], pictures: dict[str, str]) ->
         link = f"<a href='#{anchor(e.image_id)}'>{name}</a>" if e.image_id in pictures else name
         values = [getattr(e.score, n) for n in SCORE_NAMES] if e.score is not None else [0.0] * len(SCORE_NAMES)
         cells = "".join(f"<td data-value='{v:.6f}'>{v:.4f}</td>" for v in values)
+        if e.boundary is not None:
+            cells += (f"<td data-value='{e.boundary.contour_distance_px:.6f}'>{e.boundary.contour_distance_px:.1f}</td>"
+                      f"<td data-value='{e.boundary.boundary_f1:.6f}'>{e.boundary.boundary_f1:.4f}</td>")
+        else:
+            cells += "<td data-value='-1'></td><td data-value='-1'></td>"
         rows.append(f"<tr><td data-value='{name}'>{link}</td>{cells}<td data-value='{e.truth_fraction:.6f}'>"
                     f"{e.truth_fraction:.3f}</td><td data-value='{_e(e.error or '')}'>{_e(e.error or '')}</td></tr>")
     return f"<table id='images' class='sortable'><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"

@@ -17,6 +17,7 @@ from ..files.inputs import MASK_SUFFIX
 from ..files.manifest import ManifestRow
 from ..segment.segmenter import Segmenter
 from ..util.atomic import atomic_write_bytes
+from .boundary import BOUNDARY_NAMES, BOUNDARY_TOLERANCE, BoundaryScore, boundary_score
 from .metrics import SCORE_NAMES, ImageScore, ScoreTotals, score_image
 from .pairs import Pair, read_mask
 
@@ -32,6 +33,8 @@ class ImageEvaluation:
     error: str | None = None
     manifest_row: ManifestRow | None = None
     """How the segmentation itself went (for `--save-masks`' manifest)."""
+    boundary: BoundaryScore | None = None
+    """The contour distance and boundary F1 (`boundary`), where they were asked for and the image was scored."""
 
     @property
     def large_lesion(self) -> bool:
@@ -44,7 +47,7 @@ PredictionCallback = Callable[[Pair, np.ndarray], None]
 
 def evaluate_segmenter(
     segmenter: Segmenter, pairs: Sequence[Pair], batch_size: int = 8, save_dir: Path | None = None,
-    on_prediction: PredictionCallback | None = None,
+    on_prediction: PredictionCallback | None = None, boundary: bool = False,
 ) -> list[ImageEvaluation]:
     """Segment each image as `dermseg-run` does (the same core: decode, preprocess, infer, upsample to the
     displayed size) and score it; an image that cannot be segmented counts 0 and is listed. With `save_dir`,
@@ -58,18 +61,20 @@ def evaluate_segmenter(
         if result.mask is None:
             evaluations.append(ImageEvaluation(pair.image_id, float(truth.mean()), None, result.message, row))
         else:
-            evaluations.append(_evaluation(pair, truth, result.mask, row))
+            evaluations.append(_evaluation(pair, truth, result.mask, row, boundary))
             if on_prediction is not None:
                 on_prediction(pair, result.mask)
     return evaluations
 
 
-def _evaluation(pair: Pair, truth: np.ndarray, prediction: np.ndarray, row: ManifestRow | None = None) -> ImageEvaluation:
+def _evaluation(pair: Pair, truth: np.ndarray, prediction: np.ndarray, row: ManifestRow | None = None,
+                boundary: bool = False) -> ImageEvaluation:
     fraction = float(truth.mean())
     if tuple(prediction.shape) != tuple(truth.shape):
         error = f"prediction is {tuple(prediction.shape)}, the ground truth {tuple(truth.shape)}"
         return ImageEvaluation(pair.image_id, fraction, None, error, row)
-    return ImageEvaluation(pair.image_id, fraction, score_image(prediction, truth), manifest_row=row)
+    border = boundary_score(prediction, truth) if boundary else None
+    return ImageEvaluation(pair.image_id, fraction, score_image(prediction, truth), manifest_row=row, boundary=border)
 
 
 def read_prediction(path: Path) -> np.ndarray:
@@ -83,8 +88,8 @@ def read_prediction(path: Path) -> np.ndarray:
         raise InputImageError(path, f"prediction cannot be decoded ({exc})") from exc
 
 
-def evaluate_mask_folder(prediction_dir: Path, pairs: Sequence[Pair],
-                         on_prediction: PredictionCallback | None = None) -> list[ImageEvaluation]:
+def evaluate_mask_folder(prediction_dir: Path, pairs: Sequence[Pair], on_prediction: PredictionCallback | None = None,
+                         boundary: bool = False) -> list[ImageEvaluation]:
     """Score `<id>_segmentation.png` files found anywhere under `prediction_dir` against the pairs."""
     found = {p.name.lower(): p for p in prediction_dir.rglob(f"*{MASK_SUFFIX}")}
     results = []
@@ -96,7 +101,7 @@ def evaluate_mask_folder(prediction_dir: Path, pairs: Sequence[Pair],
         except InputImageError as exc:
             results.append(ImageEvaluation(pair.image_id, float(truth.mean()), None, exc.reason))
             continue
-        results.append(_evaluation(pair, truth, prediction))
+        results.append(_evaluation(pair, truth, prediction, boundary=boundary))
         if on_prediction is not None:
             on_prediction(pair, prediction)
     return results
@@ -114,21 +119,28 @@ def totals(evaluations: Sequence[ImageEvaluation]) -> ScoreTotals:
 
 
 def summarize(evaluations: Sequence[ImageEvaluation]) -> dict[str, Any]:
-    """Means over all images and over the large-lesion subset, plus the failed images."""
-    return {
+    """Means over all images and over the large-lesion subset, plus the failed images; with boundary scores, their
+    means over the scored images (a failed image has no contour to measure, so it is counted apart, in `failed`)."""
+    summary: dict[str, Any] = {
         "all": totals(evaluations).means(),
         "large_lesions": totals([e for e in evaluations if e.large_lesion]).means(),
         "large_lesion_fraction_threshold": LARGE_LESION_FRACTION,
         "failed": {e.image_id: e.error for e in evaluations if e.error is not None},
     }
+    borders = [e.boundary for e in evaluations if e.boundary is not None]
+    if borders:
+        summary["boundary"] = {name: sum(getattr(b, name) for b in borders) / len(borders) for name in BOUNDARY_NAMES}
+        summary["boundary"] |= {"images": len(borders), "tolerance_of_diagonal": BOUNDARY_TOLERANCE}
+    return summary
 
 
 def write_per_image_csv(path: Path, evaluations: Sequence[ImageEvaluation]) -> None:
     """One row per image: id, truth lesion fraction, every score, error."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["image_id", "truth_fraction", *SCORE_NAMES, "error"])
+    writer.writerow(["image_id", "truth_fraction", *SCORE_NAMES, *BOUNDARY_NAMES, "error"])
     for e in evaluations:
         values = [getattr(e.score, n) for n in SCORE_NAMES] if e.score else [0.0] * len(SCORE_NAMES)
-        writer.writerow([e.image_id, f"{e.truth_fraction:.6f}", *(f"{v:.6f}" for v in values), e.error or ""])
+        border = [f"{getattr(e.boundary, n):.6f}" if e.boundary else "" for n in BOUNDARY_NAMES]
+        writer.writerow([e.image_id, f"{e.truth_fraction:.6f}", *(f"{v:.6f}" for v in values), *border, e.error or ""])
     atomic_write_bytes(path, buffer.getvalue().encode("utf-8"))

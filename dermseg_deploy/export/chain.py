@@ -1,4 +1,5 @@
-"""Export from Python: checkpoint -> FP32 ONNX -> (OpenVINO FP32 IR -> INT8 IR) -> (FP16 ONNX -> TensorRT plan),
+"""Export from Python: checkpoint -> FP32 ONNX -> (INT8 ONNX) -> (OpenVINO FP32 IR -> INT8 IR) -> (FP16 ONNX ->
+TensorRT plan),
 the steps asked for in that order, each checked, stopping at the first step whose check fails.
 
     from dermseg_deploy.export import ExportSettings, export_checkpoint
@@ -24,12 +25,13 @@ from .fp16_step import Fp16OnnxExport, fp16_onnx_from_onnx
 from .int8_step import Int8Export, int8_from_openvino
 from .naming import IR_WEIGHTS_SUFFIX, ExportPaths, export_paths
 from .onnx_export import DEFAULT_OPSET
+from .onnx_int8_step import OnnxInt8Export, onnx_int8_from_onnx
 from .onnx_step import DEFAULT_ATOL, DEFAULT_MIN_IOU, OnnxExport, onnx_from_checkpoint
 from .openvino_step import OpenVinoExport, openvino_from_onnx
 from .plan_step import PlanExport, plan_from_onnx
 from .staging import remove_artefact
 
-ExportStep = OnnxExport | OpenVinoExport | Int8Export | Fp16OnnxExport | PlanExport
+ExportStep = OnnxExport | OnnxInt8Export | OpenVinoExport | Int8Export | Fp16OnnxExport | PlanExport
 
 
 
@@ -54,6 +56,8 @@ class ExportSettings:
     build_openvino: bool = False
     """An OpenVINO FP32 IR from the checked ONNX (an INT8 IR needs it)."""
     build_int8: bool = False
+    build_onnx_int8: bool = False
+    """An INT8 ONNX quantized by ONNX Runtime from the checked FP32 ONNX (runs in the runtime install)."""
     int8_calib_count: int = INT8_CALIB_COUNT
     int8_check_count: int = INT8_CHECK_COUNT
     int8_min_iou: float = DEFAULT_MIN_MEAN_IOU
@@ -103,7 +107,8 @@ def export_checkpoint(
     if settings.build_int8 and not settings.build_openvino:
         raise UserError("an INT8 IR is quantized from the OpenVINO FP32 IR: build_int8 needs build_openvino")
     int8_images = (choose_int8_images(settings.calib_dir, settings.parity_dir, settings.int8_calib_count,
-                                      settings.int8_check_count) if settings.build_int8 else None)
+                                      settings.int8_check_count)
+                   if settings.build_int8 or settings.build_onnx_int8 else None)
     device = resolve_device(settings.check_device)
     paths = export_paths(checkpoint_path, out_dir)
     checkpoint = load_checkpoint(checkpoint_path)
@@ -124,13 +129,20 @@ def export_checkpoint(
                                 settings.atol, settings.min_iou)
     if not record(onnx):
         return ExportResult(paths, tuple(steps), metadata.size_px, _remove_downstream(paths, steps))
+    if settings.build_onnx_int8 and int8_images is not None:
+        on_progress("ONNX (INT8): ONNX Runtime quantization", 0, 1)
+        onnx_int8 = onnx_int8_from_onnx(onnx.path, metadata, paths.onnx_int8, paths.failed_onnx_int8,
+                                        int8_images.calibration, int8_images.source, int8_images.check,
+                                        settings.int8_min_iou, lambda done, total: on_progress("INT8 check", done, total))
+        if not record(onnx_int8):
+            return ExportResult(paths, tuple(steps), metadata.size_px, _remove_downstream(paths, steps))
     if settings.build_openvino:
         on_progress("OpenVINO (FP32): conversion and parity check", 0, 1)
         openvino = openvino_from_onnx(onnx.path, metadata, paths.openvino, paths.failed_openvino, checks, settings.atol,
                                       settings.min_iou)
         if not record(openvino):
             return ExportResult(paths, tuple(steps), metadata.size_px, _remove_downstream(paths, steps))
-        if int8_images is not None:
+        if settings.build_int8 and int8_images is not None:
             on_progress("OpenVINO (INT8): NNCF quantization", 0, 1)
             int8 = int8_from_openvino(openvino.path, onnx.path, metadata, paths.int8, paths.failed_int8,
                                       int8_images.calibration, int8_images.source, int8_images.check,
@@ -158,7 +170,8 @@ def _remove_downstream(paths: ExportPaths, steps: list[ExportStep]) -> tuple[Pat
     if all(step.passed for step in steps):
         return ()
     chain: list[tuple[type, Path, bool, tuple[str, ...]]] = [
-        (OnnxExport, paths.onnx, False, ()), (OpenVinoExport, paths.openvino, False, (IR_WEIGHTS_SUFFIX,)),
+        (OnnxExport, paths.onnx, False, ()), (OnnxInt8Export, paths.onnx_int8, False, ()),
+        (OpenVinoExport, paths.openvino, False, (IR_WEIGHTS_SUFFIX,)),
         (Int8Export, paths.int8, False, (IR_WEIGHTS_SUFFIX,)), (Fp16OnnxExport, paths.fp16_onnx, False, ()),
         (PlanExport, paths.plan, True, ()),
     ]

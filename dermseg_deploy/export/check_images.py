@@ -82,7 +82,7 @@ def choose_int8_images(calib_dir: Path | None, check_dir: Path | None, calib_cou
     """`calib_count` images from `calib_dir`, then `check_count` others (from `check_dir`, or the rest of
     `calib_dir`). Real images only: INT8 ranges from the 8 shipped samples would not be worth checking."""
     if calib_dir is None:
-        raise UserError(f"--formats int8 needs --calib DIR, a folder of real images: {calib_count} calibrate the "
+        raise UserError(f"--formats int8 and onnx-int8 need --calib DIR, a folder of real images: {calib_count} calibrate the "
                         f"quantization and {check_count} others check it (--int8-calib-count, --int8-check-count)")
     calibration = image_files(calib_dir)[:calib_count]
     if len(calibration) < calib_count:

@@ -110,19 +110,25 @@ def quantize(fp32_xml: Path, metadata: ModelMetadata, calibration: Sequence[Path
 def check_int8(onnx_path: Path, int8_xml: Path, metadata: ModelMetadata, check: Sequence[Path], calibration: str,
                min_mean_iou: float, on_image: Callable[[int, int], None]) -> Int8Report:
     """Each check image through ONNX Runtime FP32 and OpenVINO INT8; masks compared image by image."""
+    with OnnxRuntimeBackend(onnx_path) as fp32, OpenVinoBackend(int8_xml) as int8:
+        return compare_int8(fp32, int8, metadata, check, calibration, min_mean_iou, int8.precision, on_image)
+
+
+def compare_int8(reference: Any, candidate: Any, metadata: ModelMetadata, check: Sequence[Path], calibration: str,
+                 min_mean_iou: float, rest_precision: str, on_image: Callable[[int, int], None]) -> Int8Report:
+    """Each check image through the FP32 `reference` and the INT8 `candidate` (host backends); masks compared image by
+    image. `rest_precision`: what the candidate computes its layers left in floating point in."""
     ious: dict[str, float] = {}
     finite = True
-    with OnnxRuntimeBackend(onnx_path) as fp32, OpenVinoBackend(int8_xml) as int8:
-        for index, path in enumerate(check):
-            x = network_input(path, metadata)
-            reference, candidate = fp32.infer(x), int8.infer(x)
-            finite = finite and bool(np.isfinite(candidate).all())
-            a, b = reference > metadata.logit_threshold, candidate > metadata.logit_threshold
-            union = int(np.count_nonzero(a | b))
-            ious[path.name] = 1.0 if union == 0 else int(np.count_nonzero(a & b)) / union
-            on_image(index + 1, len(check))
-        precision = int8.precision
-    return Int8Report(ious, finite and all(math.isfinite(v) for v in ious.values()), precision, calibration,
+    for index, path in enumerate(check):
+        x = network_input(path, metadata)
+        expected, got = reference.infer(x), candidate.infer(x)
+        finite = finite and bool(np.isfinite(got).all())
+        a, b = expected > metadata.logit_threshold, got > metadata.logit_threshold
+        union = int(np.count_nonzero(a | b))
+        ious[path.name] = 1.0 if union == 0 else int(np.count_nonzero(a & b)) / union
+        on_image(index + 1, len(check))
+    return Int8Report(ious, finite and all(math.isfinite(v) for v in ious.values()), rest_precision, calibration,
                       min_mean_iou)
 
 

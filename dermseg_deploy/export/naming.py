@@ -1,9 +1,10 @@
 """Exported files are named after the checkpoint, here and nowhere else.
 
     model.pt -> model.onnx, model.fp16.onnx, model.plan + model.plan.json, model.timing.cache,
-                model.xml + model.bin (OpenVINO FP32), model.int8.xml + model.int8.bin (OpenVINO INT8)
+                model.xml + model.bin (OpenVINO FP32), model.int8.xml + model.int8.bin (OpenVINO INT8),
+                model.int8.onnx (ONNX Runtime INT8)
     an artefact whose check failed -> model.failed.onnx, model.fp16.failed.onnx, model.failed.plan (+ .json),
-                model.failed.xml (+ .bin), model.int8.failed.xml (+ .bin)
+                model.failed.xml (+ .bin), model.int8.failed.xml (+ .bin), model.int8.failed.onnx
 """
 
 from __future__ import annotations
@@ -72,6 +73,14 @@ class ExportPaths:
     @property
     def failed_int8(self) -> Path:
         return self._path(".int8.failed.xml")
+
+    @property
+    def onnx_int8(self) -> Path:
+        return self._path(".int8.onnx")
+
+    @property
+    def failed_onnx_int8(self) -> Path:
+        return self._path(".int8.failed.onnx")
 
 
 IR_WEIGHTS_SUFFIX = ".bin"

@@ -1,0 +1,103 @@
+"""Step `onnx-int8`, FP32 ONNX -> INT8 ONNX (`model.int8.onnx`): ONNX Runtime's static quantization (QDQ, weights
+per channel), calibrated on real images, then checked on other real images against the FP32 ONNX: mean mask IoU
+(and the worst image, named). ONNX Runtime alone runs it, so the runtime install (no OpenVINO, no torch) gets INT8 on
+the CPU's dot-product units (VNNI, AMX-INT8) where they exist."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..backends.onnxruntime_backend import OnnxRuntimeBackend
+from ..defaults import DEFAULT_MIN_MEAN_IOU
+from ..model.metadata import ModelMetadata
+from .int8_step import Int8Report, compare_int8, network_input
+from .staging import StagedArtefact
+
+
+@dataclass(frozen=True)
+class OnnxInt8Export:
+    path: Path
+    check: Int8Report
+
+    @property
+    def passed(self) -> bool:
+        return self.check.passed
+
+    def summary(self) -> str:
+        where = f"wrote {self.path}" if self.passed else f"kept {self.path} for inspection (its check failed)"
+        return f"{where} (ONNX, INT8 by ONNX Runtime's static quantization); {self.check.summary()}"
+
+
+def quantize_onnx(fp32_onnx: Path, target: Path, metadata: ModelMetadata, calibration: Sequence[Path]) -> None:
+    """ONNX Runtime's `quantize_static` in the QDQ format: weights INT8 symmetric per output channel, activations UINT8
+    with MinMax ranges from the calibration images (decoded one by one as the calibrator asks); the model's metadata is
+    kept. Measured on a trained 64 px model: mean held-out mask IoU 0.995 against FP32 with 100 calibration images."""
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Images(CalibrationDataReader):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.pending: Iterator[Path] = iter(calibration)
+
+        def get_next(self) -> dict[str, Any] | None:
+            path = next(self.pending, None)
+            return None if path is None else {metadata.input_name: network_input(path, metadata)}
+
+    with tempfile.TemporaryDirectory(prefix="dermseg-quantize-", dir=target.parent) as folder, \
+            _quiet(), contextlib.redirect_stdout(io.StringIO()):
+        prepared = Path(folder) / "prepared.onnx"
+        quant_pre_process(str(fp32_onnx), str(prepared), skip_symbolic_shape=True)
+        quantize_static(str(prepared), str(target), Images(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.MinMax,
+                        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
+
+
+def mark_int8(path: Path, metadata: ModelMetadata) -> None:
+    """Record in the quantized file's metadata that it is INT8, and what calibrated it."""
+    import onnx
+
+    from .onnx_export import set_onnx_metadata
+
+    proto = onnx.load(str(path))
+    set_onnx_metadata(proto, metadata)
+    onnx.save(proto, str(path))
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """The quantizer's warnings go to the root logger (one per BatchNorm weight it leaves per tensor): not the user's."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def onnx_int8_from_onnx(
+    fp32_onnx: Path, metadata: ModelMetadata, final: Path, failed: Path, calibration: Sequence[Path],
+    calibration_source: str, check: Sequence[Path], min_mean_iou: float = DEFAULT_MIN_MEAN_IOU,
+    on_image: Callable[[int, int], None] = lambda done, total: None,
+) -> OnnxInt8Export:
+    """Quantize the FP32 ONNX on `calibration`, then check it on `check` (no image in both)."""
+    staged = StagedArtefact(final, failed)
+    try:
+        quantize_onnx(fp32_onnx, staged.temp, metadata, calibration)
+        extra = {**metadata.extra, "precision": "int8", "calibration": calibration_source}
+        mark_int8(staged.temp, metadata.with_updates(extra=extra))
+        with OnnxRuntimeBackend(fp32_onnx) as reference, OnnxRuntimeBackend(staged.temp) as candidate:
+            report = compare_int8(reference, candidate, metadata, check, calibration_source, min_mean_iou, "fp32",
+                                  on_image)
+    except BaseException:
+        staged.discard()
+        raise
+    return OnnxInt8Export(staged.publish(report.passed), report)
