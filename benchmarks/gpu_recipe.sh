@@ -3,9 +3,9 @@
 # usage: benchmarks/gpu_recipe.sh [--dry-run] [--images DIR] [OUTDIR]   (OUTDIR default: $OUT, else benchmarks/results/gpu-recipe-latest)
 #
 # 1. trains the from-scratch GPU recipe (benchmarks/gpu_scratch.json: BCE + Dice, 256 then 512 px) for at most
-#    4 minutes on gpu_data/isic512 (`benchmarks/prepare_gpu_data.sh 8 1000` copies 1000 ISIC 2018 pairs there:
-#    800 train, 200 held out);
-# 2. scores it on the 200 held-out images plain, with flips, and with dihedral TTA plus largest,fill-holes
+#    4 minutes on gpu_data/isic512 (`benchmarks/prepare_gpu_data.sh 2 600` copies 600 ISIC 2018 pairs there:
+#    450 train, 150 held out; more do not fit beside the shipped model in the 64 MiB that travel);
+# 2. scores it on the 150 held-out images plain, with flips, and with dihedral TTA plus largest,fill-holes
 #    post-processing (CuPy on the GPU where installed), with dermseg-eval;
 # 3. dermseg-bench at 1024 px on the full-resolution images: the TTA and post-processing rows, so their GPU cost
 #    shows.

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Copy the real images a GPU check needs into gpu_data/ (ignored by git; name it in the device tool's `carry`),
-# since ../shared does not travel to the GPU machine. At most 64 MiB travel per run, repository included.
-# usage: benchmarks/prepare_gpu_data.sh [FULLRES_COUNT] [PAIRS_COUNT]   (default 8 full-resolution images, 300 pairs;
-# gpu_recipe.sh wants 1000 pairs: `... 8 1000`, 44 MB, 46 MB with the repository)
-# All 24 full-resolution images (62 MB) fit beside the repository only without training pairs: `... 24 0`.
+# since ../shared does not travel to the GPU machine. At most 64 MiB travel per run, repository included, and the
+# repository holds the shipped model (dermseg_deploy/models/, about 42 MB), which leaves about 20 MB for data:
+# usage: benchmarks/prepare_gpu_data.sh [FULLRES_COUNT] [PAIRS_COUNT]   (default 4 full-resolution images, 300 pairs:
+# about 17 MB; gpu_recipe.sh: `... 2 600`, 450 pairs to train on and 150 held out, about 20 MB)
+# The script sums the repository's tracked files and gpu_data/ and fails where they pass 64 MiB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-fullres_count=${1:-8}
+fullres_count=${1:-4}
 pairs_count=${2:-300}
 shared=../shared/data
 rm -rf gpu_data
@@ -29,4 +30,11 @@ done
 python=${PYTHON:-.venv/bin/python}
 "$python" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 \
     -d gpu_data/wheels "zlib-ng>=0.4"
-du -sh gpu_data
+data_bytes=$(du -sb gpu_data | cut -f1)
+repo_bytes=$(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
+limit=$((64 * 1024 * 1024))
+echo "gpu_data: $((data_bytes / 1000000)) MB; with the repository's tracked files: $(((data_bytes + repo_bytes) / 1000000)) MB of the $((limit / 1000000)) MB that travel"
+if [ $((data_bytes + repo_bytes)) -gt "$limit" ]; then
+    echo "error: gpu_data/ and the repository pass the 64 MiB that travel to the GPU machine; ask for fewer images" >&2
+    exit 1
+fi

@@ -270,14 +270,15 @@ def _built(args: list[str]) -> TrainConfig:
 
 
 def test_the_scratch_preset_and_what_overrides_it(tmp_path: Path) -> None:
-    from dermseg_train.config import PRESETS, SCRATCH_LRS, preset_values
+    from dermseg_train.config import PRESETS, SCRATCH_128_LRS, SCRATCH_LRS, preset_values
 
     scratch = _built(["--preset", "scratch"])
     assert (scratch.encoder_weights, scratch.dice_weight, scratch.val_every) == ("none", 1.0, 100)
-    assert [(s.size_px, s.epochs, s.batch_size, s.peak_lrs) for s in scratch.stages] == [(64, 16, 8, SCRATCH_LRS)]
+    assert [(s.size_px, s.epochs, s.batch_size, s.peak_lrs) for s in scratch.stages] == [
+        (64, 6, 8, SCRATCH_LRS), (128, 4, 8, SCRATCH_128_LRS)]
     values = preset_values("scratch")
     values["stages"][0]["epochs"] = 1
-    assert PRESETS["scratch"]["stages"][0]["epochs"] == 16  # a copy was changed, never the preset
+    assert PRESETS["scratch"]["stages"][0]["epochs"] == 6  # a copy was changed, never the preset
     assert _built([]) == _built(["--preset", "paper"]) and _built([]).encoder_weights == "imagenet"
     flags = _built(["--preset", "scratch", "--dice-weight", "0", "--batch-size", "4", "--lrs", "1e-4,1e-4,1e-4"])
     assert flags.dice_weight == 0.0 and {(s.batch_size, s.peak_lrs) for s in flags.stages} == {(4, (1e-4,) * 3)}

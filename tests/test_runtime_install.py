@@ -72,10 +72,23 @@ def test_runtime_dermseg_run_gives_the_full_installs_masks(runtime_venv: Path, o
         assert (tmp_path / "runtime" / name).read_bytes() == (tmp_path / "full" / name).read_bytes(), name
 
 
+def test_runtime_dermseg_run_without_a_model_file_runs_the_shipped_int8_model(runtime_venv: Path,
+                                                                             tmp_path: Path) -> None:
+    masks = tmp_path / "masks"
+    alone = _run(runtime_venv, "dermseg-run", str(SAMPLES_DIR / "images"), "-o", str(masks), "-q", cwd=tmp_path)
+    assert alone.returncode == 0, alone.stderr
+    assert "no --engine given: using the model shipped with dermseg" in alone.stderr
+    assert "onnxruntime-int8-cpu" in alone.stderr and "no lesion found" not in alone.stderr
+    assert len(list(masks.glob("*_segmentation.png"))) == 8
+
+
 def test_runtime_eval_and_bench_run_on_onnx(runtime_venv: Path, onnx_path: Path, tmp_path: Path) -> None:
     scores = _run(runtime_venv, "dermseg-eval", str(SAMPLES_DIR), "--engine", str(onnx_path), "--json",
-                  str(tmp_path / "scores.json"), "--postprocess", "largest,fill-holes")
+                  str(tmp_path / "scores.json"), "--postprocess", "largest,fill-holes", "--report", str(tmp_path / "report"))
     assert scores.returncode == 0 and (tmp_path / "scores.json").is_file(), scores.stderr
+    page = (tmp_path / "report" / "index.html").read_text()  # the report works without matplotlib, and says so
+    assert "The histogram is missing: matplotlib is not installed" in page and len(list((tmp_path / "report" /
+                                                                                         "pictures").iterdir())) == 8
     bench = _run(runtime_venv, "dermseg-bench", "--engine", str(onnx_path), "--batch-sizes", "2", "--min-iterations", "2",
                  "--min-seconds", "0", "--warmup", "0", "--json", str(tmp_path / "bench.json"), "--plot",
                  str(tmp_path / "bench.png"), "-q")

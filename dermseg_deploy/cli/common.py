@@ -109,3 +109,16 @@ def mask_option_flags(command: F) -> F:
                            help=POSTPROCESS_HELP)(command)
     return click.option("--tta", type=click.Choice(tuple(TTA_VIEWS)), default="none", show_default=True,
                         help=TTA_HELP)(command)
+
+
+def model_or_shipped(model_path: Any) -> Any:
+    """`--engine`'s file, or where none is given the model shipped with dermseg (checked against its SHA-256), said in
+    one line: what it is, its licence, its card."""
+    if model_path is not None:
+        return model_path
+    from ..model.shipped import verified_shipped_model
+
+    shipped = verified_shipped_model()
+    click.echo(shipped.notice(), err=True)
+    return shipped.path
+

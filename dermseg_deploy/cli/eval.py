@@ -14,7 +14,14 @@ from ..errors import UserError
 from ..evaluation.val_split import VAL_HALVES, read_split_val_ids
 from ..util.atomic import atomic_write_bytes
 from ..version import __version__
-from .common import EXIT_OK, EXIT_SOME_INPUTS_FAILED, backend_option_flags, handle_errors, mask_option_flags
+from .common import (
+    EXIT_OK,
+    EXIT_SOME_INPUTS_FAILED,
+    backend_option_flags,
+    handle_errors,
+    mask_option_flags,
+    model_or_shipped,
+)
 
 
 def _line(label: str, means: dict[str, Any]) -> str:
@@ -31,7 +38,8 @@ def _line(label: str, means: dict[str, Any]) -> str:
 @click.version_option(__version__, prog_name="dermseg-eval")
 @click.argument("data", type=click.Path(path_type=Path))
 @click.option("--engine", "model_path", type=click.Path(path_type=Path), default=None,
-              help="Model to evaluate (.onnx, .xml with the openvino extra, .pt with train, .plan with tensorrt).")
+              help="Model to evaluate (.onnx, .xml with the openvino extra, .pt with train, .plan with tensorrt). "
+                   "Default (without --masks): the model shipped with dermseg.")
 @click.option("--masks", "masks_dir", type=click.Path(path_type=Path), default=None,
               help="Folder of written <id>_segmentation.png masks to score instead of a model.")
 @click.option("--size", "size_px", type=int, default=None, help="Network input side (default: the model's).")
@@ -79,8 +87,8 @@ def main(data: Path, model_path: Path | None, masks_dir: Path | None, size_px: i
     from ..files.manifest import MANIFEST_NAME, write_manifest
     from ..segment.segmenter import Segmenter
 
-    if (model_path is None) == (masks_dir is None):
-        raise UserError("give exactly one of --engine MODEL and --masks PRED_DIR")
+    if model_path is not None and masks_dir is not None:
+        raise UserError("give one of --engine MODEL and --masks PRED_DIR, not both")
     if save_dir is not None and model_path is None:
         raise UserError("--save-masks needs --engine (with --masks the masks are already written)")
     mask_options = MaskOptions.parse(tta, postprocess)
@@ -105,7 +113,7 @@ def main(data: Path, model_path: Path | None, masks_dir: Path | None, size_px: i
         source = str(masks_dir)
         details["predicted masks"] = str(masks_dir)
     else:
-        assert model_path is not None
+        model_path = model_or_shipped(model_path)
         options = BackendOptions(provider, precision=precision, threads=threads)
         with Segmenter.open(model_path, device, size_px, options=options, reduced_jpeg=not full_decode,
                             tta=mask_options.tta, postprocess=mask_options.postprocess) as segmenter:

@@ -23,8 +23,9 @@ def _check_threshold(ctx: click.Context, param: click.Parameter, value: float | 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dermseg-run")
-@click.option("--engine", "model_path", required=True, type=click.Path(path_type=Path),
-              help="Model file: .pt (PyTorch), .onnx (ONNX Runtime), .xml (OpenVINO) or .plan/.engine (TensorRT).")
+@click.option("--engine", "model_path", default=None, type=click.Path(path_type=Path),
+              help="Model file: .pt (PyTorch), .onnx (ONNX Runtime), .xml (OpenVINO) or .plan/.engine (TensorRT). "
+                   "Default: the model shipped with dermseg (an INT8 ONNX; said at the start, with its licence).")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-o", "--output", "out_dir", default=Path("masks"), show_default=True, type=click.Path(path_type=Path),
               help="Output folder; masks mirror each input folder's tree.")
@@ -66,7 +67,7 @@ def _check_threshold(ctx: click.Context, param: click.Parameter, value: float | 
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @handle_errors
 def main(
-    model_path: Path, inputs: tuple[Path, ...], out_dir: Path, size_px: int | None, batch_size: int | None, device: str,
+    model_path: Path | None, inputs: tuple[Path, ...], out_dir: Path, size_px: int | None, batch_size: int | None, device: str,
     threshold: float | None, overwrite: bool, overlay: bool, max_pixels: int, io_threads: int, threads: int | None,
     report_path: Path | None, provider: str, trust_plan: bool, precision: str, channels_last: bool, cuda_graphs: bool,
     compile_model: bool, tta: str, postprocess: str, full_decode: bool, ray: bool, ray_address: str | None,
@@ -82,12 +83,13 @@ def main(
     70 internal error.
     """
     from ..core.mask_options import MaskOptions
+    from .common import model_or_shipped
     from .run_job import RunRequest, run_job
 
     run_job(RunRequest(
-        model_path, list(inputs), out_dir, size_px, batch_size, device, threshold, overwrite, overlay, max_pixels,
-        io_threads, threads, report_path, provider, trust_plan, precision, channels_last, cuda_graphs, compile_model,
-        full_decode, ray, ray_address, ray_actors, quiet, MaskOptions.parse(tta, postprocess),
+        model_or_shipped(model_path), list(inputs), out_dir, size_px, batch_size, device, threshold, overwrite, overlay,
+        max_pixels, io_threads, threads, report_path, provider, trust_plan, precision, channels_last, cuda_graphs,
+        compile_model, full_decode, ray, ray_address, ray_actors, quiet, MaskOptions.parse(tta, postprocess),
     ))
 
 

@@ -13,7 +13,7 @@ from ..defaults import DEFAULT_MAX_PIXELS, MAX_BATCH_SIZE
 from ..errors import UserError
 from ..scale.ray_cluster import import_ray, ray_cluster
 from ..version import __version__
-from .common import backend_option_flags, handle_errors, mask_option_flags
+from .common import backend_option_flags, handle_errors, mask_option_flags, model_or_shipped
 
 
 def wait_for_signal() -> None:
@@ -30,8 +30,9 @@ def wait_for_signal() -> None:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dermseg-serve")
-@click.option("--engine", "model_path", required=True, type=click.Path(path_type=Path),
-              help="Model file: .pt, .onnx, .xml or .plan (readable where the replicas run).")
+@click.option("--engine", "model_path", default=None, type=click.Path(path_type=Path),
+              help="Model file: .pt, .onnx, .xml or .plan (readable where the replicas run). Default: the model "
+                   "shipped with dermseg (said at the start, with its licence).")
 @click.option("--replicas", type=click.IntRange(min=1), default=None,
               help="Replicas (default: one per GPU; on CPUs, the cluster's CPUs divided by --threads).")
 @click.option("--max-batch-size", type=click.IntRange(1, MAX_BATCH_SIZE), default=8, show_default=True,
@@ -53,7 +54,7 @@ def wait_for_signal() -> None:
 @click.option("--trust-plan", is_flag=True, help=".plan: allow a version-compatible plan's host code.")
 @click.option("--ray-address", default=None, help="Join this Ray cluster (auto, ray://HOST:10001) instead of starting one.")
 @handle_errors
-def main(model_path: Path, replicas: int | None, max_batch_size: int, batch_wait_ms: float, host: str, port: int,
+def main(model_path: Path | None, replicas: int | None, max_batch_size: int, batch_wait_ms: float, host: str, port: int,
          threads: int | None, device: str, size_px: int | None, threshold: float | None, max_pixels: int,
          full_decode: bool, tta: str, postprocess: str, provider: str, precision: str, trust_plan: bool,
          ray_address: str | None) -> None:
@@ -64,6 +65,7 @@ def main(model_path: Path, replicas: int | None, max_batch_size: int, batch_wait
 
     Exit codes: 0 stopped by a signal; 2 usage error or unreadable model; 4 Ray or a device unavailable.
     """
+    model_path = model_or_shipped(model_path)
     if not model_path.is_file():
         raise UserError(f"{model_path}: model file not found")
     import_ray()  # a clear error where Ray is missing

@@ -175,6 +175,6 @@ def _remove_downstream(paths: ExportPaths, steps: list[ExportStep]) -> tuple[Pat
         (Int8Export, paths.int8, False, (IR_WEIGHTS_SUFFIX,)), (Fp16OnnxExport, paths.fp16_onnx, False, ()),
         (PlanExport, paths.plan, True, ()),
     ]
-    failed = next(index for index, (kind, *_) in enumerate(chain) if isinstance(steps[-1], kind))
+    failed = next(index for index, (kind, *_) in enumerate(chain) if type(steps[-1]) is kind)
     return tuple(path for _, path, sidecar, companions in chain[failed + 1 :]
                  if remove_artefact(path, sidecar, companions))

@@ -71,9 +71,12 @@ class Int8Export:
     def passed(self) -> bool:
         return self.check.passed
 
+    def describe_file(self) -> str:
+        return f"(+ {self.path.with_suffix(IR_WEIGHTS_SUFFIX).name}; OpenVINO IR, INT8 by NNCF)"
+
     def summary(self) -> str:
         where = f"wrote {self.path}" if self.passed else f"kept {self.path} for inspection (its check failed)"
-        return f"{where} (+ {self.path.with_suffix(IR_WEIGHTS_SUFFIX).name}; OpenVINO IR, INT8 by NNCF); {self.check.summary()}"
+        return f"{where} {self.describe_file()}; {self.check.summary()}"
 
 
 def network_input(path: Path, metadata: ModelMetadata) -> np.ndarray:

@@ -17,22 +17,16 @@ from typing import Any
 from ..backends.onnxruntime_backend import OnnxRuntimeBackend
 from ..defaults import DEFAULT_MIN_MEAN_IOU
 from ..model.metadata import ModelMetadata
-from .int8_step import Int8Report, compare_int8, network_input
+from .int8_step import Int8Export, compare_int8, network_input
 from .staging import StagedArtefact
 
 
 @dataclass(frozen=True)
-class OnnxInt8Export:
-    path: Path
-    check: Int8Report
+class OnnxInt8Export(Int8Export):
+    """The INT8 ONNX and its check (the OpenVINO INT8 step's result, with its own file)."""
 
-    @property
-    def passed(self) -> bool:
-        return self.check.passed
-
-    def summary(self) -> str:
-        where = f"wrote {self.path}" if self.passed else f"kept {self.path} for inspection (its check failed)"
-        return f"{where} (ONNX, INT8 by ONNX Runtime's static quantization); {self.check.summary()}"
+    def describe_file(self) -> str:
+        return "(ONNX, INT8 by ONNX Runtime's static quantization)"
 
 
 def quantize_onnx(fp32_onnx: Path, target: Path, metadata: ModelMetadata, calibration: Sequence[Path]) -> None:

@@ -13,6 +13,7 @@ Every call runs the per-image core (`stages`) that `dermseg-run`, `dermseg-eval`
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -65,9 +66,10 @@ class Segmenter:
 
     @classmethod
     def open(
-        cls, model_path: str | Path, device: str = "auto", size_px: int | None = None, threshold: float | None = None,
-        options: BackendOptions | None = None, threads: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
-        reduced_jpeg: bool = True, tta: str = "none", postprocess: str | Sequence[str] = (),
+        cls, model_path: str | Path | None = None, device: str = "auto", size_px: int | None = None,
+        threshold: float | None = None, options: BackendOptions | None = None, threads: int | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS, reduced_jpeg: bool = True, tta: str = "none",
+        postprocess: str | Sequence[str] = (),
     ) -> Segmenter:
         """Open `.pt`, `.onnx` or `.plan` on `device` (auto, cpu, cuda or cuda:N); `.pt`, CUDA and TensorRT need
         torch (the `train` extra), `.onnx` on the CPU needs only the runtime install.
@@ -75,8 +77,15 @@ class Segmenter:
         `threads` sets the intra-op threads of ONNX Runtime and PyTorch, so that several workers on one
         machine share its cores (ONNX Runtime ignores OMP_NUM_THREADS). `tta` (none, flips, dihedral) and
         `postprocess` (largest, fill-holes: a sequence or comma-separated text) are `dermseg-run`'s `--tta` and
-        `--postprocess`.
+        `--postprocess`. Without `model_path`, the model shipped with dermseg (checked against its SHA-256; a
+        `UserWarning` says which model it is, its licence and its card).
         """
+        if model_path is None:
+            from ..model.shipped import verified_shipped_model
+
+            shipped = verified_shipped_model()
+            warnings.warn(shipped.notice(), UserWarning, stacklevel=2)
+            model_path = shipped.path
         steps = postprocess if isinstance(postprocess, str) else ",".join(postprocess)
         mask_options = MaskOptions.parse(tta, steps)
         options = options or BackendOptions()

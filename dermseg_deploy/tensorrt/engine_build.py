@@ -8,7 +8,6 @@ sidecar made current, so the plan is built for the GPU the sidecar names.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch
 from ..errors import CheckFailedError, ModelFileError
 from ..model.metadata import ModelMetadata
 from ..util.atomic import atomic_write_bytes
+from ..util.digest import file_sha256
 from .build_options import BuildOptions
 from .sidecar import PlanSidecar, TensorSpec, plan_digest
 
@@ -53,14 +53,6 @@ class BuiltPlan:
 
     plan: bytes
     sidecar: PlanSidecar
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _parse_onnx(network: trt.INetworkDefinition, logger: trt.ILogger, onnx_path: Path) -> None:

@@ -1,0 +1,71 @@
+"""The model that ships inside the package (`dermseg_deploy/models/`): what `dermseg-run`, `dermseg-eval`,
+`dermseg-serve` and `Segmenter.open()` use when no model file is given.
+
+    models/manifest.json    the file's name, SHA-256 and size, its licence and model card, and how it was made
+    models/<name>.onnx      an INT8 ONNX (ONNX Runtime runs it: the runtime install needs nothing else)
+    models/MODEL_CARD.md    what it is for and not for, its training, its data, its scores
+    models/LICENSE          the weights' licence (CC BY-NC 4.0, from the ISIC 2018 data they learned): not the code's
+
+The file is checked against its manifest's SHA-256 before it is opened, so a damaged or replaced file is refused
+in one line instead of giving other masks than the card's.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ModelFileError
+from ..util.digest import file_sha256
+
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "models"
+MANIFEST_NAME = "manifest.json"
+
+
+@dataclass(frozen=True)
+class ShippedModel:
+    path: Path
+    sha256: str
+    licence: str
+    card: Path
+    summary: str
+    """One line: what the model is and how well it scored (the card has the rest)."""
+
+    def notice(self) -> str:
+        """The line a command says when it uses this model."""
+        return (f"no --engine given: using the model shipped with dermseg, {self.path.name} ({self.summary}); weights "
+                f"under {self.licence}, for research only, not for diagnosis: {self.card}")
+
+
+def shipped_model(folder: Path = SHIPPED_DIR) -> ShippedModel:
+    """The shipped model as its manifest describes it (not yet checked: `verified_shipped_model`)."""
+    manifest = folder / MANIFEST_NAME
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+        return ShippedModel(folder / data["file"], str(data["sha256"]), str(data["licence"]), folder / data["card"],
+                            str(data["summary"]))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelFileError(f"{manifest}: the shipped model's manifest is missing or unreadable ({exc}); reinstall "
+                             "dermseg, or give a model file with --engine") from exc
+
+
+@functools.cache
+def _verified(path: Path, sha256: str, size: int, mtime_ns: int) -> bool:
+    return file_sha256(path) == sha256
+
+
+def verified_shipped_model(folder: Path = SHIPPED_DIR) -> ShippedModel:
+    """The shipped model, its file checked against the manifest's SHA-256 (once per process while the file is
+    unchanged); a missing or different file is a ModelFileError."""
+    model = shipped_model(folder)
+    try:
+        stat = model.path.stat()
+    except OSError as exc:
+        raise ModelFileError(f"{model.path}: the shipped model is missing ({exc.strerror or exc}); reinstall dermseg, "
+                             "or give a model file with --engine") from exc
+    if not _verified(model.path, model.sha256, stat.st_size, stat.st_mtime_ns):
+        raise ModelFileError(f"{model.path}: its SHA-256 differs from the one in {MANIFEST_NAME} (the file is damaged "
+                             "or was replaced); reinstall dermseg, or give a model file with --engine")
+    return model
