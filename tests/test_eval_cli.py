@@ -64,7 +64,8 @@ def test_ids_restrict_the_images(tmp_path: Path, onnx_path: Path) -> None:
 
 
 def test_usage_errors(tmp_path: Path, onnx_path: Path) -> None:
-    assert CliRunner().invoke(eval_cli.main, [str(SAMPLES_DIR)]).exit_code == 2
+    both = CliRunner().invoke(eval_cli.main, [str(SAMPLES_DIR), "--engine", str(onnx_path), "--masks", str(tmp_path)])
+    assert both.exit_code == 2 and "not both" in both.stderr  # neither: the shipped model (test_shipped_model.py)
     data = tmp_path / "data"
     shutil.copytree(SAMPLES_DIR / "images", data / "images")
     result = CliRunner().invoke(eval_cli.main, [str(data), "--engine", str(onnx_path)])

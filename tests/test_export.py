@@ -15,6 +15,7 @@ from dermseg_deploy.backends.onnxruntime_backend import OnnxRuntimeBackend
 from dermseg_deploy.cli import export as cli_export
 from dermseg_deploy.export import ExportSettings, export_checkpoint, export_paths
 from dermseg_deploy.export.parity import ParityReport, compare_logits, mask_iou
+from dermseg_deploy.samples import SAMPLES_DIR
 from dermseg_deploy.tensorrt.availability import tensorrt_installed
 
 
@@ -72,7 +73,7 @@ def test_export_cli_with_no_engine_exits_0_and_honours_output_dir(checkpoint_pat
 
 
 @pytest.mark.parametrize(("formats", "built", "absent"), [
-    ("onnx", ["model.onnx"], ["model.fp16.onnx"]),
+    ("onnx-int8", ["model.onnx", "model.int8.onnx"], ["model.fp16.onnx"]),
     ("fp16", ["model.onnx", "model.fp16.onnx"], []),
 ])
 def test_export_formats_build_what_is_asked_and_what_it_needs(
@@ -80,11 +81,14 @@ def test_export_formats_build_what_is_asked_and_what_it_needs(
 ) -> None:
     model = tmp_path / "model.pt"
     shutil.copy(checkpoint_path, model)
-    result = CliRunner().invoke(cli_export.main, [str(model), "--size", "64", "--formats", formats])
+    int8 = ["--calib", str(SAMPLES_DIR / "images"), "--int8-calib-count", "4", "--int8-check-count", "4",
+            "--int8-min-iou", "0.5"] if "int8" in formats else []  # a random-weight model: too fragile for 0.99
+    result = CliRunner().invoke(cli_export.main, [str(model), "--size", "64", "--formats", formats, *int8])
     assert result.exit_code == 0, result.output
     assert all((tmp_path / name).is_file() for name in built) and not any((tmp_path / n).exists() for n in absent)
     assert "FP16 arithmetic" in result.output if "model.fp16.onnx" in built else "FP16 arithmetic" not in result.output
     assert "ONNX (FP32): check passed in" in result.output and "MB)" in result.output
+    assert ("ONNX (INT8): check passed in" in result.output) == ("int8" in formats)
 
 
 @pytest.mark.parametrize(("args", "message"), [
