@@ -8,6 +8,7 @@ Starts `dermseg-serve` on a free port (one replica), uploads IMAGE through the p
 from __future__ import annotations
 
 import argparse
+import io
 import signal
 import socket
 import subprocess
@@ -19,6 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from PIL import Image  # noqa: E402
+
 from tests.browser import file_url, start_chromium, wait_for  # noqa: E402
 
 
@@ -28,10 +31,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def full_page_screenshot(driver: object, path: Path, width: int = 1280) -> None:
+def page_screenshot(driver: object, path: Path, width: int, max_height: int) -> None:
+    """The page from its top, at most `max_height` px of it, as a JPEG (small enough to commit)."""
     height = driver.execute_script("return document.documentElement.scrollHeight;")  # type: ignore[attr-defined]
-    driver.set_window_size(width, min(int(height) + 40, 4000))  # type: ignore[attr-defined]
-    driver.save_screenshot(str(path))  # type: ignore[attr-defined]
+    driver.set_window_size(width, min(int(height) + 200, max_height))  # type: ignore[attr-defined]
+    png = driver.get_screenshot_as_png()  # type: ignore[attr-defined]
+    with Image.open(io.BytesIO(png)) as picture:
+        picture.convert("RGB").save(path, format="JPEG", quality=85)
 
 
 def main(argv: list[str]) -> int:
@@ -52,19 +58,19 @@ def main(argv: list[str]) -> int:
         driver = next(chromium)
         try:
             driver.get(file_url(args.report / "index.html"))
-            full_page_screenshot(driver, args.out / "report-page.png")
+            page_screenshot(driver, args.out / "report-page.jpg", 1280, 2400)
             driver.set_window_size(1000, 1000)
             driver.get(base + "/")
             wait_for(lambda: driver.execute_script("return document.body.getAttribute('data-ready');") == "true")
             driver.find_element("id", "file").send_keys(str(args.image.resolve()))
             wait_for(lambda: driver.execute_script("return document.body.getAttribute('data-state');") == "done")
-            full_page_screenshot(driver, args.out / "serve-page.png", 1000)
+            page_screenshot(driver, args.out / "serve-page.jpg", 1000, 1400)
         finally:
             chromium.close()
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=120)
-    print(f"wrote {args.out / 'report-page.png'} and {args.out / 'serve-page.png'}")
+    print(f"wrote {args.out / 'report-page.jpg'} and {args.out / 'serve-page.jpg'}")
     return 0
 
 
