@@ -82,7 +82,7 @@ def main(data: Path, model_path: Path | None, masks_dir: Path | None, size_px: i
     from ..backends import BackendOptions
     from ..core.mask_options import MaskOptions
     from ..evaluation.pairs import discover_pairs
-    from ..evaluation.report import PAGE_NAME, PredictionThumbnails, ReportOptions, write_report
+    from ..evaluation.report import PAGE_NAME, PredictionThumbnails, ReportOptions, check_report_folder, write_report
     from ..evaluation.scoring import evaluate_mask_folder, evaluate_segmenter, summarize, write_per_image_csv
     from ..files.manifest import MANIFEST_NAME, write_manifest
     from ..segment.segmenter import Segmenter
@@ -102,6 +102,8 @@ def main(data: Path, model_path: Path | None, masks_dir: Path | None, size_px: i
         pairs = [p for p in pairs if p.image_id in wanted]
         if not pairs:
             raise UserError(f"{ids_file}: none of its ids are in {data}")
+    if report_dir is not None:
+        check_report_folder(report_dir)
     report_options = ReportOptions(report_worst, report_sample) if report_dir is not None else None
     thumbnails = PredictionThumbnails(report_options.panel_px) if report_options is not None else None
     keep = thumbnails.add if thumbnails is not None else None

@@ -129,7 +129,7 @@ def write_report(folder: Path, evaluations: Sequence[ImageEvaluation], pairs: Se
     options = options or ReportOptions()
     start = time.perf_counter()
     folder = Path(folder)
-    _check_replaceable(folder)
+    check_report_folder(folder)
     pair_by_id = {pair.image_id: pair for pair in pairs}
     worst, sample = choose_pictures(evaluations, options)
     try:
@@ -192,7 +192,8 @@ def per_image_csv(ranked: Sequence[ImageEvaluation], pictures: dict[str, str]) -
     return buffer.getvalue().encode("utf-8")
 
 
-def _check_replaceable(folder: Path) -> None:
+def check_report_folder(folder: Path) -> None:
+    """Refuse a folder a report may not replace (before any work: a long evaluation should not end in this error)."""
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{folder}: exists and is not a folder; choose another --report folder")
     if folder.is_dir() and any(folder.iterdir()) and not (folder / MARKER_NAME).is_file():
