@@ -89,8 +89,8 @@ def main(data: Path, model_path: Path | None, masks_dir: Path | None, size_px: i
 
     if model_path is not None and masks_dir is not None:
         raise UserError("give one of --engine MODEL and --masks PRED_DIR, not both")
-    if save_dir is not None and model_path is None:
-        raise UserError("--save-masks needs --engine (with --masks the masks are already written)")
+    if save_dir is not None and masks_dir is not None:
+        raise UserError("--save-masks goes with a model, not --masks (those masks are already written)")
     mask_options = MaskOptions.parse(tta, postprocess)
     if masks_dir is not None and not mask_options.plain:
         raise UserError("--tta and --postprocess go with --engine (--masks scores masks already made)")
