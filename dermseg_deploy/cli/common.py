@@ -6,6 +6,7 @@ import functools
 import sys
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -111,14 +112,11 @@ def mask_option_flags(command: F) -> F:
                         help=TTA_HELP)(command)
 
 
-def model_or_shipped(model_path: Any) -> Any:
+def model_or_shipped(model_path: Path | None) -> Path:
     """`--engine`'s file, or where none is given the model shipped with dermseg (checked against its SHA-256), said in
     one line: what it is, its licence, its card."""
     if model_path is not None:
         return model_path
-    from ..model.shipped import verified_shipped_model
+    from ..model.shipped import shipped_model_path
 
-    shipped = verified_shipped_model()
-    click.echo(shipped.notice(), err=True)
-    return shipped.path
-
+    return shipped_model_path(lambda line: click.echo(line, err=True))

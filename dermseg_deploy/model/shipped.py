@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,3 +70,12 @@ def verified_shipped_model(folder: Path = SHIPPED_DIR) -> ShippedModel:
         raise ModelFileError(f"{model.path}: its SHA-256 differs from the one in {MANIFEST_NAME} (the file is damaged "
                              "or was replaced); reinstall dermseg, or give a model file with --engine")
     return model
+
+
+def shipped_model_path(say: Callable[[str], None]) -> Path:
+    """The verified shipped model's file, after `say`ing the line that announces it (what every entry point does when
+    it is given no model file: the commands print the line, the Python API warns)."""
+    model = verified_shipped_model()
+    say(model.notice())
+    return model.path
+

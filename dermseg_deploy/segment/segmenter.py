@@ -81,11 +81,9 @@ class Segmenter:
         `UserWarning` says which model it is, its licence and its card).
         """
         if model_path is None:
-            from ..model.shipped import verified_shipped_model
+            from ..model.shipped import shipped_model_path
 
-            shipped = verified_shipped_model()
-            warnings.warn(shipped.notice(), UserWarning, stacklevel=2)
-            model_path = shipped.path
+            model_path = shipped_model_path(lambda line: warnings.warn(line, UserWarning, stacklevel=4))
         steps = postprocess if isinstance(postprocess, str) else ",".join(postprocess)
         mask_options = MaskOptions.parse(tta, steps)
         options = options or BackendOptions()
