@@ -14,33 +14,29 @@ BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
 @functools.cache
-def cpu_flags() -> frozenset[str]:
-    """The CPU's feature flags (`/proc/cpuinfo`; empty where that is not readable, as on macOS)."""
+def cpuinfo_fields() -> dict[str, str]:
+    """The first processor's fields in `/proc/cpuinfo` (empty where that is not readable, as on macOS)."""
     try:
         text = CPUINFO.read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return frozenset()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return frozenset(line.split(":", 1)[1].split())
-    return frozenset()
-
-
-@functools.cache
-def cpu_identity() -> tuple[str, int | None]:
-    """The CPU's vendor (`GenuineIntel`, `AuthenticAMD`, ...; empty where unknown) and family number."""
-    vendor, family = "", None
-    try:
-        text = CPUINFO.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return vendor, family
+        return {}
+    fields: dict[str, str] = {}
     for line in text.splitlines():
         key, _, value = line.partition(":")
-        if key.strip() == "vendor_id" and not vendor:
-            vendor = value.strip()
-        elif key.strip() == "cpu family" and family is None and value.strip().isdigit():
-            family = int(value.strip())
-    return vendor, family
+        fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (empty where `/proc/cpuinfo` is not readable)."""
+    return frozenset(cpuinfo_fields().get("flags", "").split())
+
+
+def cpu_identity() -> tuple[str, int | None]:
+    """The CPU's vendor (`GenuineIntel`, `AuthenticAMD`, ...; empty where unknown) and family number."""
+    fields = cpuinfo_fields()
+    family = fields.get("cpu family", "")
+    return fields.get("vendor_id", ""), int(family) if family.isdigit() else None
 
 
 def native_bf16() -> bool:
