@@ -36,6 +36,8 @@ collection of multi-source dermatoscopic images of common pigmented skin lesions
 The model is research software. It is not a medical device and must not be used to diagnose anyone.
 """
 
+REPORTING_LABEL = "reporting half of the validation split (ISIC 2018, 512x512)"
+
 
 def run(command: list[str]) -> str:
     print("$", " ".join(command), flush=True)
@@ -119,17 +121,16 @@ def main(argv: list[str]) -> int:
                                                      "(benchmarks/split_folders.py)")
     engine = work / f"{args.name}.int8.onnx"
     scores = {
-        "reporting half of the validation split (ISIC 2018, 512x512)": evaluate(
+        REPORTING_LABEL: evaluate(
             bin_dir, args.data, engine, work / "reporting.json", "--ids", str(split), "--half", "reporting"),
         "the 24 full-resolution ISIC 2017 pairs (up to 4288x2848)": evaluate(
             bin_dir, args.fullres, engine, work / "fullres.json"),
     }
     checkpoint = load_checkpoint(args.checkpoint)
-    training = args.training_command
     args.out.mkdir(parents=True, exist_ok=True)
     shutil.copy(engine, args.out / engine.name)
     sha, size = file_sha256(args.out / engine.name), (args.out / engine.name).stat().st_size
-    reporting = scores["reporting half of the validation split (ISIC 2018, 512x512)"]
+    reporting = scores[REPORTING_LABEL]
     summary = (f"{checkpoint.metadata.size_px} px, trained from scratch on 2 CPU cores, Jaccard "
                f"{reporting['jaccard']:.3f} on held-out ISIC 2018 images")
     manifest = {"file": engine.name, "sha256": sha, "size_bytes": size, "licence": "CC BY-NC 4.0 (LICENSE)",
@@ -137,7 +138,7 @@ def main(argv: list[str]) -> int:
                 "scores": {label: {k: v for k, v in result.items() if k not in ("per_image_csv", "source", "data")}
                            for label, result in scores.items()}}
     (args.out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1) + "\n")
-    (args.out / "MODEL_CARD.md").write_text(card(args.name, checkpoint, training, int8_line, scores, sha, size))
+    (args.out / "MODEL_CARD.md").write_text(card(args.name, checkpoint, args.training_command, int8_line, scores, sha, size))
     (args.out / "LICENSE").write_text(LICENCE)
     print(f"wrote {args.out}: {engine.name} ({size / 1e6:.1f} MB), {MANIFEST_NAME}, MODEL_CARD.md, LICENSE")
     return 0

@@ -75,7 +75,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 encoder); `scratch` is the recipe measured best for random encoder weights within 30 minutes on 2 CPU cores for
 1500 images with BF16 autocast (benchmarks/results/accuracy-2026-12-06/): 6 epochs at 64 px, then 4 at 128 px with
 half the rates, each a one-cycle stage, BCE + soft Dice; the model runs at 128 px. Against 16 epochs at 64 px in the
-same time it scores higher on every measure, most on borders at full resolution. Epochs are scored at the end of each
+same time it scores higher on the reporting half and at full resolution, most on borders there (the selection
+half preferred the 64 px run, within its noise). Epochs are scored at the end of each
 stage only (`val_every`). It never trains on the full-resolution ISIC 2017 images or the shipped samples
 (`HELDOUT_IDS`). A config file and flags given on the command line override a preset."""
 

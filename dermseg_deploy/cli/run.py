@@ -12,7 +12,7 @@ import click
 
 from ..defaults import DEFAULT_MAX_PIXELS, DEVICE_HELP, MAX_BATCH_SIZE, MAX_THREADS
 from ..version import __version__
-from .common import backend_option_flags, handle_errors, mask_option_flags
+from .common import backend_option_flags, handle_errors, mask_option_flags, model_or_shipped
 
 
 def _check_threshold(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
@@ -83,7 +83,6 @@ def main(
     70 internal error.
     """
     from ..core.mask_options import MaskOptions
-    from .common import model_or_shipped
     from .run_job import RunRequest, run_job
 
     run_job(RunRequest(

@@ -78,4 +78,3 @@ def shipped_model_path(say: Callable[[str], None]) -> Path:
     model = verified_shipped_model()
     say(model.notice())
     return model.path
-
