@@ -9,13 +9,13 @@ import sys
 from pathlib import Path
 
 from dermseg_deploy.model.checkpoint import load_checkpoint
-from dermseg_train.runlog import read_log
+from dermseg_train.runlog import read_epochs
 from dermseg_train.train import log_path
 
 
 def main(path: Path) -> None:
     checkpoint = load_checkpoint(path)
-    log = read_log(log_path(path))
+    log = read_epochs(log_path(path))
     config = checkpoint.provenance["config"]
     stages = ", ".join(f"{s['size_px']} px x {s['epochs']} epoch(s)" for s in config["stages"])
     best = checkpoint.metrics["validation"]

@@ -21,7 +21,8 @@ from .config import PAPER_LRS_1024, PRESETS, TrainConfig, load_config_file, pres
 from .run_paths import last_checkpoint_path, log_path
 
 CONFIG_FLAGS = ("data", "out", "val_count", "val_fraction", "seed", "encoder_weights", "workers", "dice_weight",
-                "cache_dir", "val_every", "validate_on", "max_rotation_deg", "lighting", "device", "exclude")
+                "cache_dir", "val_every", "validate_on", "max_rotation_deg", "lighting", "device", "exclude", "ema_decay",
+                "log_scores_every", "log_scores_on", "budget_hours")
 """Flags that set a TrainConfig field of the same name: a config file's value stands unless the flag is given."""
 
 
@@ -61,8 +62,9 @@ def build_config(ctx: click.Context, options: dict[str, Any]) -> TrainConfig:
         if name in explicit or name not in data:
             value = options[name]
             data[name] = str(value) if isinstance(value, Path) else value
-    if isinstance(data.get("exclude"), tuple):
-        data["exclude"] = [str(path) for path in data["exclude"]]
+    for name in ("exclude", "log_scores_on"):
+        if isinstance(data.get(name), tuple):
+            data[name] = [str(path) for path in data[name]]
     data["deterministic"] = options["deterministic"] or data.get("deterministic", False)
     if options["no_amp"]:
         data["amp"] = False
@@ -95,7 +97,9 @@ def build_config(ctx: click.Context, options: dict[str, Any]) -> TrainConfig:
 @click.option("--preset", type=click.Choice(tuple(PRESETS)), default="paper", show_default=True,
               help="paper: the paper's recipe, for an ImageNet-pretrained encoder. scratch: for random encoder weights "
                    "(6 epochs at 64 px then 4 at 128 px, BCE + Dice, under 30 min on 2 CPU cores with BF16 for 1500 "
-                   "images). A config file and flags override it.")
+                   "images). long: the shipped model's recipe, hours (8 at 64 px, then up to 60 at 128 px within 8 "
+                   "wall-hours; constant rates, weight average, scored on the selection half). A config file and flags "
+                   "override it.")
 @click.option("--config", type=click.Path(path_type=Path), default=None, help="JSON file of TrainConfig fields.")
 @click.option("--data", type=click.Path(path_type=Path), default=None,
               help="ISIC folder (official folder names, or images/ + masks/).")
@@ -133,6 +137,18 @@ def build_config(ctx: click.Context, options: dict[str, Any]) -> TrainConfig:
               help="A file of image ids (one per line) never to train on, repeatable; they stay in the validation split "
                    "if the seed puts them there. --preset scratch excludes the full-resolution ISIC 2017 images and the "
                    "shipped samples (given, --exclude replaces that list); recorded in model.split.json.")
+@click.option("--ema", "ema_decay", type=click.FloatRange(min=0, max=1, max_open=True), default=0.0,
+              help="Keep an exponential moving average of the weights with this decay (e.g. 0.999), and validate, keep "
+                   "and export it; model.last.pt keeps the trained weights. 0: none (--preset long: 0.999).")
+@click.option("--budget-hours", type=click.FloatRange(min=0), default=0.0,
+              help="End the run after the epoch during which its wall time, over all its sessions, reaches this "
+                   "(scored as the last epoch; 0: none; --preset long: 8).")
+@click.option("--log-scores-on", multiple=True, type=click.Path(path_type=Path),
+              help="A folder of labelled pairs to score for the log only (a learning curve), repeatable; with "
+                   "--validate-on selection the reporting half is scored too. Never used to choose an epoch.")
+@click.option("--log-scores-every", type=click.IntRange(min=0), default=0,
+              help="Score the --log-scores-on folders and the reporting half every N epochs and at each stage's end, "
+                   "with and without the weight average (0: never; --preset long: 2).")
 @click.option("--encoder-weights", default="imagenet", show_default=True,
               help="imagenet (torchvision download), a local .pth state dict, or none.")
 @click.option("--seed", type=int, default=0, show_default=True,
@@ -148,13 +164,20 @@ def build_config(ctx: click.Context, options: dict[str, Any]) -> TrainConfig:
               help="FP32 throughout. By default training uses mixed precision where the hardware has fast units for it: "
                    "FP16 on CUDA, BF16 on a CPU with native BF16 units (AMX or AVX-512 BF16); said at the start.")
 @click.option("--resume", type=click.Path(path_type=Path), default=None, help="Continue from a model.last.pt.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--allow-precision-change", is_flag=True,
+              help="With --resume: continue even where this machine would train in another precision than the run did "
+                   "(a BF16 run on a CPU without BF16 units, say); the log records the change.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar (the line per epoch stays).")
 @handle_errors
 def main(**options: Any) -> None:
     """Train the ResNet34-UNet on ISIC image/mask pairs; validate as deployed; save the best and last checkpoints.
 
     SIGTERM or Ctrl-C finishes the current step, saves model.last.pt there (--resume continues from the next
     step) and exits 143 (SIGTERM) or 130 (SIGINT); a second signal stops at once.
+
+    Each epoch's log line records the run's cumulative CPU-seconds (data loaders included) and wall-seconds; every
+    checkpoint records the precision and the CPU. A resume that would change the precision refuses (exit 2) unless
+    --allow-precision-change.
 
     Exit codes: 0 done; 2 usage or data error; 4 device unavailable; 130 interrupted; 143 terminated; 70 internal
     error.
@@ -170,7 +193,8 @@ def main(**options: Any) -> None:
 
     config.device = str(resolve_device(config.device))
     stop = StopFlag()
-    trainer = Trainer(config, _progress_printer(options["quiet"] or not ProcessInfo.from_environment().is_main),
+    main_process = ProcessInfo.from_environment().is_main
+    trainer = Trainer(config, _progress_printer(bar=main_process and not options["quiet"], lines=main_process),
                       stop.is_set)
     if trainer.info.is_main:
         click.echo(f"training on {describe_device(as_device(trainer.device))} x {trainer.info.world_size} process(es); "
@@ -180,6 +204,9 @@ def main(**options: Any) -> None:
                    + (f"; {len(trainer.excluded)} left out of training by {', '.join(config.exclude)}"
                       if config.exclude else ""), err=True)
         click.echo(trainer.precision.describe(), err=True)
+        if config.ema_decay:
+            click.echo(f"weights: an exponential moving average (decay {config.ema_decay:g}) is validated, kept in "
+                       f"{config.out} and exported; {last_checkpoint_path(config.out)} keeps the trained weights", err=True)
 
     def announce(name: str) -> None:
         if trainer.info.is_main:
@@ -188,7 +215,7 @@ def main(**options: Any) -> None:
 
     try:
         with stop.installed(announce):
-            record = trainer.run(options["resume"])
+            record = trainer.run(options["resume"], options["allow_precision_change"])
     except TrainingStopped as exc:
         if trainer.info.is_main:
             click.echo(f"{stop.signal_name}: {exc}", err=True)
@@ -225,11 +252,12 @@ def describe_scores(label: str, means: dict[str, Any]) -> str:
             f"thresholded jaccard {_number(means.get('thresholded_jaccard'))}, dice {_number(means.get('dice'))}")
 
 
-def _progress_printer(quiet: bool) -> Any:
+def _progress_printer(bar: bool, lines: bool) -> Any:
+    """Events as a progress bar per stage (`bar`) and a line per epoch and resume (`lines`)."""
     state: dict[str, Any] = {"bar": None}
 
     def on_event(kind: str, info: dict[str, Any]) -> None:
-        if quiet:
+        if kind in ("stage", "step") and not bar or not lines:
             return
         if kind == "stage":
             if state["bar"] is not None:
@@ -244,6 +272,19 @@ def _progress_printer(quiet: bool) -> Any:
             text = f"epoch {info['epoch']}: train loss {info['train_loss']:.4f}"
             if validation:
                 text += f", validation jaccard {validation['jaccard']:.4f}"
+            raw = info.get("validation_raw", {}).get("all")
+            if raw:
+                text += f" (averaged weights; trained weights {raw['jaccard']:.4f})"
+            text += f"; {info['cpu_seconds'] / 3600:.2f} CPU-h, {info['wall_seconds'] / 3600:.2f} h"
+            if info.get("ended_by_budget"):
+                text += f": the budget of {info['ended_by_budget']['budget_hours']:g} wall-hours is spent, the run ends"
+            tqdm.write(text, file=sys.stderr)
+        elif kind == "resumed":
+            text = f"resuming from {info['from']} at step {info['global_step']} ({info['epochs_done']} epochs done)"
+            change = info.get("precision_change")
+            if change:
+                text += (f"; the precision changes from {change['from']} (on {change['cpu_before']}) to {change['to']} "
+                         "(--allow-precision-change; the log records it)")
             tqdm.write(text, file=sys.stderr)
 
     return on_event

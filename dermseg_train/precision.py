@@ -17,7 +17,12 @@ from typing import Any
 
 import torch
 
+from dermseg_deploy.errors import UserError
 from dermseg_deploy.util import cpu
+
+
+class PrecisionChangeError(UserError):
+    """A resume would train in another precision than the run did (exit 2 unless --allow-precision-change)."""
 
 
 @dataclass(frozen=True)

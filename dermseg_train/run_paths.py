@@ -12,7 +12,7 @@ def last_checkpoint_path(out: str | Path) -> Path:
 
 
 def log_path(out: str | Path) -> Path:
-    """`model.pt` -> `model.log.jsonl` (one line per epoch)."""
+    """`model.pt` -> `model.log.jsonl` (one line per epoch, and per start, resume, stop or divergence)."""
     out = Path(out)
     return out.with_name(f"{out.stem}.log.jsonl")
 

@@ -34,6 +34,10 @@ class Progress:
     best_jaccard: float = -1.0
     steps_done_in_epoch: int = 0
     """Steps of the current epoch already taken (non-zero only in a run stopped mid-epoch)."""
+    cpu_seconds: float = 0.0
+    """CPU time of every session of the run so far: all its processes, data loaders included."""
+    wall_seconds: float = 0.0
+    """Wall time of every session of the run so far (not the time between sessions)."""
 
 
 def rng_state() -> dict[str, Any]:
@@ -56,8 +60,10 @@ def _plain(value: Any) -> Any:
     return [_plain(v) for v in value] if isinstance(value, (tuple, list)) else value
 
 
-def provenance(config: dict[str, Any], world_size: int, val_ids: list[str]) -> dict[str, Any]:
-    """Where a checkpoint came from: versions, time, the run's config, its processes and validation ids."""
+def provenance(config: dict[str, Any], world_size: int, val_ids: list[str], precision: str,
+               cpu: dict[str, Any]) -> dict[str, Any]:
+    """Where a checkpoint came from: versions, time, the run's config, its processes and validation ids, the
+    precision it trained in and the CPU it ran on (`util.cpu.cpu_record`)."""
     return {
         "dermseg_version": __version__,
         "torch_version": str(torch.__version__),
@@ -66,12 +72,16 @@ def provenance(config: dict[str, Any], world_size: int, val_ids: list[str]) -> d
         "config": config,
         "world_size": world_size,
         "val_ids": val_ids,
+        "precision": precision,
+        "cpu": cpu,
     }
 
 
 def save_resumable(path: Path, checkpoint: Checkpoint, progress: Progress, optimizer: torch.optim.Optimizer,
-                   scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler) -> None:
-    """`model.last.pt`: the checkpoint plus everything `--resume` needs, atomically, plain types only."""
+                   scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler,
+                   extra_state: dict[str, Any] | None = None) -> None:
+    """`model.last.pt`: the checkpoint plus everything `--resume` needs (with `extra_state`, such as the weight
+    average), atomically, plain types only."""
     data = checkpoint.to_dict()
     data[TRAINING_STATE_KEY] = {
         "progress": vars(progress).copy(),
@@ -79,6 +89,7 @@ def save_resumable(path: Path, checkpoint: Checkpoint, progress: Progress, optim
         "scheduler": scheduler.state_dict(),
         "scaler": scaler.state_dict(),
         "rng": rng_state(),
+        **(extra_state or {}),
     }
     check_plain(data)
     atomic_torch_save(data, path)

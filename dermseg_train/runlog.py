@@ -49,4 +49,10 @@ def _flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def read_log(path: Path) -> list[dict[str, Any]]:
+    """Every record: epochs, and the events `started`, `resumed`, `stopped` and `diverged` (a key each)."""
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def read_epochs(path: Path) -> list[dict[str, Any]]:
+    """The records of finished epochs, in order."""
+    return [record for record in read_log(path) if "epoch" in record]

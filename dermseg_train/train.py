@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from dermseg_deploy.backends.torch_backend import TorchBackend
 from dermseg_deploy.errors import CheckFailedError, DermsegError, ModelFileError, UserError
 from dermseg_deploy.evaluation.metrics import ScoreTotals
-from dermseg_deploy.evaluation.pairs import discover_pairs
+from dermseg_deploy.evaluation.pairs import Pair, discover_pairs
 from dermseg_deploy.evaluation.scoring import evaluate_segmenter, totals
 from dermseg_deploy.evaluation.val_split import split_val_halves
 from dermseg_deploy.model.checkpoint import (
@@ -31,16 +31,19 @@ from dermseg_deploy.model.metadata import ModelMetadata
 from dermseg_deploy.model.model_config import ModelConfig
 from dermseg_deploy.model.network import ResNet34UNet
 from dermseg_deploy.segment.segmenter import Segmenter
+from dermseg_deploy.util import cpu
 from dermseg_deploy.util.atomic import remove_stale_temp_files
 
 from .config import StageConfig, TrainConfig
 from .data import ResizeCache, SegmentationDataset, default_val_count, split_pairs
 from .distributed import barrier, init_from_environment, shutdown, stop_requested, sum_across
+from .ema import WeightAverage
 from .encoder_weights import build_model
 from .exclusions import excluded_ids
 from .losses import SegmentationLoss
-from .optim import encoder_frozen, make_optimizer, set_encoder_frozen
-from .precision import training_precision
+from .optim import encoder_frozen, make_optimizer, make_scheduler, set_encoder_frozen
+from .precision import PrecisionChangeError, training_precision
+from .process_clock import ProcessClock
 from .run_paths import last_checkpoint_path, log_path, split_path
 from .run_state import (
     TRAINING_STATE_KEY,
@@ -52,7 +55,8 @@ from .run_state import (
 )
 from .runlog import RunLog
 
-__all__ = ["Trainer", "TrainingDivergedError", "TrainingStopped", "last_checkpoint_path", "log_path", "split_path"]
+__all__ = ["PrecisionChangeError", "Trainer", "TrainingDivergedError", "TrainingStopped", "last_checkpoint_path",
+           "log_path", "split_path"]
 
 EventCallback = Callable[[str, dict[str, Any]], None]
 
@@ -91,9 +95,17 @@ class Trainer:
         self.excluded = sorted(p.image_id for p in self.train_pairs if p.image_id in excluded)
         self.train_pairs = [p for p in self.train_pairs if p.image_id not in excluded]
         self.scored_pairs = self.val_pairs  # the validation images that score epochs (`validate_on`)
+        self.logged_sets: dict[str, list[Pair]] = {}
+        """Images scored for the log only, every `log_scores_every` epochs: never used to choose anything."""
         if config.validate_on == "selection":
             selection = set(split_val_halves([p.image_id for p in self.val_pairs], config.seed)["selection"])
             self.scored_pairs = [p for p in self.val_pairs if p.image_id in selection]
+            self.logged_sets["reporting"] = [p for p in self.val_pairs if p.image_id not in selection]
+        for folder in config.log_scores_on:
+            self.logged_sets[Path(folder).name] = discover_pairs(folder)
+        self.ema: WeightAverage | None = None
+        self.clock = ProcessClock()
+        self.ended_by_budget = False
         self.metadata = ModelMetadata(
             train_size_px=config.stages[-1].size_px, train_data=f"{Path(config.data).name} ({len(pairs)} pairs)"
         )
@@ -120,10 +132,33 @@ class Trainer:
 
     # ---- checkpoints -------------------------------------------------------------------------------------
 
-    def _checkpoint(self, model: ResNet34UNet, metrics: dict[str, Any], size_px: int) -> Checkpoint:
+    def _checkpoint(self, model: ResNet34UNet, metrics: dict[str, Any], size_px: int, weights: str) -> Checkpoint:
+        """`weights`: `trained` (the optimiser's weights) or `ema` (their average), recorded in the provenance."""
         metadata = self.metadata.with_updates(size_px=size_px, train_size_px=size_px)  # runs as it was trained
-        info = provenance(self.config.to_dict(), self.info.world_size, [p.image_id for p in self.val_pairs])
+        info = provenance(self.config.to_dict(), self.info.world_size, [p.image_id for p in self.val_pairs],
+                          self.precision.name, cpu.cpu_record())
+        info["weights"] = weights if weights == "trained" else f"ema (decay {self.config.ema_decay})"
         return Checkpoint(dict(model.config.to_dict()), metadata, model.state_dict(), metrics, info)
+
+    def _scored_model(self, model: ResNet34UNet) -> tuple[ResNet34UNet, str]:
+        """The weights that are validated, kept as the best checkpoint and exported: the average where there is one."""
+        if self.ema is None:
+            return model, "trained"
+        return self.ema.model, "ema"  # type: ignore[return-value]
+
+    def _update_times(self, progress: Progress) -> None:
+        """The run's cumulative CPU seconds (every rank and its loader processes) and wall seconds, into `progress`."""
+        cpu_s = sum_across(torch.tensor([self.clock.cpu_s_this_session()], dtype=torch.float64), self.info).item()
+        progress.cpu_seconds = self.clock.cpu_s_before + float(cpu_s)
+        progress.wall_seconds = self.clock.wall_s()
+
+    def _budget_spent(self) -> bool:
+        """Whether the run's wall-time budget (`budget_hours`, over all its sessions) is spent, on any rank."""
+        hours = self.config.budget_hours
+        return stop_requested(bool(hours) and self.clock.wall_s() >= hours * 3600, self.info)
+
+    def _training_state(self) -> dict[str, Any]:
+        return {"ema": self.ema.state_dict()} if self.ema is not None else {}
 
     # ---- loops -------------------------------------------------------------------------------------------
 
@@ -143,9 +178,9 @@ class Trainer:
         )
         return loader, dataset, sampler
 
-    def _train_epoch(self, model: nn.Module, loader: DataLoader[Any], optimizer: torch.optim.Optimizer,
-                     scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler,
-                     max_steps: int, progress: Progress) -> tuple[float, float]:
+    def _train_epoch(self, model: nn.Module, raw_model: ResNet34UNet, loader: DataLoader[Any],
+                     optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
+                     scaler: torch.amp.GradScaler, max_steps: int, progress: Progress) -> tuple[float, float]:
         """Train the epoch's batches from `progress.steps_done_in_epoch` up to `max_steps`, stopping early when asked
         (`progress.steps_done_in_epoch` then says where); returns (mean loss, training images/s over all ranks)."""
         model.train()
@@ -168,6 +203,8 @@ class Trainer:
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
+            if self.ema is not None:
+                self.ema.update(raw_model)
             progress.global_step += 1
             count += 1
             total += float(loss.item())  # .item() waits for the GPU, so the timing below is honest
@@ -189,34 +226,59 @@ class Trainer:
             f"The last good epoch is in {last_checkpoint_path(self.config.out)}"
         )
 
-    def validate(self, model: ResNet34UNet, size_px: int) -> dict[str, Any]:
-        """Every rank scores its share of the validation images; sums are added across ranks."""
-        shard = self.scored_pairs[self.info.rank :: self.info.world_size]
+    def validate(self, model: ResNet34UNet, size_px: int, pairs: list[Pair] | None = None) -> dict[str, Any]:
+        """Every rank scores its share of `pairs` (default: the images that score epochs); sums are added across
+        ranks. The model's training mode is restored afterwards."""
+        pairs = self.scored_pairs if pairs is None else pairs
+        shard = pairs[self.info.rank :: self.info.world_size]
+        was_training = model.training
         segmenter = Segmenter(TorchBackend(model, self.metadata.with_updates(size_px=size_px), self.device))
         evaluations = evaluate_segmenter(segmenter, shard, self.config.eval_batch_size)  # dermseg-run's own core
         large = [e for e in evaluations if e.large_lesion]
         values = torch.tensor(totals(evaluations).to_list() + totals(large).to_list(), dtype=torch.float64)
         summed = sum_across(values, self.info).tolist()
         half = len(summed) // 2
-        model.train()
+        model.train(was_training)
         return {
             "all": ScoreTotals.from_list(summed[:half]).means(),
             "large_lesions": ScoreTotals.from_list(summed[half:]).means(),
             "size_px": size_px,
         }
 
+    def _score_epoch(self, model: ResNet34UNet, size_px: int, record: dict[str, Any], log_scores: bool) -> None:
+        """Validation (the average's where there is one, and then also the trained weights', `validation_raw`), and
+        with `log_scores` the logged sets with both (`logged_scores`: for the learning curve, never for a choice)."""
+        scored, _ = self._scored_model(model)
+        record["validation"] = self.validate(scored, size_px)
+        if self.ema is not None:
+            record["validation_raw"] = self.validate(model, size_px)
+        if log_scores and self.logged_sets:
+            weights = {"raw": model} | ({"ema": scored} if self.ema is not None else {})
+            record["logged_scores"] = {
+                name: {label: self.validate(m, size_px, pairs)["all"] for label, m in weights.items()}
+                for name, pairs in self.logged_sets.items()
+            }
+
     # ---- the run -----------------------------------------------------------------------------------------
 
-    def run(self, resume: Path | None = None) -> dict[str, Any]:
+    def run(self, resume: Path | None = None, allow_precision_change: bool = False) -> dict[str, Any]:
+        """Train every stage (from `resume`, a `model.last.pt`, where given); returns the last epoch's record.
+        A resume that would train in another precision than the run's raises PrecisionChangeError unless
+        `allow_precision_change`."""
         torch.manual_seed(self.config.seed)
         random.seed(self.config.seed)
         model = build_model(ModelConfig.from_dict(self.config.model),
                             None if resume else self.config.encoder_weights).to(self.device)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
+        if self.config.ema_decay:
+            self.ema = WeightAverage(model, self.config.ema_decay)
+        if self.log:
+            self.log.write({"started": {"config": self.config.to_dict(), "resume": str(resume) if resume else None}})
         progress, saved_state = Progress(), None
         if resume is not None:
-            progress, saved_state = self._restore(model, resume)
+            progress, saved_state = self._restore(model, resume, allow_precision_change)
+        self.clock = ProcessClock(progress.cpu_seconds, progress.wall_seconds)
         if self.info.is_main:
             write_split(split_path(self.config.out), self.config.seed, self.train_pairs, self.val_pairs,
                         self.excluded, self.config.exclude)
@@ -225,6 +287,8 @@ class Trainer:
             for stage_index in range(progress.stage_index, len(self.config.stages)):
                 history = self._run_stage(stage_index, model, progress, saved_state)
                 saved_state = None
+                if self.ended_by_budget:
+                    break
                 progress.stage_index, progress.epochs_done_in_stage = stage_index + 1, 0
         finally:
             if self.log:
@@ -233,7 +297,7 @@ class Trainer:
         shutdown(self.info)
         return history
 
-    def _restore(self, model: ResNet34UNet, path: Path) -> tuple[Progress, dict[str, Any]]:
+    def _restore(self, model: ResNet34UNet, path: Path, allow_precision_change: bool) -> tuple[Progress, dict[str, Any]]:
         checkpoint = load_checkpoint(path)
         state = checkpoint.extra.get(TRAINING_STATE_KEY)
         if state is None:
@@ -242,8 +306,41 @@ class Trainer:
         saved_ids = checkpoint.provenance.get("val_ids")
         if saved_ids != [p.image_id for p in self.val_pairs]:
             raise UserError(f"{path}: its validation split differs from this run's (same data and --seed needed)")
+        change = self._check_precision(path, checkpoint.provenance, allow_precision_change)
+        if (self.ema is None) != ("ema" not in state):
+            raise UserError(f"{path}: the run was trained {'without' if 'ema' not in state else 'with'} a weight "
+                            f"average and this one asks for {'one' if self.ema is not None else 'none'} (--ema)")
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"], str(path))
         set_rng_state(state["rng"])
-        return Progress(**state["progress"]), state
+        progress = Progress(**state["progress"])
+        budget_spent = self.config.budget_hours and progress.wall_seconds >= self.config.budget_hours * 3600
+        if budget_spent and progress.steps_done_in_epoch == 0:  # stopped mid-epoch, it finishes that epoch
+            raise UserError(f"{path}: the run has spent its budget of {self.config.budget_hours:g} wall-hours "
+                            f"({progress.wall_seconds / 3600:.2f} h); nothing is left to train")
+        resumed = {"from": str(path), "global_step": progress.global_step, "epochs_done": progress.epochs_done,
+                   "precision": self.precision.name, "cpu": cpu.cpu_record()} | ({"precision_change": change} if change else {})
+        if self.log:
+            self.log.write({"resumed": resumed})
+        self.on_event("resumed", resumed)
+        return progress, state
+
+    def _check_precision(self, path: Path, saved: dict[str, Any], allowed: bool) -> dict[str, Any] | None:
+        """None where this machine trains in the run's own precision; else the change, if `allowed` (the log records
+        it), or PrecisionChangeError."""
+        before = saved.get("precision")
+        if before is None or before == self.precision.name:
+            return None
+        cpu_before = cpu.describe_cpu_record(saved.get("cpu") or {})
+        change = {"from": before, "to": self.precision.name, "cpu_before": cpu_before,
+                  "cpu_now": cpu.describe_cpu_record(cpu.cpu_record()), "reason": self.precision.reason}
+        if not allowed:
+            raise PrecisionChangeError(
+                f"{path}: the run trained in {before} (on {cpu_before}); here it would train in {self.precision.name} "
+                f"({self.precision.reason}), so the resumed run would not be the run it continues. Pass "
+                f"--allow-precision-change to continue in {self.precision.name}"
+                + (", or --no-amp to keep fp32" if before == "fp32" else ""))
+        return change
 
     def _wrap(self, model: ResNet34UNet) -> nn.Module:
         """The module the training step calls: under DDP a wrapper made for the parameters that now require
@@ -263,7 +360,7 @@ class Trainer:
         total_steps = stage.steps or stage.epochs * batches
         epochs = math.ceil(total_steps / batches)
         optimizer = make_optimizer(model, stage.peak_lrs)
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=list(stage.peak_lrs), total_steps=total_steps)
+        scheduler = make_scheduler(optimizer, stage, total_steps, batches)
         scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.uses_scaler)
         if saved_state is not None:
             optimizer.load_state_dict(saved_state["optimizer"])
@@ -282,7 +379,7 @@ class Trainer:
             dataset.set_epoch(progress.epochs_done)
             steps_left = total_steps - epoch * batches
             loss, rate = self._train_epoch(
-                train_model, loader, optimizer, scheduler, scaler, min(batches, steps_left), progress
+                train_model, model, loader, optimizer, scheduler, scaler, min(batches, steps_left), progress
             )
             if progress.steps_done_in_epoch < min(batches, steps_left):
                 self._stopped(model, stage, progress, optimizer, scheduler, scaler)
@@ -291,23 +388,33 @@ class Trainer:
             record = {"stage": stage_index, "size_px": stage.size_px, "epoch": progress.epochs_done,
                       "epoch_in_stage": epoch + 1, "global_step": progress.global_step, "train_loss": loss,
                       "train_images_per_s": rate, "precision": self.precision.name, "encoder_frozen": frozen,
-                      "lrs": [g["lr"] for g in optimizer.param_groups]}
-            if (epoch + 1) % self.config.val_every == 0 or epoch + 1 == epochs:
-                record["validation"] = self.validate(model, stage.size_px)
+                      "lrs": [g["lr"] for g in optimizer.param_groups], "weights": self._scored_model(model)[1]}
+            self.ended_by_budget = self._budget_spent()
+            last = epoch + 1 == epochs or self.ended_by_budget
+            if self.ended_by_budget:
+                record["ended_by_budget"] = {"budget_hours": self.config.budget_hours}
+            every = self.config.log_scores_every
+            if (epoch + 1) % self.config.val_every == 0 or last:
+                self._score_epoch(model, stage.size_px, record,
+                                  log_scores=bool(every) and (last or progress.epochs_done % every == 0))
             self._finish_epoch(model, record, progress, optimizer, scheduler, scaler)
+            if self.ended_by_budget:
+                break
         set_encoder_frozen(model, False)
         return record
 
     def _stopped(self, model: ResNet34UNet, stage: StageConfig, progress: Progress, optimizer: torch.optim.Optimizer,
                  scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler) -> None:
         """Asked to stop mid-epoch: save `model.last.pt` at this step (rank 0), log it, raise TrainingStopped."""
-        record = {"stopped": {"global_step": progress.global_step, "stage": progress.stage_index,
+        record: dict[str, dict[str, Any]] = {"stopped": {"global_step": progress.global_step, "stage": progress.stage_index,
                               "size_px": stage.size_px, "epoch": progress.epochs_done + 1,
                               "steps_done_in_epoch": progress.steps_done_in_epoch}}
         last = last_checkpoint_path(self.config.out)
+        self._update_times(progress)
+        record["stopped"] |= {"cpu_seconds": progress.cpu_seconds, "wall_seconds": progress.wall_seconds}
         if self.info.is_main:
-            checkpoint = self._checkpoint(model, {"stopped": record["stopped"]}, stage.size_px)
-            save_resumable(last, checkpoint, progress, optimizer, scheduler, scaler)
+            checkpoint = self._checkpoint(model, {"stopped": record["stopped"]}, stage.size_px, "trained")
+            save_resumable(last, checkpoint, progress, optimizer, scheduler, scaler, self._training_state())
             assert self.log is not None
             self.log.write(record)
         barrier(self.info)
@@ -322,12 +429,16 @@ class Trainer:
         if improved:
             progress.best_jaccard = jaccard
         record["best_jaccard"] = progress.best_jaccard
+        self._update_times(progress)
+        record["cpu_seconds"], record["wall_seconds"] = progress.cpu_seconds, progress.wall_seconds
         if self.info.is_main:
             if improved:
                 best = {"validation": record["validation"], "epoch": record}
-                save_checkpoint(self._checkpoint(model, best, record["size_px"]), self.config.out)
-            last = self._checkpoint(model, {"last_epoch": record}, record["size_px"])
-            save_resumable(last_checkpoint_path(self.config.out), last, progress, optimizer, scheduler, scaler)
+                scored, weights = self._scored_model(model)
+                save_checkpoint(self._checkpoint(scored, best, record["size_px"], weights), self.config.out)
+            last = self._checkpoint(model, {"last_epoch": record}, record["size_px"], "trained")
+            save_resumable(last_checkpoint_path(self.config.out), last, progress, optimizer, scheduler, scaler,
+                           self._training_state())
             assert self.log is not None
             self.log.write(record)
         self.on_event("epoch", record)

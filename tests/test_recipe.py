@@ -24,7 +24,7 @@ from dermseg_train.baselines import centred_ellipse
 from dermseg_train.config import DEFAULT_LRS_1024, PAPER_LRS_512, PAPER_LRS_1024, StageConfig, TrainConfig
 from dermseg_train.data import ResizeCache
 from dermseg_train.encoder_weights import build_model
-from dermseg_train.runlog import read_log
+from dermseg_train.runlog import read_epochs, read_log
 from dermseg_train.train import Trainer, last_checkpoint_path, log_path, split_path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -144,7 +144,7 @@ def test_a_run_killed_mid_epoch_and_resumed_ends_with_the_same_weights(tmp_path:
     assert expected.keys() == resumed.keys()
     different = [k for k in expected if not torch.equal(expected[k], resumed[k])]
     assert different == []
-    assert [r["epoch"] for r in read_log(log_path(cut / "model.pt"))] == [1, 2]
+    assert [r["epoch"] for r in read_epochs(log_path(cut / "model.pt"))] == [1, 2]
 
 
 def test_run_writes_best_last_log_and_split(tmp_path: Path) -> None:
@@ -154,7 +154,7 @@ def test_run_writes_best_last_log_and_split(tmp_path: Path) -> None:
     config = _config(tmp_path, stages=[StageConfig(64, epochs=1, batch_size=2)], exclude=[str(tmp_path / "ids.txt")])
     Trainer(config).run()
     out = Path(config.out)
-    log = read_log(log_path(out))
+    log = read_epochs(log_path(out))
     assert len(log) == 1 and log[0]["validation"]["all"]["images"] == 2
     assert "large_lesions" in log[0]["validation"]
     split = json.loads(split_path(out).read_text())
@@ -208,7 +208,7 @@ def test_two_process_ddp_on_the_cpu_freezes_then_unfreezes_and_counts_every_vali
     env = os.environ | {"OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    log = read_log(log_path(out))
+    log = read_epochs(log_path(out))
     assert [r["encoder_frozen"] for r in log] == [True, False]
     assert all(r["validation"]["all"]["images"] == 3 for r in log)  # 2 on rank 0, 1 on rank 1, none twice
     assert log[-1]["global_step"] == 2  # 5 training images over 2 ranks of batch 2: one step each per epoch
@@ -307,7 +307,7 @@ def test_validate_on_selection_scores_the_selection_half_and_eval_reports_the_ot
     split = json.loads(split_path(out).read_text())
     assert len(split["selection"]) == len(split["reporting"]) == 2
     assert sorted(split["selection"] + split["reporting"]) == sorted(split["val"])
-    assert read_log(log_path(out))[0]["validation"]["all"]["images"] == 2
+    assert read_epochs(log_path(out))[0]["validation"]["all"]["images"] == 2
     for half in ("selection", "reporting"):
         result = CliRunner().invoke(eval_cli.main, [str(SAMPLES_DIR), "--engine", str(out), "--device", "cpu",
                                                     "--ids", str(split_path(out)), "--half", half])

@@ -17,7 +17,7 @@ from dermseg_deploy.util import cpu
 from dermseg_train import cli
 from dermseg_train.config import StageConfig, TrainConfig
 from dermseg_train.precision import training_precision
-from dermseg_train.runlog import read_log
+from dermseg_train.runlog import read_epochs
 from dermseg_train.train import Trainer, last_checkpoint_path, log_path
 
 
@@ -56,7 +56,7 @@ def test_the_trainer_announces_its_precision(tmp_path: Path, monkeypatch: pytest
     result = CliRunner().invoke(cli.main, [str(a) for a in args])
     assert result.exit_code == 0, result.output
     assert said in result.stderr
-    assert read_log(log_path(out))[0]["precision"] == ("bf16" if native else "fp32")
+    assert read_epochs(log_path(out))[0]["precision"] == ("bf16" if native else "fp32")
 
 
 def _losses(config: TrainConfig) -> list[float]:
@@ -98,4 +98,4 @@ def test_a_bf16_run_killed_mid_epoch_and_resumed_ends_with_the_same_weights(tmp_
     expected = load_checkpoint(last_checkpoint_path(tmp_path / "whole" / "model.pt")).state_dict
     resumed = load_checkpoint(last_checkpoint_path(cut / "model.pt")).state_dict
     assert [k for k in expected if not torch.equal(expected[k], resumed[k])] == []
-    assert {r["precision"] for r in read_log(log_path(cut / "model.pt"))} == {"bf16"}
+    assert {r["precision"] for r in read_epochs(log_path(cut / "model.pt"))} == {"bf16"}

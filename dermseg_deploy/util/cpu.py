@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 CPUINFO = Path("/proc/cpuinfo")
@@ -82,3 +83,20 @@ def fastest_engine_line() -> str:
         engine = "an OpenVINO IR in FP32 (dermseg-export model.pt --formats openvino), or the ONNX file"
     return f"this CPU has {units}: the fastest CPU engine here is {engine}; pip install 'dermseg[openvino]' runs it"
 
+
+
+def cpu_record() -> dict[str, str | int | None]:
+    """What a training checkpoint records of the CPU it ran on: model name, vendor, family and model numbers, the
+    BF16 units and the usable cores (empty strings and None where `/proc/cpuinfo` says nothing)."""
+    fields = cpuinfo_fields()
+    vendor, family = cpu_identity()
+    model = fields.get("model", "")
+    return {"name": fields.get("model name", ""), "vendor": vendor, "family": family,
+            "model": int(model) if model.isdigit() else None, "bf16_units": bf16_units(), "cores": usable_cores()}
+
+
+def describe_cpu_record(record: Mapping[str, object]) -> str:
+    """`AMD EPYC (family 25 model 1, BF16 units: none, 2 cores)` for a `cpu_record()`."""
+    name = record.get("name") or record.get("vendor") or "an unknown CPU"
+    return (f"{name} (family {record.get('family')} model {record.get('model')}, BF16 units: "
+            f"{record.get('bf16_units')}, {record.get('cores')} cores)")
