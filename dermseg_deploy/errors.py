@@ -36,6 +36,16 @@ class InputImageError(DermsegError):
         return (type(self), (self.path, self.reason))
 
 
+INTERNAL_KIND = "internal"
+"""The error kind of an input that failed on an exception dermseg did not expect (a bug): the run goes on, its row
+says `internal error (...)`, and the command exits 70 at the end (`--debug` prints the tracebacks)."""
+
+
+def internal_reason(exc: BaseException) -> str:
+    """An unexpected exception as one line, for the input it happened on: `internal error (TypeError: ...)`."""
+    return f"internal error ({type(exc).__name__}: {one_line(exc)})"
+
+
 class ImageTooLargeError(InputImageError):
     """An image over the pixel limit (a decompression bomb, or simply too big to decode safely)."""
 

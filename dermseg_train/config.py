@@ -10,6 +10,7 @@ from typing import Any
 from dermseg_deploy.errors import UserError
 from dermseg_deploy.model.model_config import ModelConfig
 from dermseg_deploy.model.sizes import SIZE_RULE, is_valid_size
+from dermseg_deploy.util.bounded_json import read_bounded_json_file
 
 from .exclusions import HELDOUT_IDS
 
@@ -213,12 +214,7 @@ class TrainConfig:
 
 def load_config_file(path: Path) -> dict[str, Any]:
     """Read a JSON config file (keys as TrainConfig's fields)."""
-    try:
-        data = json.loads(path.read_text())
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read the config file ({exc.strerror or exc})") from exc
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: not valid JSON ({exc})") from exc
+    data = read_bounded_json_file(path)
     if not isinstance(data, dict):
         raise UserError(f"{path}: the config must be a JSON object")
     return data

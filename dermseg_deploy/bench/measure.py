@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import numpy as np
 from PIL import Image
 
+from ..core.image_formats import ALLOWED_FORMATS
 from ..core.stages import STAGE_NAMES, HostStages, Prepared
 from ..core.work_item import WorkItem
 from ..errors import InferenceError, InputImageError, UserError
@@ -211,7 +212,7 @@ def masks_iou(folder: Path, reference: Path) -> float | None:
         other = folder / mask_path.name
         if not other.is_file():
             continue
-        with Image.open(mask_path) as a, Image.open(other) as b:
+        with Image.open(mask_path, formats=ALLOWED_FORMATS) as a, Image.open(other, formats=ALLOWED_FORMATS) as b:
             x, y = np.asarray(a) > 128, np.asarray(b) > 128
         if x.shape != y.shape:
             ious.append(0.0)

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from ..core.image_formats import ALLOWED_FORMATS
 from ..model.metadata import ModelMetadata
 from ..util.devices import Device
 from .measure import STAGES, StageTimer
@@ -35,7 +36,7 @@ class NaiveBaseline:
         data = path.read_bytes()
         read_ms = (time.perf_counter() - begin) * 1000.0
         begin = time.perf_counter()
-        image = ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB")
+        image = ImageOps.exif_transpose(Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)).convert("RGB")
         decode_ms = (time.perf_counter() - begin) * 1000.0
         begin = time.perf_counter()
         small = np.asarray(image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32) / 255.0

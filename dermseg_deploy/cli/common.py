@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from ..errors import (
     OutputWriteError,
     UserError,
 )
+from ..util.printable import printable
 from ..util.stop_signals import EXIT_INTERRUPTED
 
 EXIT_OK = 0
@@ -50,8 +52,28 @@ def exit_code_for(error: DermsegError) -> int:
 
 
 def error_line(message: str) -> None:
-    """One line on stderr."""
-    click.echo(f"error: {message}", err=True)
+    """One line on stderr (control characters in it escaped: a file's name or text cannot forge another line)."""
+    click.echo(f"error: {printable(message)}", err=True)
+
+
+DEBUG_ENV = "DERMSEG_DEBUG"
+"""Set to 1 to print the tracebacks of internal errors, as --debug does."""
+
+
+def debug_option(command: F) -> F:
+    """`--debug`: print the traceback of every internal error (an input that failed on an exception dermseg did not
+    expect); the environment variable DERMSEG_DEBUG=1 does the same."""
+    return click.option("--debug", is_flag=True,
+                        help=f"Print the traceback of each internal error (a bug) for a bug report; {DEBUG_ENV}=1 "
+                             "does the same.")(command)
+
+
+def debugging(flag: bool) -> bool:
+    """--debug, or DERMSEG_DEBUG=1 in the environment."""
+    return flag or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+INTERNAL_HINT = "a bug in dermseg: run again with --debug for its traceback, and report it"
 
 
 def handle_errors(command: F) -> F:
@@ -119,4 +141,4 @@ def model_or_shipped(model_path: Path | None) -> Path:
         return model_path
     from ..model.shipped import shipped_model_path
 
-    return shipped_model_path(lambda line: click.echo(line, err=True))
+    return shipped_model_path(lambda line: click.echo(printable(line), err=True))

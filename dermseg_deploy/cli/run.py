@@ -12,7 +12,7 @@ import click
 
 from ..defaults import DEFAULT_MAX_PIXELS, DEVICE_HELP, MAX_BATCH_SIZE, MAX_THREADS
 from ..version import __version__
-from .common import backend_option_flags, handle_errors, mask_option_flags, model_or_shipped
+from .common import backend_option_flags, debug_option, debugging, handle_errors, mask_option_flags, model_or_shipped
 
 
 def _check_threshold(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
@@ -65,22 +65,28 @@ def _check_threshold(ctx: click.Context, param: click.Parameter, value: float | 
 @click.option("--ray-actors", type=click.IntRange(min=1), default=None,
               help="With --ray: actors (default: one per GPU, or the cluster's CPUs divided by --threads).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@debug_option
 @handle_errors
 def main(
     model_path: Path | None, inputs: tuple[Path, ...], out_dir: Path, size_px: int | None, batch_size: int | None, device: str,
     threshold: float | None, overwrite: bool, overlay: bool, max_pixels: int, io_threads: int, threads: int | None,
     report_path: Path | None, provider: str, trust_plan: bool, precision: str, channels_last: bool, cuda_graphs: bool,
     compile_model: bool, tta: str, postprocess: str, full_decode: bool, ray: bool, ray_address: str | None,
-    ray_actors: int | None, quiet: bool,
+    ray_actors: int | None, quiet: bool, debug: bool,
 ) -> None:
     """Segment skin lesions in image files and folders (recursive); write <name>_segmentation.png masks.
 
     Ctrl-C or SIGTERM stops after the current batch, writes the manifest and reports what was done; run the
     same command again to finish (existing masks are skipped).
 
-    Exit codes: 0 all done; 1 some inputs failed (the rest done); 2 usage, user or output error; 3 a check
-    failed; 4 backend, device or precision unavailable; 130 interrupted (SIGINT), 143 terminated (SIGTERM);
-    70 internal error.
+    One bad image never stops the others: it gets a failed row with one error line. An image that fails on an
+    exception dermseg did not expect (a bug) is an internal error: the others are done, and the run exits 70 at the
+    end (--debug prints the tracebacks). A disk that cannot be written ends the run (exit 2), with the manifest and
+    summary of what was done.
+
+    Exit codes: 0 all done; 1 some inputs failed (the rest done); 2 usage, user, model-file or output error; 3 a
+    check failed; 4 backend, device or precision unavailable; 130 interrupted (SIGINT), 143 terminated (SIGTERM);
+    70 internal error (an image's, after the others are done; or the run's).
     """
     from ..core.mask_options import MaskOptions
     from .run_job import RunRequest, run_job
@@ -89,6 +95,7 @@ def main(
         model_or_shipped(model_path), list(inputs), out_dir, size_px, batch_size, device, threshold, overwrite, overlay,
         max_pixels, io_threads, threads, report_path, provider, trust_plan, precision, channels_last, cuda_graphs,
         compile_model, full_decode, ray, ray_address, ray_actors, quiet, MaskOptions.parse(tta, postprocess),
+        debugging(debug),
     ))
 
 

@@ -38,8 +38,9 @@ from ..segment.pipeline import NO_LESION_NOTE, RunOptions, partition_existing
 from ..segment.segmenter import Segmenter
 from ..util.atomic import remove_stale_temp_files
 from ..util.devices import Device, default_batch_size, resolve_device
+from ..util.printable import printable
 from ..util.stop_signals import EXIT_INTERRUPTED, StopFlag
-from .common import EXIT_OK, EXIT_SOME_INPUTS_FAILED
+from .common import EXIT_INTERNAL, EXIT_OK, EXIT_SOME_INPUTS_FAILED, EXIT_USAGE, INTERNAL_HINT, error_line
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,8 @@ class RunRequest:
     ray_actors: int | None
     quiet: bool
     mask_options: MaskOptions = MaskOptions()
+    debug: bool = False
+    """Print the traceback of each internal error (`--debug`, or DERMSEG_DEBUG=1)."""
 
     def backend_options(self) -> BackendOptions:
         return BackendOptions(self.provider, self.trust_plan, self.precision, self.channels_last, self.cuda_graphs,
@@ -114,7 +117,8 @@ class Segmented:
     engine: str = ""
 
 
-Report = Callable[[ManifestRow], None]
+Report = Callable[[ManifestRow, "str | None"], None]
+"""Called with each row as it comes, and the traceback of an internal failure (where there is one)."""
 
 
 def run_job(request: RunRequest) -> None:
@@ -130,14 +134,17 @@ def run_job(request: RunRequest) -> None:
     segmented = Segmented()
     bar = tqdm(total=len(plan.items), unit="img", disable=request.quiet, file=sys.stderr, dynamic_ncols=True)
 
-    def report(row: ManifestRow) -> None:
+    def report(row: ManifestRow, trace: str | None = None) -> None:
         if row.status == STATUS_FAILED:
-            tqdm.write(f"error: {row.file}: {row.error}", file=sys.stderr)
+            tqdm.write(f"error: {printable(row.file)}: {printable(row.error)}", file=sys.stderr)
+            if trace and request.debug:
+                tqdm.write(trace.rstrip("\n"), file=sys.stderr)
         elif row.note:
-            tqdm.write(f"note: {row.file}: {row.note}", file=sys.stderr)
+            tqdm.write(f"note: {printable(row.file)}: {printable(row.note)}", file=sys.stderr)
         bar.update(1)
 
     start = time.perf_counter()
+    disk_error: OutputWriteError | None = None
     with stop.installed(lambda name: click.echo(f"\n{name}: stopping after the current batch ({name} or Ctrl-C again "
                                                 "to stop at once)", err=True)):
         try:
@@ -145,17 +152,26 @@ def run_job(request: RunRequest) -> None:
                 _segment_on_ray(plan.items, request, backend_options, report, stop.is_set, segmented)
             else:
                 _segment_here(plan.items, request, backend_options, device, report, stop.is_set, segmented)
+        except OutputWriteError as exc:  # the disk, not an image: the run ends, with its manifest and summary
+            disk_error = exc
         finally:
             bar.close()
             elapsed = time.perf_counter() - start
             segmented.rows = _mark_missing_masks(segmented.rows)
             manifest = _write_reports(request.out_dir, request.report_path, segmented.rows, plan.errors)
     failed = _summarise(request, plan, segmented, elapsed, manifest)
+    if disk_error is not None:
+        error_line(f"{disk_error}; the run stopped there (the masks written so far are in the manifest)")
+        sys.exit(EXIT_USAGE)
     if stop.is_set() or len(segmented.rows) < len(plan.items):
         left = len(plan.items) - len(segmented.rows)
         what = "not reported back (actors may have finished some: their masks exist)" if request.ray else "not started"
         click.echo(f"interrupted: {left} image(s) {what}; run the same command again to finish them", err=True)
         sys.exit(stop.exit_code if stop.is_set() else EXIT_INTERRUPTED)
+    internal = sum(row.internal for row in segmented.rows)
+    if internal:
+        error_line(f"{internal} image(s) failed on an internal error ({INTERNAL_HINT}); the others are done")
+        sys.exit(EXIT_INTERNAL)
     sys.exit(EXIT_SOME_INPUTS_FAILED if failed else EXIT_OK)
 
 
@@ -188,9 +204,9 @@ def _plan(request: RunRequest) -> InputPlan:
     if removed:
         click.echo(f"removed {len(removed)} temp file(s) left in {request.out_dir} by an interrupted run", err=True)
     for line in ([plan.passed_over_line()] if plan.passed_over else []) + plan.notes:
-        click.echo(f"note: {line}", err=True)
+        click.echo(f"note: {printable(line or '')}", err=True)
     for error in plan.errors:
-        click.echo(f"error: {error}", err=True)
+        click.echo(f"error: {printable(str(error))}", err=True)
     return plan
 
 
@@ -209,7 +225,7 @@ def _segment_here(items: list[WorkItem], request: RunRequest, options: BackendOp
         for result in segmenter.segment_items(items, run_options, request.overlay, should_stop):
             segmented.rows.append(result.manifest_row())
             segmented.totals.add(result.stage_seconds)
-            report(segmented.rows[-1])
+            report(segmented.rows[-1], result.traceback)
         segmented.engine = segmenter.backend.describe()
         compile_seconds = getattr(segmenter.backend, "compile_seconds", None)
         if compile_seconds is not None:
@@ -231,10 +247,10 @@ def _segment_on_ray(items: list[WorkItem], request: RunRequest, options: Backend
     done = {position: ManifestRow(str(items[position].source), STATUS_SKIPPED, str(items[position].mask_path))
             for position in skipped}
     for row in done.values():
-        report(row)
+        report(row, None)
     try:
         run = run_on_ray([items[position] for position in todo], settings, request.ray_address, request.ray_actors,
-                         request.threads, report, should_stop)
+                         request.threads, lambda row: report(row, None), should_stop)
         done.update({todo[index]: row for index, row in run.rows.items()})
         segmented.engine = (f"{run.backend or model.model_path} x {run.plan.describe()}" if run.plan
                             else "no Ray run (nothing to do)")
@@ -281,7 +297,7 @@ def _mark_missing_masks(rows: list[ManifestRow]) -> list[ManifestRow]:
     checked = mark_missing_masks(rows)
     for before, after in zip(rows, checked):
         if after.status != before.status:
-            click.echo(f"error: {after.file}: {after.error}", err=True)
+            click.echo(f"error: {printable(after.file)}: {printable(after.error)}", err=True)
     return checked
 
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import io
-import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from ..defaults import DEFAULT_MAX_PIXELS
-from ..errors import ImageTooLargeError, InputImageError
+from ..errors import InputImageError
+from .image_formats import open_image
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
 """Images with more pixels are refused (decompression bombs); the largest ISIC images have about 30 M."""
@@ -61,7 +61,8 @@ def is_jpeg(data: bytes) -> bool:
 def decode_image(
     data: bytes, name: object = "<bytes>", max_pixels: int = DEFAULT_MAX_PIXELS, draft_min_side_px: int | None = None
 ) -> np.ndarray:
-    """Decode JPEG/PNG/BMP/TIFF bytes to an (H, W, 3) uint8 RGB array with EXIF orientation applied.
+    """Decode JPEG/PNG/BMP/TIFF bytes (`image_formats`: no other format) to an (H, W, 3) uint8 RGB array with EXIF
+    orientation applied.
 
     With `draft_min_side_px`, a JPEG is decoded at the largest libjpeg DCT scale (1/2, 1/4, 1/8) that still
     leaves both sides at least that long, which is much faster for a large photo going to a small input;
@@ -71,25 +72,14 @@ def decode_image(
     if not data:
         raise InputImageError(name, "is empty (0 bytes)")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
-                width, height = image.size
-                if width * height > max_pixels:
-                    raise ImageTooLargeError(
-                        name, f"has {width}x{height} = {width * height} pixels, over the limit of {max_pixels}"
-                    )
-                if draft_min_side_px is not None and image.format == "JPEG":
-                    image.draft("RGB", (draft_min_side_px, draft_min_side_px))
-                image.load()
-                oriented = ImageOps.exif_transpose(image)
-                array = image_to_rgb_array(oriented if oriented is not None else image)
+        with open_image(io.BytesIO(data), name, max_pixels) as image:
+            if draft_min_side_px is not None and image.format in ("JPEG", "MPO"):
+                image.draft("RGB", (draft_min_side_px, draft_min_side_px))
+            image.load()
+            oriented = ImageOps.exif_transpose(image)
+            array = image_to_rgb_array(oriented if oriented is not None else image)
     except InputImageError:
         raise
-    except UnidentifiedImageError as exc:
-        raise InputImageError(name, "is not an image in a format dermseg reads (JPEG, PNG, BMP, TIFF)") from exc
-    except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(name, f"is too large to decode safely ({exc})") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InputImageError(name, f"cannot be decoded ({exc})") from exc
     if array.ndim != 3 or array.shape[0] == 0 or array.shape[1] == 0:
@@ -101,10 +91,12 @@ def read_header(data: bytes, name: object = "<bytes>") -> tuple[tuple[int, int],
     """From the header alone: the (height, width) a viewer shows (EXIF orientation applied) and the EXIF
     orientation (1-8; 1 when absent or invalid)."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with open_image(io.BytesIO(data), name) as image:
             width, height = image.size
             orientation = image.getexif().get(EXIF_ORIENTATION_TAG, 1)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+    except InputImageError:
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InputImageError(name, f"cannot be decoded ({exc})") from exc
     orientation = orientation if isinstance(orientation, int) and 1 <= orientation <= 8 else 1
     return ((width, height) if orientation in SWAPPING_ORIENTATIONS else (height, width)), orientation

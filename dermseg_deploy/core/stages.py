@@ -18,13 +18,14 @@ masks (H, W) uint8 of 0/255. A backend that takes torch tensors (PyTorch on the 
 from __future__ import annotations
 
 import time
+import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..backends.base import Backend
-from ..errors import InputImageError, NonFiniteLogitsError
+from ..errors import INTERNAL_KIND, InputImageError, NonFiniteLogitsError, internal_reason
 from ..model.metadata import ModelMetadata
 from .decode import read_file_bytes
 from .decode_policy import DecodePolicy
@@ -58,13 +59,21 @@ class Prepared:
     overlay_image: Any = None
     error: str | None = None
     error_kind: str | None = None
-    """`InputImageError.kind` of the error: unusable, too_large or nonfinite_logits."""
+    """`InputImageError.kind` of the error: unusable, too_large or nonfinite_logits; `internal` for an exception
+    dermseg did not expect (`fail_internal`)."""
+    traceback: str | None = None
+    """The traceback of an `internal` failure (what `--debug` prints)."""
     notes: list[str] = field(default_factory=list)
     stage_seconds: dict[str, float] = field(default_factory=dict)
     """Seconds per stage (`STAGE_NAMES`) spent on this item so far."""
 
     def fail(self, error: InputImageError) -> None:
         self.error, self.error_kind = error.reason, error.kind
+
+    def fail_internal(self, error: BaseException) -> None:
+        """An exception that is no input's fault and no known failure: this item fails, the others go on."""
+        self.error, self.error_kind = internal_reason(error), INTERNAL_KIND
+        self.traceback = "".join(traceback.format_exception(error))
 
     @property
     def failed(self) -> bool:
@@ -145,6 +154,8 @@ class HostStages:
             prepared.stage_seconds["preprocess"] = time.perf_counter() - decoded
         except InputImageError as exc:
             prepared.fail(exc)
+        except Exception as exc:  # one image's unexpected failure (a library's bug, a decoder's crash) is its own
+            prepared.fail_internal(exc)
         prepared.seconds = time.perf_counter() - start
         return prepared
 

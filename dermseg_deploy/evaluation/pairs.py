@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from ..core.decode import IMAGE_SUFFIXES
-from ..errors import InputImageError, UserError
+from ..core.image_formats import read_gray
+from ..defaults import DEFAULT_MAX_PIXELS
+from ..errors import UserError
 
 IMAGE_FOLDERS = ("ISIC2018_Task1-2_Training_Input", "ISIC-2017_Validation_Data", "images")
 MASK_FOLDERS = ("ISIC2018_Task1_Training_GroundTruth", "ISIC-2017_Validation_Part1_GroundTruth", "masks")
@@ -64,11 +65,7 @@ def discover_pairs(root: str | Path) -> list[Pair]:
     return [Pair(i, images[i], masks[i]) for i in sorted(images)]
 
 
-def read_mask(path: Path) -> np.ndarray:
-    """A ground-truth PNG -> (H,W) bool array, binarised at > 128 as the ISIC scorer does."""
-    try:
-        with Image.open(path) as image:
-            gray = np.asarray(image.convert("L"))
-    except (OSError, ValueError) as exc:
-        raise InputImageError(path, f"mask cannot be decoded ({exc})") from exc
-    return gray > 128
+def read_mask(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """A ground-truth PNG -> (H,W) bool array, binarised at > 128 as the ISIC scorer does; the decoder allow-list and
+    the pixel limit as for images (InputImageError, ImageTooLargeError)."""
+    return read_gray(str(path), path, "mask", max_pixels) > 128

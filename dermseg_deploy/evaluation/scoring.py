@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
+from ..core.image_formats import read_gray
+from ..defaults import DEFAULT_MAX_PIXELS
 from ..errors import InputImageError
 from ..files.inputs import MASK_SUFFIX
 from ..files.manifest import ManifestRow
@@ -81,11 +82,7 @@ def read_prediction(path: Path) -> np.ndarray:
     """A written mask PNG -> (H,W) uint8 array of its gray values."""
     if not path.is_file():
         raise InputImageError(path, "prediction is missing")
-    try:
-        with Image.open(path) as image:
-            return np.array(image.convert("L"), dtype=np.uint8)
-    except (OSError, ValueError) as exc:
-        raise InputImageError(path, f"prediction cannot be decoded ({exc})") from exc
+    return read_gray(str(path), path, "prediction", DEFAULT_MAX_PIXELS)
 
 
 def evaluate_mask_folder(prediction_dir: Path, pairs: Sequence[Pair], on_prediction: PredictionCallback | None = None,

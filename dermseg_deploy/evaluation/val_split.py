@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
 from dermseg_deploy.errors import UserError
+from dermseg_deploy.util.bounded_json import read_bounded_json_file
 
 VAL_HALVES = ("selection", "reporting")
 """The validation images cut in two: settings are chosen on the selection half and reported on the other."""
@@ -25,10 +25,10 @@ def split_val_halves(val_ids: list[str], seed: int) -> dict[str, list[str]]:
 def read_split_val_ids(path: Path, half: str | None = None) -> list[str]:
     """The validation ids of a `model.split.json`, or one of their halves (recomputed from the ids and the seed,
     so split files written before the halves existed work too)."""
+    split = read_bounded_json_file(path)
     try:
-        split = json.loads(path.read_text())
         val = [str(image_id) for image_id in split["val"]]
         seed = int(split.get("seed", 0))
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise UserError(f"{path}: expected a split file with a 'val' list") from exc
     return split_val_halves(val, seed)[half] if half else val

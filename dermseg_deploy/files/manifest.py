@@ -11,6 +11,12 @@ Columns, in this order:
     error                  why it failed (empty otherwise), as the command's `error: <file>: <reason>` line
     note                   something worth knowing about a segmented input ("no lesion found (empty mask)",
                            decoded on the CPU, ...)
+    error_kind             what kind of failure (empty otherwise): unusable (a bad input), too_large (over the
+                           pixel limit), nonfinite_logits (the model's fault), not_written (its folder went),
+                           internal (an exception dermseg did not expect: a bug; the command exits 70)
+
+Columns are only ever added at the end: `read_manifest` reads a manifest of an earlier version (fewer columns) and
+fills the missing ones with their defaults.
 
 Written atomically (a temp file, then a rename): readers see the old manifest or the new one, and never
 into a folder that is gone (an output folder deleted mid-run is not recreated). UTF-8; a file name that is
@@ -29,7 +35,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputImageError, UserError
+from ..errors import INTERNAL_KIND, InputImageError, UserError
 from ..util.atomic import atomic_write_bytes
 
 MANIFEST_NAME = "manifest.csv"
@@ -50,6 +56,7 @@ class ManifestRow:
     seconds: float = 0.0
     error: str = ""
     note: str = ""
+    error_kind: str = ""
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -58,7 +65,12 @@ class ManifestRow:
     @classmethod
     def input_error(cls, error: InputImageError) -> ManifestRow:
         """An input that failed before segmentation (a folder that cannot be listed, a clashing output)."""
-        return cls(str(error.path), STATUS_FAILED, error=error.reason)
+        return cls(str(error.path), STATUS_FAILED, error=error.reason, error_kind=error.kind)
+
+    @property
+    def internal(self) -> bool:
+        """Failed on an exception dermseg did not expect (a bug)."""
+        return self.error_kind == INTERNAL_KIND
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,16 +82,18 @@ class ManifestRow:
             file=str(data["file"]), status=str(data["status"]), mask_path=str(data.get("mask_path") or ""),
             lesion_area_fraction=None if fraction in (None, "") else float(fraction),
             seconds=float(data.get("seconds") or 0.0), error=str(data.get("error") or ""),
-            note=str(data.get("note") or ""),
+            note=str(data.get("note") or ""), error_kind=str(data.get("error_kind") or ""),
         )
 
     def csv_values(self) -> list[str]:
         fraction = "" if self.lesion_area_fraction is None else f"{self.lesion_area_fraction:.6f}"
         return [neutralise(self.file), self.status, neutralise(self.mask_path), fraction, f"{self.seconds:.4f}",
-                neutralise(self.error), neutralise(self.note)]
+                neutralise(self.error), neutralise(self.note), self.error_kind]
 
 
 COLUMNS = tuple(f.name for f in fields(ManifestRow))
+FIRST_COLUMNS = 7
+"""The columns of the first manifest version (up to `note`): every later one starts with them."""
 TEXT_COLUMNS = ("file", "mask_path", "error", "note")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 QUOTE = "'"
@@ -150,7 +164,8 @@ def read_manifest(path: Path) -> list[ManifestRow]:
     except OSError as exc:
         raise UserError(f"{path}: cannot read the manifest ({exc.strerror or exc})") from exc
     reader = csv.DictReader(io.StringIO(text))
-    if tuple(reader.fieldnames or ()) != COLUMNS:
+    found = tuple(reader.fieldnames or ())
+    if len(found) < FIRST_COLUMNS or found != COLUMNS[: len(found)]:
         raise UserError(f"{path}: not a dermseg manifest (columns {reader.fieldnames}, expected {list(COLUMNS)})")
     try:
         return [ManifestRow.from_dict({key: restore(value) if key in TEXT_COLUMNS and value else value

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ..errors import ModelFileError
+from ..util.bounded_json import UntrustedJsonError, loads_bounded
 from .schema import (
     refuse,
     require_equal_int,
@@ -118,7 +119,7 @@ class ModelMetadata:
     @classmethod
     def from_json(cls, text: str) -> ModelMetadata:
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ModelFileError(f"model metadata is not valid JSON: {exc}") from exc
+            data = loads_bounded(text, "model metadata")
+        except UntrustedJsonError as exc:
+            raise ModelFileError(str(exc)) from exc
         return cls.from_dict(data)

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import io
-import json
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -20,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import BackendUnavailableError, ImageTooLargeError, InputImageError
+from ..util.bounded_json import loads_bounded
 
 
 class ServeClient:
@@ -31,19 +31,19 @@ class ServeClient:
 
     def health(self) -> dict[str, Any]:
         with self._open(urllib.request.Request(f"{self.url}/healthz"), "service") as response:
-            return dict(json.loads(response.read()))
+            return dict(loads_bounded(response.read(), f"{self.url}/healthz"))
 
     def segment(self, image: str | Path | bytes, name: str | None = None) -> np.ndarray:
         """The mask of one image (a path, or the bytes of an image file)."""
         body, label = self._payload(image, name)
         with self._post(body, label, {}) as response:
-            with Image.open(io.BytesIO(response.read())) as mask:
+            with Image.open(io.BytesIO(response.read()), formats=("PNG",)) as mask:
                 return np.asarray(mask).copy()
 
     def segment_json(self, image: str | Path | bytes, name: str | None = None) -> dict[str, Any]:
         body, label = self._payload(image, name)
         with self._post(body, label, {"format": "json"}) as response:
-            return dict(json.loads(response.read()))
+            return dict(loads_bounded(response.read(), f"{self.url}/segment"))
 
     @staticmethod
     def _payload(image: str | Path | bytes, name: str | None) -> tuple[bytes, str]:

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from ..core.decode import image_to_rgb_array
+from ..core.image_formats import require_listed_format
 from ..errors import UserError
 
 ImageLike = Any
@@ -85,6 +86,7 @@ def as_pixels_or_path(image: object, label: str = "image") -> np.ndarray | Path:
     if is_torch_tensor(image):
         return _from_tensor(image, label)
     if isinstance(image, Image.Image):
+        require_listed_format(image, label)  # before exif_transpose loads a lazily opened file
         oriented = ImageOps.exif_transpose(image)
         return _from_array(image_to_rgb_array(oriented if oriented is not None else image), label)
     raise ImageTypeError(f"{label}: expected {EXPECTED}, got {_describe(image)}")

@@ -3,11 +3,18 @@
 `run_pipeline` yields one `SegmentResult` per item, in input order, and never prints. Readers prepare
 batch k+1 while the backend works on batch k and writers finish and write batch k-1; each queue holds
 at most two batches, so memory stays flat however many images there are.
+
+One item never harms the others: an exception while it is read, decoded, preprocessed, post-processed, upsampled
+or written becomes its own failed result (an exception dermseg did not expect: kind `internal`, with its
+traceback), and the rest goes on. Where a batch stage fails on an unexpected exception, the batch is run again one
+item at a time, so that only the item that caused it fails. Only what is no item's fault ends the run: the
+backend failing (InferenceError) and the disk (OutputWriteError).
 """
 
 from __future__ import annotations
 
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,7 +27,7 @@ from ..core.masks import lesion_fraction
 from ..core.stages import HostStages, Prepared
 from ..core.work_item import WorkItem
 from ..defaults import MAX_BATCH_SIZE, MAX_THREADS
-from ..errors import InputImageError, UserError
+from ..errors import INTERNAL_KIND, DermsegError, InputImageError, UserError, internal_reason
 from ..files.manifest import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED
 from ..files.outputs import write_outputs
 from .results import SegmentResult
@@ -148,21 +155,8 @@ def _segment(
                 readers.shutdown(wait=False, cancel_futures=True)
                 break
             start = time.perf_counter()
-            stages.decode_batch(batch)
-            decoded = time.perf_counter()
-            inputs, good = stages.batch_inputs(batch)
-            batched = time.perf_counter()
-            logits = stages.infer(inputs) if good else None
-            inferred = time.perf_counter()
-            masks = stages.postprocess(logits, good) if logits is not None else []
-            share = (time.perf_counter() - start) / max(1, len(good))
-            for entry in good:
-                seconds = entry.stage_seconds
-                seconds["decode"] = seconds.get("decode", 0.0) + (decoded - start) / len(good)
-                seconds["preprocess"] = seconds.get("preprocess", 0.0) + (batched - decoded) / len(good)
-                seconds["inference"] = (inferred - batched) / len(good)
-                seconds["postprocess"] = (time.perf_counter() - inferred) / len(good)
-            mask_of = {id(entry): mask for entry, mask in zip(good, masks) if mask is not None}
+            mask_of = _masks_of_batch(stages, batch)
+            share = (time.perf_counter() - start) / max(1, len(mask_of))
             yield from _drain(in_flight)
             for entry in batch:  # failed entries wait in the queue too, so that results keep the input order
                 mask = mask_of.get(id(entry))
@@ -171,18 +165,60 @@ def _segment(
         yield from _drain(in_flight)
 
 
+def _masks_of_batch(stages: HostStages, batch: list[Prepared]) -> dict[int, Any]:
+    """The batch stages (decode_batch, batch_inputs, infer, postprocess) for `batch`: the network-size mask of each
+    entry that has one, by `id(entry)`. An unexpected exception is retried one entry at a time, and the entry alone
+    that still raises fails (`internal`); a DermsegError (the backend's InferenceError) ends the run."""
+    try:
+        return _run_batch_stages(stages, batch)
+    except DermsegError:
+        raise
+    except Exception as exc:
+        if len(batch) == 1:
+            batch[0].fail_internal(exc)
+            return {}
+    masks: dict[int, Any] = {}
+    for entry in batch:
+        masks |= _masks_of_batch(stages, [entry])
+    return masks
+
+
+def _run_batch_stages(stages: HostStages, batch: list[Prepared]) -> dict[int, Any]:
+    start = time.perf_counter()
+    stages.decode_batch(batch)
+    decoded = time.perf_counter()
+    inputs, good = stages.batch_inputs(batch)
+    batched = time.perf_counter()
+    logits = stages.infer(inputs) if good else None
+    inferred = time.perf_counter()
+    masks = stages.postprocess(logits, good) if logits is not None else []
+    for entry in good:
+        seconds = entry.stage_seconds
+        seconds["decode"] = seconds.get("decode", 0.0) + (decoded - start) / len(good)
+        seconds["preprocess"] = seconds.get("preprocess", 0.0) + (batched - decoded) / len(good)
+        seconds["inference"] = (inferred - batched) / len(good)
+        seconds["postprocess"] = (time.perf_counter() - inferred) / len(good)
+    return {id(entry): mask for entry, mask in zip(good, masks) if mask is not None}
+
+
 def _drain(in_flight: _InFlight) -> Iterator[SegmentResult]:
     """Results of the writes queued so far (keeps one batch of writes running behind inference)."""
     while in_flight:
         entry, share, future = in_flight.popleft()
         if future is None:
             yield SegmentResult(entry.item, STATUS_FAILED, entry.seconds, error=entry.error or "was not segmented",
-                                error_kind=entry.error_kind or InputImageError.kind)
+                                error_kind=entry.error_kind or InputImageError.kind, traceback=entry.traceback)
             continue
         try:
             finished = future.result()  # an OutputWriteError ends the run: the disk is the problem
         except InputImageError as exc:  # non-finite logits (CUDA), an output folder gone, an overlay's decode
             yield SegmentResult(entry.item, STATUS_FAILED, entry.seconds, error=exc.reason, error_kind=exc.kind)
+            continue
+        except DermsegError:
+            raise
+        except Exception as exc:  # this item's upsampling, overlay or encoding failed unexpectedly: it alone fails
+            yield SegmentResult(entry.item, STATUS_FAILED, entry.seconds, error=internal_reason(exc),
+                                error_kind=INTERNAL_KIND, traceback="".join(traceback.format_exception(exc)))
             continue
         if finished.fraction == 0.0:
             entry.notes.append(NO_LESION_NOTE)

@@ -29,7 +29,10 @@ class SegmentResult:
     stage_seconds: dict[str, float] | None = None
     """Seconds per stage (`core.stages.STAGE_NAMES`) for a segmented input."""
     error_kind: str | None = None
-    """For a failed input: `unusable`, `too_large` (over the pixel limit) or `nonfinite_logits` (the model's fault)."""
+    """For a failed input: `unusable`, `too_large` (over the pixel limit), `nonfinite_logits` (the model's fault),
+    `not_written` or `internal` (an exception dermseg did not expect: a bug)."""
+    traceback: str | None = None
+    """For an `internal` failure: its traceback (`dermseg-run --debug` prints it)."""
 
     @property
     def source(self) -> str:
@@ -51,5 +54,5 @@ class SegmentResult:
     def manifest_row(self) -> ManifestRow:
         return ManifestRow(
             self.source, self.status, "" if self.mask_path is None else str(self.mask_path), self.lesion_fraction,
-            self.seconds, self.error or "", self.note or "",
+            self.seconds, self.error or "", self.note or "", self.error_kind or "",
         )

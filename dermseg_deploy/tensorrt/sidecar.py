@@ -26,6 +26,7 @@ from ..model.schema import (
 )
 from ..model.sizes import MAX_SIZE_PX
 from ..util.atomic import atomic_write_bytes
+from ..util.bounded_json import UntrustedJsonError, loads_bounded
 
 SIDECAR_FORMAT_VERSION = 1
 REBUILD_HINT = "rebuild with dermseg-export on this machine"
@@ -176,9 +177,9 @@ def read_sidecar(plan_path: str | Path) -> PlanSidecar:
     except (OSError, UnicodeDecodeError) as exc:
         raise ModelFileError(f"{path}: cannot be read ({exc})") from exc
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ModelFileError(f"{path}: not valid JSON ({exc}); {REBUILD_HINT}") from exc
+        data = loads_bounded(text, path)
+    except UntrustedJsonError as exc:
+        raise ModelFileError(f"{exc}; {REBUILD_HINT}") from exc
     return PlanSidecar.from_dict(data, str(path))
 
 
