@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,8 @@ def ray_session() -> Iterator[Any]:
 
 SERVE_MAX_PIXELS = 1_000_000
 """The pixel limit of the served test application (a larger image is refused with 413)."""
+SERVE_MAX_BODY_BYTES = 4 * 2**20
+"""Its body limit (a larger body is refused with 413 before it is read)."""
 
 
 def _free_port() -> int:
@@ -101,22 +104,46 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def served(ray_session: Any, onnx_path: Path) -> Iterator[Any]:
-    """`dermseg-serve`'s application on the shared Ray cluster, at 127.0.0.1 on a free port: 2 replicas of the test
-    model, batches up to 4; the serve tests and the page's browser tests use it."""
-    from ray import serve
-
+def served_model_spec(onnx_path: Path, max_pixels: int = SERVE_MAX_PIXELS) -> Any:
+    """The session's ONNX model on the CPU, one thread per replica, as a served application opens it."""
     from dermseg_deploy.backends import BackendOptions
     from dermseg_deploy.scale.segmenter_spec import SegmenterSpec
-    from dermseg_deploy.scale.serve_app import ServeSettings, build_app
-    from dermseg_deploy.scale.serve_client import ServeClient
 
-    port = _free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    model = SegmenterSpec(str(onnx_path), "cpu", options=BackendOptions(threads=1), max_pixels=SERVE_MAX_PIXELS)
-    settings = ServeSettings(model, max_batch_size=4, batch_wait_ms=20)
-    serve.run(build_app(settings, 2, 1.0, 0.0), name="dermseg-test", route_prefix="/")
-    yield ServeClient(f"http://127.0.0.1:{port}")
-    serve.delete("dermseg-test")
+    return SegmenterSpec(str(onnx_path), "cpu", options=BackendOptions(threads=1), max_pixels=max_pixels)
+
+
+@contextlib.contextmanager
+def served_application(model: Any, name: str, replicas: int = 1, limits: Any = None, max_batch_size: int = 4,
+                       batch_wait_ms: float = 20.0) -> Iterator[str]:
+    """`dermseg-serve`'s application as dermseg-serve runs it: replicas on the shared Ray cluster (no Ray HTTP proxy)
+    behind the bounded front on a free port of 127.0.0.1; yields the front's URL."""
+    from ray import serve
+
+    from dermseg_deploy.scale.serve_app import ServeSettings, build_app
+    from dermseg_deploy.scale.serve_front import FrontServer, SegmentFront, handle_calls
+    from dermseg_deploy.scale.serve_limits import ServeLimits
+
+    limits = limits or ServeLimits(max_ongoing=2 * max_batch_size)
+    serve.start(proxy_location="Disabled")
+    settings = ServeSettings(model, max_batch_size=max_batch_size, batch_wait_ms=batch_wait_ms, limits=limits)
+    handle = serve.run(build_app(settings, replicas, 1.0, 0.0), name=name, route_prefix=None)
+    front = FrontServer(SegmentFront(*handle_calls(handle), limits, replicas), "127.0.0.1", _free_port()).start()
+    try:
+        yield f"http://127.0.0.1:{front.server.config.port}"
+    finally:
+        front.stop()
+        serve.delete(name)
+
+
+@pytest.fixture(scope="session")
+def served(ray_session: Any, onnx_path: Path) -> Iterator[Any]:
+    """`dermseg-serve`'s application on the shared Ray cluster, behind its front at 127.0.0.1 on a free port: 2
+    replicas of the test model, batches up to 4, bodies up to 4 MB; the serve tests and the page's browser tests use
+    it."""
+    from dermseg_deploy.scale.serve_client import ServeClient
+    from dermseg_deploy.scale.serve_limits import ServeLimits
+
+    limits = ServeLimits(max_body_bytes=SERVE_MAX_BODY_BYTES, max_ongoing=8)
+    with served_application(served_model_spec(onnx_path), "dermseg-test", replicas=2, limits=limits) as url:
+        yield ServeClient(url)
 

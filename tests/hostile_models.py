@@ -218,7 +218,7 @@ def onnx_cases(folder: Path) -> list[Case]:
         ("3-dimensional output", {"out_shape": ["N", 64, 64], "squeeze": True},
          "output 'logits' has shape ['N', 64, 64]; dermseg needs 4 dimensions"),
         ("no dermseg metadata", {"metadata": None}, "no 'dermseg.metadata' metadata"),
-        ("metadata not JSON", {"metadata": "{size_px: 64"}, "model metadata is not valid JSON"),
+        ("metadata not JSON", {"metadata": "{size_px: 64"}, "model metadata: not valid JSON"),
         ("metadata mean NaN", {"metadata": json.dumps(nan_mean)}, "metadata.mean[0] = nan: must be finite"),
         ("metadata size_px 2**20", {"metadata": json.dumps({**nan_mean, "mean": [0.5] * 3, "size_px": 2**20})},
          "metadata.size_px = 1048576: must be at most 4096"),
@@ -372,7 +372,7 @@ def openvino_cases(folder: Path) -> list[Case]:
     edits: list[tuple[str, Any, str]] = [
         ("rt_info size_px 2**20", lambda root: _set_metadata(root, huge),
          "metadata.size_px = 1048576: must be at most 4096"),
-        ("rt_info not JSON", lambda root: _set_metadata(root, "{size_px: 64"), "model metadata is not valid JSON"),
+        ("rt_info not JSON", lambda root: _set_metadata(root, "{size_px: 64"), "model metadata: not valid JSON"),
         ("no dermseg rt_info", lambda root: _set_metadata(root, None), "no dermseg/metadata in its rt_info"),
         ("IR version 9", lambda root: root.set("version", "9"), "OpenVINO cannot read it"),
         ("IR version 99", lambda root: root.set("version", "99"), "OpenVINO cannot read it"),

@@ -15,14 +15,12 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from dermseg_deploy.backends import BackendOptions
 from dermseg_deploy.cli import run as cli_run
 from dermseg_deploy.errors import ImageTooLargeError, InputImageError
 from dermseg_deploy.samples import sample_image_paths
-from dermseg_deploy.scale.segmenter_spec import SegmenterSpec
 from dermseg_deploy.scale.serve_client import ServeClient
 
-from .conftest import SERVE_MAX_PIXELS
+from .conftest import SERVE_MAX_PIXELS, served_application, served_model_spec
 from .helpers import displayed_size
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -64,21 +62,15 @@ def test_bad_images_get_400_or_413_and_the_same_replicas_keep_serving(served: Se
     assert after <= before and len(before) == 2, (before, after)
 
 
-def test_deleting_the_application_lets_in_flight_requests_finish(ray_session: Any, served: ServeClient,
-                                                                 onnx_path: Path) -> None:
-    from ray import serve
-
-    from dermseg_deploy.scale.serve_app import ServeSettings, build_app
-
-    settings = ServeSettings(SegmenterSpec(str(onnx_path), "cpu", options=BackendOptions(threads=1)), max_batch_size=8,
-                             batch_wait_ms=1500)  # a lone request waits 1.5 s for its batch to fill
-    serve.run(build_app(settings, 1, 1.0, 0.0), name="dermseg-drain", route_prefix="/drain")
-    client = ServeClient(served.url + "/drain")
-    client.health()
+def test_stopping_lets_in_flight_requests_finish(ray_session: Any, served: ServeClient, onnx_path: Path) -> None:
     outcome: dict[str, Any] = {}
-    request = threading.Thread(target=lambda: outcome.update(mask=client.segment(sample_image_paths()[0])))
-    request.start()
-    time.sleep(0.5)
-    serve.delete("dermseg-drain")  # what dermseg-serve does on SIGTERM
+    with served_application(served_model_spec(onnx_path), "dermseg-drain", max_batch_size=8,
+                            batch_wait_ms=1500) as url:  # a lone request waits 1.5 s for its batch to fill
+        client = ServeClient(url)
+        client.health()
+        request = threading.Thread(target=lambda: outcome.update(mask=client.segment(sample_image_paths()[0])))
+        request.start()
+        time.sleep(0.5)
+    # leaving the block stopped the front and deleted the application, as dermseg-serve does on SIGTERM
     request.join(timeout=60)
     assert "mask" in outcome and outcome["mask"].shape == displayed_size(sample_image_paths()[0])

@@ -35,6 +35,10 @@ MODEL_FILE_ERRORS = ("InvalidProtobuf", "InvalidGraph", "NoSuchFile", "NoModel",
 """ONNX Runtime's exception classes (onnxruntime.capi.onnxruntime_pybind11_state) that mean a bad model file."""
 RUNTIME_ERRORS = ("Fail", "EPFail", "RuntimeException", "EngineError", "DeviceReset", "NotFound")
 """Those that mean the runtime or its execution provider could not do its work (start-up, memory, device)."""
+MODEL_FILE_MARKERS = ("load model from", "external data", "initializer", "node (", "shapeinferenceerror",
+                      "type error", "opset", "protobuf", "invalid model", "graph")
+"""Words in a `Fail` at session start that put the fault in the model file (a refused external-data path, a node
+or initializer ONNX Runtime cannot build), which is exit 2 like any bad model file, not exit 4."""
 
 
 def onnxruntime_errors(ort: Any) -> tuple[type[BaseException], ...]:
@@ -47,7 +51,7 @@ def onnxruntime_errors(ort: Any) -> tuple[type[BaseException], ...]:
 def session_error(exc: BaseException, path: Path) -> DermsegError:
     """A session that could not be created: a bad model file (exit 2), or a runtime/provider failure (exit 4)."""
     name, message = type(exc).__name__, one_line(exc)
-    if name in MODEL_FILE_ERRORS or (name == "Fail" and "Load model from" in message):
+    if name in MODEL_FILE_ERRORS or (name == "Fail" and any(word in message.lower() for word in MODEL_FILE_MARKERS)):
         return ModelFileError(f"{path}: ONNX Runtime cannot load it ({name}: {message})")
     return BackendUnavailableError(f"{path}: ONNX Runtime could not start a session ({name}: {message})")
 

@@ -13,11 +13,17 @@ from ..defaults import DEVICE_HELP, MAX_BATCH_SIZE
 from ..errors import UserError
 from ..evaluation.val_split import VAL_HALVES, read_split_val_ids
 from ..util.atomic import atomic_write_bytes
+from ..util.printable import escape_undecodable, printable
 from ..version import __version__
 from .common import (
+    EXIT_INTERNAL,
     EXIT_OK,
     EXIT_SOME_INPUTS_FAILED,
+    INTERNAL_HINT,
     backend_option_flags,
+    debug_option,
+    debugging,
+    error_line,
     handle_errors,
     mask_option_flags,
     model_or_shipped,
@@ -67,17 +73,20 @@ def _line(label: str, means: dict[str, Any]) -> str:
               help="Pictures of a seeded random sample of K other images in the report.")
 @mask_option_flags
 @backend_option_flags
+@debug_option
 @handle_errors
 def main(data: Path, model_path: Path | None, masks_dir: Path | None, size_px: int | None, device: str,
          batch_size: int, ids_file: Path | None, json_path: Path | None, csv_path: Path | None, save_dir: Path | None,
          full_decode: bool, tta: str, postprocess: str, half: str | None, precision: str, provider: str,
-         threads: int | None, report_dir: Path | None, report_worst: int, report_sample: int) -> None:
+         threads: int | None, report_dir: Path | None, report_worst: int, report_sample: int, debug: bool) -> None:
     """Score a model or a folder of masks against ISIC ground truth, exactly as the ISIC scorer does.
 
     Per image: prediction at the mask's original size, binarised at > 128; Jaccard (1 when both are
     empty), thresholded Jaccard (0 below 0.65), Dice, sensitivity, specificity; means over images.
-    Images whose mask covers more than 70% are also reported apart. Exit 1 if a prediction was missing or
-    wrongly sized (counted 0 and listed).
+    Images whose mask covers more than 70% are also reported apart. A pair that cannot be scored (its image, its
+    ground-truth mask or its prediction unreadable, missing or wrongly sized) is counted 0 and listed, and the others
+    are scored: exit 1. A pair that failed on an exception dermseg did not expect (a bug): exit 70 after the rest
+    (--debug prints the tracebacks).
     """
     from ..backends import BackendOptions
     from ..core.mask_options import MaskOptions
@@ -122,7 +131,7 @@ def main(data: Path, model_path: Path | None, masks_dir: Path | None, size_px: i
             if device == "auto":
                 click.echo(f"device: auto picked {segmenter.backend.device}", err=True)
             if segmenter.backend.notice:
-                click.echo(segmenter.backend.notice, err=True)
+                click.echo(printable(segmenter.backend.notice), err=True)
             evaluations = evaluate_segmenter(segmenter, pairs, batch_size, save_dir, keep, boundary=True)
             source = (f"{model_path} ({segmenter.backend.describe()}, {segmenter.metadata.size_px} px, masks "
                       f"{mask_options.describe()})")
@@ -131,9 +140,12 @@ def main(data: Path, model_path: Path | None, masks_dir: Path | None, size_px: i
             rows = [e.manifest_row for e in evaluations if e.manifest_row is not None]
             click.echo(f"masks in {save_dir}/, manifest {write_manifest(save_dir / MANIFEST_NAME, rows)}", err=True)
     summary = summarize(evaluations)
+    traces = {e.image_id: e.traceback for e in evaluations if e.traceback}
     for image_id, error in summary["failed"].items():
-        click.echo(f"error: {image_id}: {error} (counted 0)", err=True)
-    click.echo(f"{source} on {data}")
+        click.echo(f"error: {printable(image_id)}: {printable(error)} (counted 0)", err=True)
+        if debugging(debug) and image_id in traces:
+            click.echo(traces[image_id].rstrip("\n"), err=True)
+    click.echo(printable(f"{source} on {data}"))
     click.echo(_line("all", summary["all"]))
     click.echo(_line("lesions over 70% of the image", summary["large_lesions"]))
     if "boundary" in summary:
@@ -146,17 +158,23 @@ def main(data: Path, model_path: Path | None, masks_dir: Path | None, size_px: i
     if csv_path is not None:
         write_per_image_csv(csv_path, evaluations)
     if json_path is not None:
-        report = {"source": source, "data": str(data), **summary["all"], "large_lesions": summary["large_lesions"],
-                  "boundary": summary.get("boundary"), "failed": summary["failed"], "per_image_csv": str(csv_path)}
+        failed = {escape_undecodable(key): escape_undecodable(value) for key, value in summary["failed"].items()}
+        report = {"source": escape_undecodable(source), "data": escape_undecodable(str(data)), **summary["all"],
+                  "large_lesions": summary["large_lesions"], "boundary": summary.get("boundary"), "failed": failed,
+                  "per_image_csv": escape_undecodable(str(csv_path))}
         atomic_write_bytes(json_path, json.dumps(report, indent=2, sort_keys=True).encode())
     if report_dir is not None and thumbnails is not None:
         if ids_file is not None:
             details["images scored"] = f"{ids_file}" + (f", {half} half" if half else "")
         written = write_report(report_dir, evaluations, pairs, thumbnails, summary, details, report_options)
         for note in written.notes:
-            click.echo(f"note: {note}", err=True)
+            click.echo(f"note: {printable(note)}", err=True)
         click.echo(f"report: {written.folder / PAGE_NAME} ({written.pictures} pictures, "
                    f"{written.total_bytes / 1e6:.1f} MB, written in {written.seconds:.1f} s)")
+    internal = sum(e.internal for e in evaluations)
+    if internal:
+        error_line(f"{internal} image(s) failed on an internal error ({INTERNAL_HINT}); the others are scored")
+        sys.exit(EXIT_INTERNAL)
     sys.exit(EXIT_SOME_INPUTS_FAILED if summary["failed"] else EXIT_OK)
 
 

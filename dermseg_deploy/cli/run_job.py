@@ -217,7 +217,7 @@ def _segment_here(items: list[WorkItem], request: RunRequest, options: BackendOp
     if request.device_flag == "auto":
         click.echo(f"device: auto picked {device}", err=True)
     if backend.notice:
-        click.echo(backend.notice, err=True)
+        click.echo(printable(backend.notice), err=True)
     _announce_mask_options(request.mask_options, device)
     with Segmenter(backend, request.threshold, request.max_pixels, not request.full_decode,
                    request.mask_options) as segmenter:
@@ -308,7 +308,7 @@ def _earlier_rows(manifest: Path) -> list[ManifestRow]:
     try:
         return read_manifest(manifest)
     except UserError as exc:
-        click.echo(f"note: {exc}; it is replaced", err=True)
+        click.echo(f"note: {printable(str(exc))}; it is replaced", err=True)
         return []
 
 

@@ -12,6 +12,7 @@ from ..backends import BackendOptions
 from ..defaults import DEFAULT_MAX_PIXELS, MAX_BATCH_SIZE
 from ..errors import UserError
 from ..scale.ray_cluster import import_ray, ray_cluster
+from ..scale.serve_limits import DEFAULT_DECODE_BUDGET_MB, DEFAULT_MAX_BODY_MB, DEFAULT_MAX_QUEUED, MB, ServeLimits
 from ..version import __version__
 from .common import backend_option_flags, handle_errors, mask_option_flags, model_or_shipped
 
@@ -53,44 +54,66 @@ def wait_for_signal() -> None:
 @backend_option_flags
 @click.option("--trust-plan", is_flag=True, help=".plan: allow a version-compatible plan's host code.")
 @click.option("--ray-address", default=None, help="Join this Ray cluster (auto, ray://HOST:10001) instead of starting one.")
+@click.option("--max-body-mb", type=click.IntRange(min=1), default=DEFAULT_MAX_BODY_MB, show_default=True,
+              help="Larger request bodies get HTTP 413, from their Content-Length before they are read.")
+@click.option("--max-queued", type=click.IntRange(min=0), default=DEFAULT_MAX_QUEUED, show_default=True,
+              help="Requests held waiting beyond those the replicas run; more get HTTP 503 with Retry-After.")
+@click.option("--decode-budget-mb", type=click.IntRange(min=1), default=DEFAULT_DECODE_BUDGET_MB, show_default=True,
+              help="Per replica: decoded pixels in flight (15 bytes per pixel); a request over it waits, then gets 503.")
 @handle_errors
 def main(model_path: Path | None, replicas: int | None, max_batch_size: int, batch_wait_ms: float, host: str, port: int,
          threads: int | None, device: str, size_px: int | None, threshold: float | None, max_pixels: int,
          full_decode: bool, tta: str, postprocess: str, provider: str, precision: str, trust_plan: bool,
-         ray_address: str | None) -> None:
+         ray_address: str | None, max_body_mb: int, max_queued: int, decode_budget_mb: int) -> None:
     """Serve skin-lesion segmentation: POST /segment with image bytes returns the PNG mask at the image's size
     (?format=json: lesion fraction, size, timing); GET /healthz; GET / is a page to try it in a browser (choose
     or drop an image, see the outline, the lesion fraction and the time per stage). Bad images get HTTP 400, images over
-    --max-pixels 413. SIGINT or SIGTERM stops taking requests, lets the ones in flight finish, and exits.
+    --max-pixels 413. Memory is bounded on every process a request passes through: bodies over --max-body-mb get 413
+    before they are read, at most the replicas' requests and --max-queued more are held (503 with Retry-After
+    beyond), and each replica decodes at most --decode-budget-mb of pixels at a time. SIGINT or SIGTERM stops
+    taking requests, lets the ones in flight finish, and exits.
 
-    Exit codes: 0 stopped by a signal; 2 usage error or unreadable model; 4 Ray or a device unavailable.
+    Exit codes: 0 stopped by a signal; 2 usage error or bad model file (checked before Ray starts); 4 Ray or a
+    device unavailable.
     """
     model_path = model_or_shipped(model_path)
     if not model_path.is_file():
         raise UserError(f"{model_path}: model file not found")
     import_ray()  # a clear error where Ray is missing
+    from ..backends.model_check import check_model_file
+
+    check_model_file(model_path, size_px, BackendOptions(provider, trust_plan, precision))  # before Ray: one line
     from ray import serve
 
     from ..core.mask_options import MaskOptions
     from ..scale.ray_batch import plan_actors
     from ..scale.segmenter_spec import SegmenterSpec
     from ..scale.serve_app import APP_NAME, ServeSettings, build_app
+    from ..scale.serve_front import FrontServer, SegmentFront, handle_calls
 
+    limits = ServeLimits(max_body_mb * MB, max_queued, 2 * max_batch_size, decode_budget_mb * MB)
+    limits.check_fits(max_pixels)
     with ray_cluster(ray_address) as cluster:
         plan = plan_actors(cluster, device, replicas, threads)
         options = BackendOptions(provider, trust_plan, precision)
         model = SegmenterSpec(str(model_path.resolve()), device, size_px, threshold, options, max_pixels,
                               not full_decode, MaskOptions.parse(tta, postprocess))
-        settings = ServeSettings(model.on(plan.device, plan.threads), max_batch_size, batch_wait_ms)
-        serve.start(http_options={"host": host, "port": port})
-        serve.run(build_app(settings, plan.actors, plan.cpus_per_actor, plan.gpus_per_actor), name=APP_NAME,
-                  route_prefix="/")
+        settings = ServeSettings(model.on(plan.device, plan.threads), max_batch_size, batch_wait_ms, limits)
+        serve.start(proxy_location="Disabled")  # no Ray HTTP proxy: the bounded front below takes the requests
+        handle = serve.run(build_app(settings, plan.actors, plan.cpus_per_actor, plan.gpus_per_actor), name=APP_NAME,
+                           route_prefix=None)
+        front = FrontServer(SegmentFront(*handle_calls(handle), limits, plan.actors), host, port)
+        try:
+            front.start()
+        except OSError as exc:
+            raise UserError(f"cannot listen on {host}:{port} ({exc}); choose another --port") from exc
         click.echo(f"serving {model_path} on http://{host}:{port} (a page to try it at /; POST /segment, GET /healthz) with "
-                   f"{plan.describe().replace('actor', 'replica')}, masks {model.mask_options.describe()}; Ctrl-C or "
-                   "SIGTERM stops", err=True)
+                   f"{plan.describe().replace('actor', 'replica')}, masks {model.mask_options.describe()}; "
+                   f"{limits.describe(plan.actors)}; Ctrl-C or SIGTERM stops", err=True)
         wait_for_signal()  # installed after Ray's start-up, which sets a SIGTERM handler of its own
         click.echo("stopping: no new requests; waiting for the ones in flight", err=True)
-        serve.delete(APP_NAME)  # replicas finish their in-flight requests first
+        front.stop()  # the requests it holds are answered first
+        serve.delete(APP_NAME)
         if cluster.started_here:
             serve.shutdown()
     click.echo("stopped", err=True)

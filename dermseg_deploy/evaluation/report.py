@@ -32,6 +32,7 @@ from ..core.decode import decode_image, read_file_bytes
 from ..errors import InputImageError, OutputWriteError, UserError
 from ..files.overlay import comparison_strip, encode_jpeg, fit_size, shrink_mask
 from ..util.atomic import FOLDER_MODE, TEMP_PREFIX
+from ..util.printable import csv_bytes
 from .boundary import BOUNDARY_NAMES
 from .metrics import SCORE_NAMES
 from .pairs import Pair, read_mask
@@ -189,11 +190,16 @@ def per_image_csv(ranked: Sequence[ImageEvaluation], pictures: dict[str, str]) -
         border = [f"{getattr(e.boundary, n):.6f}" if e.boundary else "" for n in BOUNDARY_NAMES]
         writer.writerow([e.image_id, *(f"{v:.6f}" for v in values), *border, f"{e.truth_fraction:.6f}",
                          int(e.large_lesion), pictures.get(e.image_id, ""), e.error or ""])
-    return buffer.getvalue().encode("utf-8")
+    return csv_bytes(buffer.getvalue())
 
 
 def check_report_folder(folder: Path) -> None:
-    """Refuse a folder a report may not replace (before any work: a long evaluation should not end in this error)."""
+    """Refuse a folder a report may not replace (before any work: a long evaluation should not end in this error):
+    a file, a symbolic link (which a report would replace by a folder of its own), or a non-empty folder that is
+    not a report."""
+    if folder.is_symlink():
+        raise UserError(f"{folder}: is a symbolic link; give the folder it points to ({os.path.realpath(folder)}) as "
+                        "--report, or another folder")
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{folder}: exists and is not a folder; choose another --report folder")
     if folder.is_dir() and any(folder.iterdir()) and not (folder / MARKER_NAME).is_file():

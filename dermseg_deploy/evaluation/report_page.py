@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..util.printable import printable
 from ..version import __version__
 from .metrics import SCORE_NAMES, THRESHOLDED_JACCARD_CUTOFF
 from .scoring import LARGE_LESION_FRACTION, ImageEvaluation
@@ -68,7 +69,9 @@ class PageContent:
 
 
 def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
+    """Text for the page: control characters and the raw bytes of names that are not UTF-8 as `\\xNN`, then
+    HTML-escaped."""
+    return html.escape(printable(str(value)), quote=True)
 
 
 def _number(value: float | None) -> str:

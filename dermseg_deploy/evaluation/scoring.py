@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,11 +15,12 @@ import numpy as np
 
 from ..core.image_formats import read_gray
 from ..defaults import DEFAULT_MAX_PIXELS
-from ..errors import InputImageError
+from ..errors import InputImageError, internal_reason
 from ..files.inputs import MASK_SUFFIX
 from ..files.manifest import ManifestRow
 from ..segment.segmenter import Segmenter
 from ..util.atomic import atomic_write_bytes
+from ..util.printable import csv_bytes
 from .boundary import BOUNDARY_NAMES, BOUNDARY_TOLERANCE, BoundaryScore, boundary_score
 from .metrics import SCORE_NAMES, ImageScore, ScoreTotals, score_image
 from .pairs import Pair, read_mask
@@ -36,6 +39,10 @@ class ImageEvaluation:
     """How the segmentation itself went (for `--save-masks`' manifest)."""
     boundary: BoundaryScore | None = None
     """The contour distance and boundary F1 (`boundary`), where they were asked for and the image was scored."""
+    internal: bool = False
+    """Failed on an exception dermseg did not expect (a bug): `dermseg-eval` exits 70 after scoring the rest."""
+    traceback: str | None = None
+    """That exception's traceback (`--debug` prints it)."""
 
     @property
     def large_lesion(self) -> bool:
@@ -57,15 +64,44 @@ def evaluate_segmenter(
                                            batch_size=batch_size)
     evaluations = []
     for pair, result in zip(pairs, results):
-        truth = read_mask(pair.mask)
-        row = result.manifest_row()
-        if result.mask is None:
-            evaluations.append(ImageEvaluation(pair.image_id, float(truth.mean()), None, result.message, row))
-        else:
-            evaluations.append(_evaluation(pair, truth, result.mask, row, boundary))
-            if on_prediction is not None:
-                on_prediction(pair, result.mask)
+        evaluation, mask = _scored(pair, result.mask, None, boundary, result.manifest_row(),
+                                   result.message or "was not segmented", result.internal_error, result.traceback)
+        evaluations.append(evaluation)
+        if on_prediction is not None and mask is not None:
+            on_prediction(pair, mask)
     return evaluations
+
+
+def _scored(pair: Pair, mask: np.ndarray | None, read: Callable[[], np.ndarray] | None, boundary: bool,
+            row: ManifestRow | None = None, error: str | None = None, internal: bool = False,
+            trace: str | None = None) -> tuple[ImageEvaluation, np.ndarray | None]:
+    """One pair's evaluation and the prediction it scored (`mask`, else what `read` gives), whatever goes wrong: a
+    ground truth that cannot be read, a prediction that is missing (`error` says why) or unreadable, or an exception
+    dermseg did not expect (`internal`) is this pair's failure (counted 0), never the evaluation's end."""
+    try:
+        truth = read_mask(pair.mask)
+    except InputImageError as exc:
+        return ImageEvaluation(pair.image_id, 0.0, None, f"{pair.mask}: {exc.reason}", row), None
+    except Exception as exc:
+        failed = ImageEvaluation(pair.image_id, 0.0, None, f"{pair.mask}: {internal_reason(exc)}", row, internal=True,
+                                 traceback=_trace(exc))
+        return failed, None
+    fraction = float(truth.mean())
+    if mask is None and read is None:
+        return ImageEvaluation(pair.image_id, fraction, None, error, row, internal=internal, traceback=trace), None
+    try:
+        prediction = read() if mask is None and read is not None else mask
+        assert prediction is not None
+        return _evaluation(pair, truth, prediction, row, boundary), prediction
+    except InputImageError as exc:
+        return ImageEvaluation(pair.image_id, fraction, None, exc.reason, row), None
+    except Exception as exc:
+        return ImageEvaluation(pair.image_id, fraction, None, internal_reason(exc), row, internal=True,
+                               traceback=_trace(exc)), None
+
+
+def _trace(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(exc))
 
 
 def _evaluation(pair: Pair, truth: np.ndarray, prediction: np.ndarray, row: ManifestRow | None = None,
@@ -91,15 +127,10 @@ def evaluate_mask_folder(prediction_dir: Path, pairs: Sequence[Pair], on_predict
     found = {p.name.lower(): p for p in prediction_dir.rglob(f"*{MASK_SUFFIX}")}
     results = []
     for pair in pairs:
-        truth = read_mask(pair.mask)
         path = found.get(f"{pair.image_id}{MASK_SUFFIX}".lower(), prediction_dir / f"{pair.image_id}{MASK_SUFFIX}")
-        try:
-            prediction = read_prediction(path)
-        except InputImageError as exc:
-            results.append(ImageEvaluation(pair.image_id, float(truth.mean()), None, exc.reason))
-            continue
-        results.append(_evaluation(pair, truth, prediction, boundary=boundary))
-        if on_prediction is not None:
+        evaluation, prediction = _scored(pair, None, functools.partial(read_prediction, path), boundary)
+        results.append(evaluation)
+        if on_prediction is not None and prediction is not None:
             on_prediction(pair, prediction)
     return results
 
@@ -140,4 +171,4 @@ def write_per_image_csv(path: Path, evaluations: Sequence[ImageEvaluation]) -> N
         values = [getattr(e.score, n) for n in SCORE_NAMES] if e.score else [0.0] * len(SCORE_NAMES)
         border = [f"{getattr(e.boundary, n):.6f}" if e.boundary else "" for n in BOUNDARY_NAMES]
         writer.writerow([e.image_id, f"{e.truth_fraction:.6f}", *(f"{v:.6f}" for v in values), *border, e.error or ""])
-    atomic_write_bytes(path, buffer.getvalue().encode("utf-8"))
+    atomic_write_bytes(path, csv_bytes(buffer.getvalue()))

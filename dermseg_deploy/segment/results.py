@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.work_item import WorkItem
+from ..errors import INTERNAL_KIND
 from ..files.manifest import STATUS_FAILED, STATUS_OK, ManifestRow
 
 
@@ -41,6 +42,11 @@ class SegmentResult:
     @property
     def ok(self) -> bool:
         return self.status == STATUS_OK
+
+    @property
+    def internal_error(self) -> bool:
+        """Failed on an exception dermseg did not expect (a bug)."""
+        return self.error_kind == INTERNAL_KIND
 
     @property
     def mask_path(self) -> Path | None:

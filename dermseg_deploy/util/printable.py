@@ -23,3 +23,18 @@ def _escape(match: re.Match[str]) -> str:
 def printable(text: str) -> str:
     """`text` with every unsafe character escaped (see the module docstring); safe text is returned as it is."""
     return _UNSAFE.sub(_escape, text)
+
+
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+
+
+def escape_undecodable(text: str) -> str:
+    """`text` with the raw bytes of a name that is not UTF-8 (surrogate escapes) written as `\\xNN`, and nothing else
+    changed: for JSON, where such a string could not be encoded."""
+    return _UNDECODABLE.sub(_escape, text)
+
+
+def csv_bytes(text: str) -> bytes:
+    """CSV text as bytes: UTF-8, with the raw bytes of names that are not UTF-8 kept as they were (as `manifest.csv`
+    is written), so that the file names in a CSV are the files' own."""
+    return text.encode("utf-8", "surrogateescape")
