@@ -165,6 +165,8 @@ class TrainConfig:
     the reporting half stays unseen while settings are chosen; `dermseg-eval --half`)."""
     ema_decay: float = 0.0
     """Decay of the weight average that is validated, kept as the best checkpoint and exported (0: none)."""
+    ema_bn_images: int = 128
+    """Training images on which the average's BatchNorm statistics are measured before it is validated or saved."""
     log_scores_every: int = 0
     """Every N epochs (and at each stage's end) also score the reporting half and `log_scores_on`, with and without
     the average, for the log only: those scores never choose an epoch (0: never)."""
@@ -190,7 +192,7 @@ class TrainConfig:
             raise UserError(f"validate_on = {self.validate_on!r}: must be all or selection")
         if self.ema_decay:
             check_decay(self.ema_decay)
-        if self.log_scores_every < 0 or self.budget_hours < 0:
+        if self.log_scores_every < 0 or self.budget_hours < 0 or self.ema_bn_images < 1:
             raise UserError("log_scores_every and budget_hours must be >= 0")
 
     def to_dict(self) -> dict[str, Any]:

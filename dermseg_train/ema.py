@@ -9,11 +9,18 @@ random initial weights get no share and an early epoch's average is already an a
 
 The averaged copy is what a run validates, keeps as its best checkpoint and exports; the trained weights stay in
 `model.last.pt` with the average's state, so `--resume` continues both exactly.
+
+BatchNorm statistics copied from the trained model do not fit the averaged weights: on the long recipe's third
+epoch they gave the average a selection-half Jaccard of 0.18, against 0.78 with statistics measured for the
+averaged weights themselves (0.73 for the trained weights; 120 images, 64 px). So before the average is validated
+or saved, `recalibrate_batchnorm` measures them afresh on a fixed set of training images, as SWA does
+(`torch.optim.swa_utils.update_bn`).
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -59,3 +66,26 @@ class WeightAverage:
             raise UserError(f"{source}: its weight average has decay {state['decay']}, this run asks for {self.decay}")
         load_state_dict_strict(self.model, state["weights"], f"{source} (weight average)")
         self.updates = int(state["updates"])
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, batches: Iterable[torch.Tensor], device: torch.device,
+                          channels_last: bool) -> int:
+    """Replace every BatchNorm's running statistics by their exact mean over `batches` (network inputs, in FP32),
+    as SWA's `update_bn` does; the model's training mode is restored. Returns the images seen."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = {norm: norm.momentum for norm in norms}
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a cumulative average over the batches
+    was_training = model.training
+    model.train()
+    seen = 0
+    for batch in batches:
+        batch = batch.to(device)
+        model(batch.contiguous(memory_format=torch.channels_last) if channels_last else batch)
+        seen += batch.shape[0]
+    for norm, momentum in momenta.items():
+        norm.momentum = momentum
+    model.train(was_training)
+    return seen

@@ -37,7 +37,7 @@ from dermseg_deploy.util.atomic import remove_stale_temp_files
 from .config import StageConfig, TrainConfig
 from .data import ResizeCache, SegmentationDataset, default_val_count, split_pairs
 from .distributed import barrier, init_from_environment, shutdown, stop_requested, sum_across
-from .ema import WeightAverage
+from .ema import WeightAverage, recalibrate_batchnorm
 from .encoder_weights import build_model
 from .exclusions import excluded_ids
 from .losses import SegmentationLoss
@@ -245,9 +245,23 @@ class Trainer:
             "size_px": size_px,
         }
 
+    def _recalibrate_average(self, size_px: int) -> None:
+        """The weight average's BatchNorm statistics, measured for its own weights on the first `ema_bn_images`
+        training images at `size_px` (no augmentation, a fixed order: the same on every rank and after a resume)."""
+        assert self.ema is not None
+        images = self.train_pairs[: self.config.ema_bn_images]
+        dataset = SegmentationDataset(images, size_px, self.metadata, augment=False, cache=self.cache)
+        size = self.config.eval_batch_size
+        batches = (torch.stack([dataset[i][0] for i in range(start, min(start + size, len(dataset)))])
+                   for start in range(0, len(dataset), size))  # no DataLoader: it would draw from the global RNG
+        recalibrate_batchnorm(self.ema.model, batches, self.device, self.channels_last)
+
     def _score_epoch(self, model: ResNet34UNet, size_px: int, record: dict[str, Any], log_scores: bool) -> None:
-        """Validation (the average's where there is one, and then also the trained weights', `validation_raw`), and
-        with `log_scores` the logged sets with both (`logged_scores`: for the learning curve, never for a choice)."""
+        """Validation (the average's where there is one, its BatchNorm statistics measured first, and then also the
+        trained weights', `validation_raw`), and with `log_scores` the logged sets with both (`logged_scores`: for the
+        learning curve, never for a choice)."""
+        if self.ema is not None:
+            self._recalibrate_average(size_px)
         scored, _ = self._scored_model(model)
         record["validation"] = self.validate(scored, size_px)
         if self.ema is not None:

@@ -22,7 +22,7 @@ from dermseg_deploy.util import cpu
 from dermseg_deploy.util.stop_signals import StopFlag
 from dermseg_train import cli
 from dermseg_train.config import StageConfig, TrainConfig, preset_values
-from dermseg_train.ema import WeightAverage
+from dermseg_train.ema import WeightAverage, recalibrate_batchnorm
 from dermseg_train.precision import PrecisionChangeError
 from dermseg_train.run_state import TRAINING_STATE_KEY
 from dermseg_train.runlog import read_epochs, read_log
@@ -61,6 +61,19 @@ def test_the_weight_average_is_the_hand_computed_average_and_copies_buffers() ->
     assert not all(torch.allclose(a, p) for a, p in zip(average.model.parameters(), model.parameters()))  # not a copy
     assert all(torch.equal(a, b) for a, b in zip(average.model.buffers(), model.buffers()))  # BN statistics copied
     assert not average.model.training and not any(p.requires_grad for p in average.model.parameters())
+
+
+def test_the_average_s_batchnorm_statistics_are_measured_for_its_own_weights() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+    batches = [torch.randn(2, 3, 8, 8) * 3 + 1 for _ in range(3)]
+    assert recalibrate_batchnorm(model, batches, torch.device("cpu"), channels_last=False) == 6
+    features = [model[0](b).detach() for b in batches]
+    norm = model[1]
+    assert torch.allclose(norm.running_mean, torch.cat(features).mean(dim=(0, 2, 3)), atol=1e-5)  # exact, not moving
+    batch_vars = torch.stack([f.var(dim=(0, 2, 3)) for f in features])  # BatchNorm's own: each batch's, averaged
+    assert torch.allclose(norm.running_var, batch_vars.mean(dim=0), rtol=1e-4)
+    assert norm.momentum == 0.1 and model.training
 
 
 def _stop_by_sigterm_at(step: int) -> tuple[StopFlag, Any]:
