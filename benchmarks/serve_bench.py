@@ -29,7 +29,7 @@ from dermseg_deploy import Segmenter  # noqa: E402
 from dermseg_deploy.backends import BackendOptions  # noqa: E402
 from dermseg_deploy.bench.stats import summarize_ms  # noqa: E402
 from dermseg_deploy.files.inputs import image_files  # noqa: E402
-from dermseg_deploy.scale.segmenter_spec import SegmenterSpec
+from dermseg_deploy.scale.segmenter_spec import SegmenterSpec  # noqa: E402
 from dermseg_deploy.scale.serve_client import ServeClient  # noqa: E402
 
 LEVELS = (1, 4, 16)
@@ -66,9 +66,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     import ray
-    from ray import serve
 
-    from dermseg_deploy.scale.serve_app import ServeSettings, build_app
+    from dermseg_deploy.scale.serve_app import ServeSettings
+    from dermseg_deploy.scale.serve_front import serving
 
     images = image_files(args.images)
     model = random_onnx(Path(tempfile.mkdtemp(prefix="dermseg-serve-bench-")), args.size)
@@ -84,15 +84,13 @@ def main(argv: list[str]) -> int:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
         settings = ServeSettings(SegmenterSpec(str(model), "cpu", options=BackendOptions(threads=threads)),
                                  max_batch_size=args.max_batch_size, batch_wait_ms=args.batch_wait_ms)
-        serve.run(build_app(settings, args.replicas, float(threads), 0.0), name="bench", route_prefix="/")
-        client = ServeClient(f"http://127.0.0.1:{port}")
-        for clients in LEVELS:
-            results["ray serve"].append(measure(client.segment, images, clients, args.requests))
-            print("serve", results["ray serve"][-1], file=sys.stderr)
-        serve.shutdown()
+        with serving(settings, args.replicas, float(threads), 0.0, "127.0.0.1", port, "bench"):
+            client = ServeClient(f"http://127.0.0.1:{port}")
+            for clients in LEVELS:
+                results["ray serve"].append(measure(client.segment, images, clients, args.requests))
+                print("serve", results["ray serve"][-1], file=sys.stderr)
     finally:
         ray.shutdown()
     document = {"command": " ".join(["python benchmarks/serve_bench.py", *argv]), "size_px": args.size,

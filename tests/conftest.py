@@ -115,24 +115,17 @@ def served_model_spec(onnx_path: Path, max_pixels: int = SERVE_MAX_PIXELS) -> An
 @contextlib.contextmanager
 def served_application(model: Any, name: str, replicas: int = 1, limits: Any = None, max_batch_size: int = 4,
                        batch_wait_ms: float = 20.0) -> Iterator[str]:
-    """`dermseg-serve`'s application as dermseg-serve runs it: replicas on the shared Ray cluster (no Ray HTTP proxy)
-    behind the bounded front on a free port of 127.0.0.1; yields the front's URL."""
-    from ray import serve
-
-    from dermseg_deploy.scale.serve_app import ServeSettings, build_app
-    from dermseg_deploy.scale.serve_front import FrontServer, SegmentFront, handle_calls
+    """`dermseg-serve`'s application as dermseg-serve runs it (`serving`): replicas on the shared Ray cluster, no Ray
+    HTTP proxy, the bounded front on a free port of 127.0.0.1; yields the front's URL."""
+    from dermseg_deploy.scale.serve_app import ServeSettings
+    from dermseg_deploy.scale.serve_front import serving
     from dermseg_deploy.scale.serve_limits import ServeLimits
 
     limits = limits or ServeLimits(max_ongoing=2 * max_batch_size)
-    serve.start(proxy_location="Disabled")
     settings = ServeSettings(model, max_batch_size=max_batch_size, batch_wait_ms=batch_wait_ms, limits=limits)
-    handle = serve.run(build_app(settings, replicas, 1.0, 0.0), name=name, route_prefix=None)
-    front = FrontServer(SegmentFront(*handle_calls(handle), limits, replicas), "127.0.0.1", _free_port()).start()
-    try:
-        yield f"http://127.0.0.1:{front.server.config.port}"
-    finally:
-        front.stop()
-        serve.delete(name)
+    port = _free_port()
+    with serving(settings, replicas, 1.0, 0.0, "127.0.0.1", port, name):
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from PIL import Image
 
 from dermseg_deploy.samples import sample_image_paths
 from dermseg_deploy.scale.serve_client import ServeClient
-from dermseg_deploy.scale.serve_limits import DECODE_BYTES_PER_PIXEL, ServeLimits
+from dermseg_deploy.scale.serve_limits import DECODE_BYTES_PER_PIXEL, ServeLimits, decode_cost_bytes
 
 from .conftest import SERVE_MAX_BODY_BYTES, served_application, served_model_spec
 
@@ -82,11 +82,11 @@ def _peak_rss(pid: int) -> int:
 
 
 def test_the_decode_budget_holds_under_concurrent_worst_requests(ray_session: Any, onnx_path: Path) -> None:
-    side = 1800  # 3.2 M pixels: 49 MB of decoding each; the budget holds one at a time
-    cost = side * side * DECODE_BYTES_PER_PIXEL
+    image = _png(1800)  # 3.2 M pixels: 53 MB of decoding each; the budget holds one at a time
+    cost = decode_cost_bytes(image, "x", 10_000_000)
+    assert cost == 1800 * 1800 * DECODE_BYTES_PER_PIXEL + len(image)
     limits = ServeLimits(max_body_bytes=16 * MB, max_queued=16, max_ongoing=8, decode_budget_bytes=int(1.5 * cost),
                          wait_s=120)
-    image = _png(side)
     with served_application(served_model_spec(onnx_path, max_pixels=10_000_000), "dermseg-budget", limits=limits,
                             max_batch_size=8, batch_wait_ms=50) as url:
         client = ServeClient(url)
@@ -99,16 +99,16 @@ def test_the_decode_budget_holds_under_concurrent_worst_requests(ray_session: An
         grown = _peak_rss(pid) - before  # the budget, the bodies the replica holds, and some slack; unbounded: 390 MB
         bound = limits.decode_budget_bytes + limits.max_ongoing * len(image) + 32 * MB
         assert grown < bound, f"peak RSS grew {grown / MB:.0f} MB, over {bound / MB:.0f} MB"
-        too_big = _png(2400)  # 5.8 M pixels: within --max-pixels, but 82 MB of decoding, over the 70 MB budget alone
+        too_big = _png(2400)  # 5.8 M pixels: within --max-pixels, but 88 MB of decoding, over the 76 MB budget alone
         status, _, text, _ = _post(url, too_big, name="big.png")
-        assert status == 413 and b"big.png: needs 82 MB to decode, over this service's decode budget" in text
+        needs = decode_cost_bytes(too_big, "x", 10_000_000) / MB
+        assert status == 413 and f"big.png: needs {needs:.0f} MB to decode, over this".encode() in text
 
 
 def test_a_full_front_and_a_busy_replica_answer_503_with_retry_after(ray_session: Any, onnx_path: Path) -> None:
-    side = 1000
-    cost = side * side * DECODE_BYTES_PER_PIXEL
-    limits = ServeLimits(max_body_bytes=8 * MB, max_queued=2, max_ongoing=2, decode_budget_bytes=cost, wait_s=0.3)
-    image = _png(side)
+    image = _png(1000)
+    limits = ServeLimits(max_body_bytes=8 * MB, max_queued=2, max_ongoing=2,
+                         decode_budget_bytes=decode_cost_bytes(image, "x", 10_000_000), wait_s=0.3)
     with served_application(served_model_spec(onnx_path), "dermseg-busy", limits=limits, max_batch_size=2,
                             batch_wait_ms=1500) as url:  # a lone request holds the budget while its batch waits
         ServeClient(url).health()

@@ -12,7 +12,14 @@ from ..backends import BackendOptions
 from ..defaults import DEFAULT_MAX_PIXELS, MAX_BATCH_SIZE
 from ..errors import UserError
 from ..scale.ray_cluster import import_ray, ray_cluster
-from ..scale.serve_limits import DEFAULT_DECODE_BUDGET_MB, DEFAULT_MAX_BODY_MB, DEFAULT_MAX_QUEUED, MB, ServeLimits
+from ..scale.serve_limits import (
+    DEFAULT_DECODE_BUDGET_MB,
+    DEFAULT_MAX_BODY_MB,
+    DEFAULT_MAX_QUEUED,
+    MB,
+    ServeLimits,
+    cap_malloc_arenas,
+)
 from ..version import __version__
 from .common import backend_option_flags, handle_errors, mask_option_flags, model_or_shipped
 
@@ -88,32 +95,26 @@ def main(model_path: Path | None, replicas: int | None, max_batch_size: int, bat
     from ..core.mask_options import MaskOptions
     from ..scale.ray_batch import plan_actors
     from ..scale.segmenter_spec import SegmenterSpec
-    from ..scale.serve_app import APP_NAME, ServeSettings, build_app
-    from ..scale.serve_front import FrontServer, SegmentFront, handle_calls
+    from ..scale.serve_app import APP_NAME, ServeSettings
+    from ..scale.serve_front import serving
 
     limits = ServeLimits(max_body_mb * MB, max_queued, 2 * max_batch_size, decode_budget_mb * MB)
     limits.check_fits(max_pixels)
+    cap_malloc_arenas()  # this process holds the front's bodies
     with ray_cluster(ray_address) as cluster:
         plan = plan_actors(cluster, device, replicas, threads)
         options = BackendOptions(provider, trust_plan, precision)
         model = SegmenterSpec(str(model_path.resolve()), device, size_px, threshold, options, max_pixels,
                               not full_decode, MaskOptions.parse(tta, postprocess))
         settings = ServeSettings(model.on(plan.device, plan.threads), max_batch_size, batch_wait_ms, limits)
-        serve.start(proxy_location="Disabled")  # no Ray HTTP proxy: the bounded front below takes the requests
-        handle = serve.run(build_app(settings, plan.actors, plan.cpus_per_actor, plan.gpus_per_actor), name=APP_NAME,
-                           route_prefix=None)
-        front = FrontServer(SegmentFront(*handle_calls(handle), limits, plan.actors), host, port)
-        try:
-            front.start()
-        except OSError as exc:
-            raise UserError(f"cannot listen on {host}:{port} ({exc}); choose another --port") from exc
-        click.echo(f"serving {model_path} on http://{host}:{port} (a page to try it at /; POST /segment, GET /healthz) with "
-                   f"{plan.describe().replace('actor', 'replica')}, masks {model.mask_options.describe()}; "
-                   f"{limits.describe(plan.actors)}; Ctrl-C or SIGTERM stops", err=True)
-        wait_for_signal()  # installed after Ray's start-up, which sets a SIGTERM handler of its own
-        click.echo("stopping: no new requests; waiting for the ones in flight", err=True)
-        front.stop()  # the requests it holds are answered first
-        serve.delete(APP_NAME)
+        with serving(settings, plan.actors, plan.cpus_per_actor, plan.gpus_per_actor, host, port, APP_NAME):
+            click.echo(f"serving {model_path} on http://{host}:{port} (a page to try it at /; POST /segment, GET "
+                       f"/healthz) with {plan.describe().replace('actor', 'replica')}, masks "
+                       f"{model.mask_options.describe()}; {limits.describe(plan.actors)}; Ctrl-C or SIGTERM stops",
+                       err=True)
+            wait_for_signal()  # installed after Ray's start-up, which sets a SIGTERM handler of its own
+            click.echo("stopping: no new requests; waiting for the ones in flight", err=True)
+        # leaving the block answered the front's requests, then the replicas finished theirs
         if cluster.started_here:
             serve.shutdown()
     click.echo("stopped", err=True)

@@ -102,6 +102,18 @@ def read_header(data: bytes, name: object = "<bytes>") -> tuple[tuple[int, int],
     return ((width, height) if orientation in SWAPPING_ORIENTATIONS else (height, width)), orientation
 
 
+def pixel_count(data: bytes, name: object = "<bytes>") -> int:
+    """Width x height from the header alone (no EXIF read: a PNG's EXIF may come after its pixels)."""
+    try:
+        with open_image(io.BytesIO(data), name) as image:
+            width, height = image.size
+    except InputImageError:
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise InputImageError(name, f"cannot be decoded ({exc})") from exc
+    return width * height
+
+
 def displayed_size(data: bytes, name: object = "<bytes>") -> tuple[int, int]:
     """(height, width) of an image as a viewer shows it (EXIF orientation applied), from its header alone."""
     return read_header(data, name)[0]

@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from ray import serve
 
 from ..core.work_item import WorkItem
@@ -25,12 +26,11 @@ from ..errors import INTERNAL_KIND, DermsegError, ImageTooLargeError, internal_r
 from ..files.outputs import encode_png
 from ..segment.pipeline import RunOptions
 from .segmenter_spec import SegmenterSpec
-from .serve_limits import BUSY_KIND, MB, DecodeBudget, ServeLimits, decode_cost_bytes
+from .serve_limits import BUSY_KIND, MALLOC_ARENAS, MB, DecodeBudget, ServeLimits, decode_cost_bytes
 
 APP_NAME = "dermseg"
-REPLICA_ENV = {"MALLOC_ARENA_MAX": "2"}
-"""glibc's malloc keeps one arena per thread that allocated; the pipeline's reader and writer threads each free
-their images into their own, so without a cap a replica's RSS grows with the threads, past its decode budget."""
+REPLICA_ENV = {"MALLOC_ARENA_MAX": str(MALLOC_ARENAS)}
+"""The replicas' environment: glibc's malloc arenas capped (`serve_limits.MALLOC_ARENAS`)."""
 
 
 @dataclass(frozen=True)
@@ -69,11 +69,12 @@ class SegmentationService:
         batched.set_max_batch_size(settings.max_batch_size)
         batched.set_batch_wait_timeout_s(settings.batch_wait_ms / 1000.0)
 
-    async def segment(self, name: str, data: bytes) -> Outcome:
-        """One request, within the replica's decode budget: it waits for room (503 after `wait_s`), and an image that
-        could not fit even alone is refused (413)."""
+    async def segment(self, name: str, data: bytes | np.ndarray) -> Outcome:
+        """One request (its body as bytes, or a uint8 array read from the object store without a copy), within the
+        replica's decode budget: it waits for room (503 after `wait_s`), and an image that could not fit even alone
+        is refused (413)."""
         limits = self.settings.limits
-        cost = decode_cost_bytes(data, name)
+        cost = decode_cost_bytes(data, name, self.settings.model.max_pixels)
         if cost > limits.decode_budget_bytes:
             return Outcome(error=f"{name}: needs {cost / MB:.0f} MB to decode, over this service's decode budget of "
                                  f"{limits.decode_budget_bytes / MB:.0f} MB", error_kind=ImageTooLargeError.kind,
@@ -87,12 +88,12 @@ class SegmentationService:
             await self.budget.release(cost)
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
-    async def segment_batch(self, requests: list[tuple[str, bytes]]) -> list[Outcome]:
+    async def segment_batch(self, requests: list[tuple[str, bytes | np.ndarray]]) -> list[Outcome]:
         """Every request of the batch gets its own outcome; the work runs off the event loop."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, self._segment, requests)
 
-    def _segment(self, requests: list[tuple[str, bytes]]) -> list[Outcome]:
+    def _segment(self, requests: list[tuple[str, bytes | np.ndarray]]) -> list[Outcome]:
         """The batch through the core; what fails for the whole batch (the backend) is every request's failure, each
         with the reason, and the replica stays up."""
         try:
@@ -103,8 +104,8 @@ class SegmentationService:
             return [Outcome(error=f"{name}: {internal_reason(exc)}", error_kind=INTERNAL_KIND, pid=os.getpid())
                     for name, _ in requests]
 
-    def _segment_items(self, requests: list[tuple[str, bytes]]) -> list[Outcome]:
-        items = [WorkItem(name, data=data) for name, data in requests]
+    def _segment_items(self, requests: list[tuple[str, bytes | np.ndarray]]) -> list[Outcome]:
+        items = [WorkItem(name, data=data if isinstance(data, bytes) else data.tobytes()) for name, data in requests]
         options = RunOptions(batch_size=len(items), io_threads=min(4, len(items)), keep_masks=True)
         outcomes = []
         for result in self.segmenter.segment_items(items, options):
@@ -133,12 +134,14 @@ class SegmentationService:
 def build_app(settings: ServeSettings, replicas: int, cpus_per_replica: float, gpus_per_replica: float,
               graceful_shutdown_timeout_s: float = 60.0) -> Any:
     """The Serve application: `replicas` copies of the service, each asking the cluster for its CPUs or GPU, each
-    taking at most `limits.max_ongoing` requests; callers beyond `limits.max_queued` waiting get BackPressureError."""
+    taking at most `limits.max_ongoing` requests. The handle's own queue is as long as the front's bound, so that
+    the front is where requests are refused (a caller past that gets BackPressureError: 503)."""
     deployment = serve.deployment(
         name="segment", num_replicas=replicas,
         ray_actor_options={"num_cpus": cpus_per_replica, "num_gpus": gpus_per_replica,
                            "runtime_env": {"env_vars": REPLICA_ENV}},
-        max_ongoing_requests=settings.limits.max_ongoing, max_queued_requests=settings.limits.max_queued,
+        max_ongoing_requests=settings.limits.max_ongoing,
+        max_queued_requests=settings.limits.max_in_flight(replicas),
         graceful_shutdown_timeout_s=graceful_shutdown_timeout_s,
     )(SegmentationService)
     return deployment.bind(settings)

@@ -16,15 +16,16 @@ to decode in time; 500 when the model failed (NaN logits, a backend error) or de
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
-from ..errors import INTERNAL_KIND, ImageTooLargeError, NonFiniteLogitsError
+from ..errors import INTERNAL_KIND, ImageTooLargeError, NonFiniteLogitsError, UserError
 from .serve_limits import BUSY_KIND, MB, RETRY_AFTER_S, ServeLimits
 from .serve_page import PAGE
 
@@ -56,7 +57,7 @@ class SegmentFront:
     """The ASGI application. `segment(name, body)` and `health()` are awaitables that reach a replica (a deployment
     handle's methods, in `dermseg-serve`)."""
 
-    def __init__(self, segment: Callable[[str, bytes], Awaitable[Any]], health: Callable[[], Awaitable[dict[str, Any]]],
+    def __init__(self, segment: Callable[[str, bytearray], Awaitable[Any]], health: Callable[[], Awaitable[dict[str, Any]]],
                  limits: ServeLimits, replicas: int) -> None:
         self.segment, self.health = segment, health
         self.limits, self.max_held = limits, limits.max_in_flight(replicas)
@@ -111,11 +112,13 @@ class SegmentFront:
         finally:
             self.state.held -= 1
 
-    async def _body(self, scope: Scope, receive: Receive) -> bytes:
-        """The whole body, refused (413) from its Content-Length before reading, or as soon as the bytes read pass
-        the limit; refused (408) if it does not arrive in time."""
+    async def _body(self, scope: Scope, receive: Receive) -> bytearray:
+        """The whole body, in one buffer (of its Content-Length, where given: no copy as it grows), refused (413)
+        from its Content-Length before reading, or as soon as the bytes read pass the limit; refused (408) if it
+        does not arrive in time."""
         limit = self.limits.max_body_bytes
         declared = dict(scope.get("headers") or []).get(b"content-length")
+        length = None
         if declared is not None:
             try:
                 length = int(declared)
@@ -123,7 +126,8 @@ class SegmentFront:
                 raise _Refused(400, "Content-Length is not a number") from None
             if length > limit:
                 raise _Refused(413, f"the body has {length} bytes, over the limit of {limit} ({limit / MB:.0f} MB)")
-        chunks, size, deadline = [], 0, time.monotonic() + BODY_TIMEOUT_S
+        body = bytearray(length) if length is not None else bytearray()
+        size, deadline = 0, time.monotonic() + BODY_TIMEOUT_S
         while True:
             try:
                 message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
@@ -132,12 +136,16 @@ class SegmentFront:
             if message["type"] == "http.disconnect":
                 raise _Refused(400, "the client went away")
             chunk = message.get("body", b"")
+            if size + len(chunk) > (limit if length is None else length):
+                raise _Refused(413, f"the body is over the limit of {limit} bytes ({limit / MB:.0f} MB)"
+                               if length is None else f"the body is longer than its Content-Length of {length}")
+            if length is None:
+                body += chunk
+            else:
+                body[size : size + len(chunk)] = chunk
             size += len(chunk)
-            if size > limit:
-                raise _Refused(413, f"the body is over the limit of {limit} bytes ({limit / MB:.0f} MB)")
-            chunks.append(chunk)
             if not message.get("more_body", False):
-                return b"".join(chunks)
+                return body if length is None or size == length else body[:size]
 
 
 async def _answer(send: Send, status: int, body: bytes, media_type: str = "text/plain; charset=utf-8",
@@ -164,13 +172,16 @@ async def _outcome_answer(send: Send, outcome: Any, as_json: bool) -> None:
         await _answer(send, 200, outcome.png, "image/png", headers)
 
 
-def handle_calls(handle: Any) -> tuple[Callable[[str, bytes], Awaitable[Any]], Callable[[], Awaitable[dict[str, Any]]]]:
+def handle_calls(handle: Any) -> tuple[Callable[[str, bytearray], Awaitable[Any]],
+                                       Callable[[], Awaitable[dict[str, Any]]]]:
     """`segment` and `health` through a Serve deployment handle, from any event loop; a full replica queue
     (BackPressureError) is a 503."""
     from ray.serve.exceptions import BackPressureError
 
-    async def segment(name: str, body: bytes) -> Any:
-        response = handle.segment.remote(name, body)
+    async def segment(name: str, body: bytes | bytearray) -> Any:
+        import numpy as np
+
+        response = handle.segment.remote(name, np.frombuffer(body, dtype=np.uint8))  # to the object store, once
         try:
             return await asyncio.to_thread(response.result)
         except BackPressureError:
@@ -196,12 +207,36 @@ class FrontServer:
     def start(self, timeout_s: float = 30.0) -> FrontServer:
         self.thread.start()
         deadline = time.monotonic() + timeout_s
+        config = self.server.config
         while not self.server.started:
             if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise OSError("the HTTP front did not start (is the port taken?)")
+                raise UserError(f"cannot listen on {config.host}:{config.port} (taken, or not this machine's "
+                                "address); choose another --port or --host")
             time.sleep(0.05)
         return self
 
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=90)
+
+
+@contextlib.contextmanager
+def serving(settings: Any, replicas: int, cpus_per_replica: float, gpus_per_replica: float, host: str, port: int,
+            name: str = "dermseg") -> Iterator[FrontServer]:
+    """`settings`' application on the Ray cluster this process is connected to (no Ray HTTP proxy), behind the
+    front on `host:port`; leaving the block stops the front (its requests answered first), then deletes the
+    application (its replicas finish theirs). What dermseg-serve runs, and the tests and benchmarks with it."""
+    from ray import serve
+
+    from .serve_app import build_app
+
+    serve.start(proxy_location="Disabled")
+    handle = serve.run(build_app(settings, replicas, cpus_per_replica, gpus_per_replica), name=name, route_prefix=None)
+    try:
+        front = FrontServer(SegmentFront(*handle_calls(handle), settings.limits, replicas), host, port).start()
+        try:
+            yield front
+        finally:
+            front.stop()
+    finally:
+        serve.delete(name)
