@@ -23,10 +23,11 @@ from .version import __version__
 if TYPE_CHECKING:
     from .backends import open_backend
     from .export.chain import export_checkpoint
-    from .segment.segmenter import Segmenter
+    from .segment.segmenter import QualityMask, Segmenter
 
 LAZY = {
     "Segmenter": ("segment.segmenter", "Segmenter"),
+    "QualityMask": ("segment.segmenter", "QualityMask"),
     "open_backend": ("backends", "open_backend"),
     "export_checkpoint": ("export.chain", "export_checkpoint"),
 }
@@ -49,6 +50,7 @@ __all__ = [
     "InputImageError",
     "ModelFileError",
     "ModelMetadata",
+    "QualityMask",
     "Segmenter",
     "UserError",
     "__version__",

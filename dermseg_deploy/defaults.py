@@ -4,6 +4,8 @@ from __future__ import annotations
 
 DEFAULT_MAX_PIXELS = 120_000_000
 """Images above this many pixels are refused (decompression bombs)."""
+DEFAULT_REVIEW_BELOW = 0.65
+"""Masks predicted below this Jaccard are flagged for review (the ISIC challenge's cut: below it a mask counts 0)."""
 DEFAULT_ATOL = 1e-3
 """Max |logit difference| allowed between ONNX Runtime and PyTorch in FP32."""
 DEFAULT_MIN_IOU = 0.999

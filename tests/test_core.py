@@ -103,7 +103,8 @@ def test_the_manifest_has_fixed_columns_and_round_trips(tmp_path: Path) -> None:
     path = write_manifest(tmp_path / "manifest.csv", rows)
     with path.open() as handle:
         assert tuple(next(csv.reader(handle))) == COLUMNS == (
-            "file", "status", "mask_path", "lesion_area_fraction", "seconds", "error", "note", "error_kind")
+            "file", "status", "mask_path", "lesion_area_fraction", "seconds", "error", "note", "error_kind",
+            "predicted_jaccard", "review")
     assert read_manifest(path) == rows
     first_version = tmp_path / "first.csv"  # a manifest of the first version, before error_kind: read, kinds empty
     first_version.write_text("file,status,mask_path,lesion_area_fraction,seconds,error,note\nb.jpg,failed,,,0,bad,\n")

@@ -42,6 +42,8 @@ def test_concurrent_requests_get_the_masks_dermseg_run_writes(served: ServeClien
             assert mask.dtype == np.uint8 and np.array_equal(mask, np.asarray(expected)), path.name
     info = served.segment_json(images[0])
     assert (info["height"], info["width"]) == masks[0].shape and 0.0 <= info["lesion_fraction"] <= 1.0
+    assert 0.0 <= info["predicted_jaccard"] <= 1.0 and info["predicted_jaccard_calibrated"] is False
+    assert isinstance(info["review"], bool)
     health = served.health()
     assert health["status"] == "ok" and health["backend"] == "onnxruntime-cpu" and health["input_size_px"] == 64
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from ..defaults import DEVICE_HELP, MAX_BATCH_SIZE
+from ..defaults import DEFAULT_REVIEW_BELOW, DEVICE_HELP, MAX_BATCH_SIZE
 from ..errors import UserError
 from ..evaluation.val_split import VAL_HALVES, read_split_val_ids
 from ..util.atomic import atomic_write_bytes
@@ -71,6 +71,14 @@ def _line(label: str, means: dict[str, Any]) -> str:
               help="Pictures of the K images with the lowest Jaccard in the report.")
 @click.option("--report-sample", type=click.IntRange(0, 500), default=12, show_default=True,
               help="Pictures of a seeded random sample of K other images in the report.")
+@click.option("--review-below", type=click.FloatRange(0, 1), default=DEFAULT_REVIEW_BELOW, show_default=True,
+              help="Masks predicted below this Jaccard count as flagged in the predicted-Jaccard figures.")
+@click.option("--fit-quality", "fit_quality_path", type=click.Path(path_type=Path), default=None,
+              help="Fit the calibration of the predicted Jaccard on these labelled images (with --engine: an .onnx or "
+                   ".pt) and write a copy of the model carrying it here (the same suffix; the model's own path rewrites "
+                   "it in place). It holds under the --tta, --postprocess and threshold of this evaluation.")
+@click.option("--fit-quality-max-images", type=click.IntRange(min=20), default=1000, show_default=True,
+              help="With --fit-quality: score at most this many pairs (the first by id).")
 @mask_option_flags
 @backend_option_flags
 @debug_option
@@ -78,7 +86,8 @@ def _line(label: str, means: dict[str, Any]) -> str:
 def main(data: Path, model_path: Path | None, masks_dir: Path | None, size_px: int | None, device: str,
          batch_size: int, ids_file: Path | None, json_path: Path | None, csv_path: Path | None, save_dir: Path | None,
          full_decode: bool, tta: str, postprocess: str, half: str | None, precision: str, provider: str,
-         threads: int | None, report_dir: Path | None, report_worst: int, report_sample: int, debug: bool) -> None:
+         threads: int | None, report_dir: Path | None, report_worst: int, report_sample: int, debug: bool,
+         review_below: float, fit_quality_path: Path | None, fit_quality_max_images: int) -> None:
     """Score a model or a folder of masks against ISIC ground truth, exactly as the ISIC scorer does.
 
     Per image: prediction at the mask's original size, binarised at > 128; Jaccard (1 when both are
@@ -87,6 +96,10 @@ def main(data: Path, model_path: Path | None, masks_dir: Path | None, size_px: i
     ground-truth mask or its prediction unreadable, missing or wrongly sized) is counted 0 and listed, and the others
     are scored: exit 1. A pair that failed on an exception dermseg did not expect (a bug): exit 70 after the rest
     (--debug prints the tracebacks).
+
+    Every mask's predicted Jaccard (from the model's logits; with --masks, from the manifest.csv beside them) is
+    scored too: its AUROC for the failures (J < 0.65) and mean absolute error with bootstrap 95% intervals, and the
+    failures among the flagged and the 10% least confident masks. --fit-quality fits its calibration here.
     """
     from ..backends import BackendOptions
     from ..core.mask_options import MaskOptions
@@ -103,6 +116,8 @@ def main(data: Path, model_path: Path | None, masks_dir: Path | None, size_px: i
     mask_options = MaskOptions.parse(tta, postprocess)
     if masks_dir is not None and not mask_options.plain:
         raise UserError("--tta and --postprocess go with --engine (--masks scores masks already made)")
+    if fit_quality_path is not None and masks_dir is not None:
+        raise UserError("--fit-quality needs a model (--engine): masks alone carry no logits to fit on")
     pairs = discover_pairs(data)
     if half is not None and (ids_file is None or ids_file.suffix != ".json"):
         raise UserError("--half needs --ids model.split.json (the split file a training run wrote)")
@@ -111,6 +126,8 @@ def main(data: Path, model_path: Path | None, masks_dir: Path | None, size_px: i
         pairs = [p for p in pairs if p.image_id in wanted]
         if not pairs:
             raise UserError(f"{ids_file}: none of its ids are in {data}")
+    if fit_quality_path is not None:
+        pairs = pairs[:fit_quality_max_images]
     if report_dir is not None:
         check_report_folder(report_dir)
     report_options = ReportOptions(report_worst, report_sample) if report_dir is not None else None
@@ -127,7 +144,8 @@ def main(data: Path, model_path: Path | None, masks_dir: Path | None, size_px: i
         model_path = model_or_shipped(model_path)
         options = BackendOptions(provider, precision=precision, threads=threads)
         with Segmenter.open(model_path, device, size_px, options=options, reduced_jpeg=not full_decode,
-                            tta=mask_options.tta, postprocess=mask_options.postprocess) as segmenter:
+                            tta=mask_options.tta, postprocess=mask_options.postprocess,
+                            review_below=review_below) as segmenter:
             if device == "auto":
                 click.echo(f"device: auto picked {segmenter.backend.device}", err=True)
             if segmenter.backend.notice:
@@ -136,10 +154,14 @@ def main(data: Path, model_path: Path | None, masks_dir: Path | None, size_px: i
             source = (f"{model_path} ({segmenter.backend.describe()}, {segmenter.metadata.size_px} px, masks "
                       f"{mask_options.describe()})")
             details |= model_details(model_path, segmenter, mask_options)
+            details["predicted Jaccard"] = segmenter.quality.describe()
+            if fit_quality_path is not None:
+                fitted = fit_and_write(model_path, fit_quality_path, segmenter, evaluations, data, ids_file, half)
+                click.echo(f"quality: {fitted}", err=True)
         if save_dir is not None:
             rows = [e.manifest_row for e in evaluations if e.manifest_row is not None]
             click.echo(f"masks in {save_dir}/, manifest {write_manifest(save_dir / MANIFEST_NAME, rows)}", err=True)
-    summary = summarize(evaluations)
+    summary = summarize(evaluations, review_below)
     traces = {e.image_id: e.traceback for e in evaluations if e.traceback}
     for image_id, error in summary["failed"].items():
         click.echo(f"error: {printable(image_id)}: {printable(error)} (counted 0)", err=True)
@@ -153,6 +175,11 @@ def main(data: Path, model_path: Path | None, masks_dir: Path | None, size_px: i
         click.echo(f"borders ({border['images']} images, in pixels of the original images): contour distance "
                    f"{border['contour_distance_px']:.2f} px, boundary F1 {border['boundary_f1']:.4f} (tolerance "
                    f"{100 * border['tolerance_of_diagonal']:.2f}% of the image diagonal)")
+    if "quality" in summary:
+        for line in quality_lines(summary["quality"], details.get("predicted Jaccard", "from manifest.csv")):
+            click.echo(line)
+    elif masks_dir is not None:
+        click.echo(f"predicted Jaccard: not available (no manifest.csv with a predicted_jaccard column in {masks_dir})")
     if csv_path is None and json_path is not None:
         csv_path = json_path.with_name("eval.csv")
     if csv_path is not None:
@@ -161,7 +188,7 @@ def main(data: Path, model_path: Path | None, masks_dir: Path | None, size_px: i
         failed = {escape_undecodable(key): escape_undecodable(value) for key, value in summary["failed"].items()}
         report = {"source": escape_undecodable(source), "data": escape_undecodable(str(data)), **summary["all"],
                   "large_lesions": summary["large_lesions"], "boundary": summary.get("boundary"), "failed": failed,
-                  "per_image_csv": escape_undecodable(str(csv_path))}
+                  "quality": summary.get("quality"), "per_image_csv": escape_undecodable(str(csv_path))}
         atomic_write_bytes(json_path, json.dumps(report, indent=2, sort_keys=True).encode())
     if report_dir is not None and thumbnails is not None:
         if ids_file is not None:
@@ -176,6 +203,50 @@ def main(data: Path, model_path: Path | None, masks_dir: Path | None, size_px: i
         error_line(f"{internal} image(s) failed on an internal error ({INTERNAL_HINT}); the others are scored")
         sys.exit(EXIT_INTERNAL)
     sys.exit(EXIT_SOME_INPUTS_FAILED if summary["failed"] else EXIT_OK)
+
+
+def _interval(values: tuple[float, float] | list[float]) -> str:
+    return f"[{values[0]:.3f}, {values[1]:.3f}]"
+
+
+def quality_lines(quality: dict[str, Any], how: str) -> list[str]:
+    """The summary's lines on the predicted Jaccard: how well it picks out the failures (J < 0.65)."""
+    failures = quality["failures"]
+    share = quality["least_confident_failure_share"]
+    lines = [f"predicted Jaccard ({how}) on {quality['images']} masks: AUROC for J < 0.65 {quality['auroc']:.3f} "
+             f"{_interval(quality['auroc_ci95'])}, mean absolute error {quality['mae']:.3f} {_interval(quality['mae_ci95'])}; "
+             f"flagged below {quality['review_below']:g}: {quality['flagged']} masks holding {quality['flagged_failures']} "
+             f"of the {failures} failures; the 10% least confident hold {quality['least_confident_failures']} of them"
+             + (f" ({100 * share:.0f}%)" if failures else "")]
+    raw = quality.get("raw_soft_jaccard")
+    if raw is not None:
+        difference = quality["auroc_minus_raw"]
+        lines.append(f"  the raw soft Jaccard alone: AUROC {raw['auroc']:.3f} {_interval(raw['auroc_ci95'])}, mean absolute "
+                     f"error {raw['mae']:.3f}; calibrated minus raw AUROC {difference['difference']:+.3f} "
+                     f"{_interval(difference['ci95'])} (paired bootstrap)")
+    return lines
+
+
+def fit_and_write(model_path: Path, target: Path, segmenter: Any, evaluations: list[Any], data: Path,
+                  ids_file: Path | None, half: str | None) -> str:
+    """Fit the calibration on the scored masks' signals and write the calibrated copy; the line that says so."""
+    import numpy as np
+
+    from ..evaluation.quality_file import write_calibrated_copy
+    from ..evaluation.quality_fit import fit_quality_model
+    from ..model.quality_model import FittedOn
+
+    scored = [e for e in evaluations if e.score is not None and e.quality is not None and e.quality.signals]
+    source = f"{data.name}" + (f", {ids_file.name}" if ids_file else "") + (f" {half} half" if half else "")
+    options = segmenter.mask_options
+    fitted_on = FittedOn(len(scored), source, options.tta, ",".join(options.postprocess) or "none",
+                         segmenter.metadata.threshold)
+    calibration = fit_quality_model(np.array([e.quality.signals for e in scored]), [e.score.jaccard for e in scored],
+                                    fitted_on)
+    written = write_calibrated_copy(model_path, target, segmenter.backend.metadata, calibration)
+    return (f"calibration fitted on {len(scored)} images ({source}; {len(calibration.knot_scores)} knots) written into "
+            f"{written}; it holds with --tta {fitted_on.tta}, --postprocess {fitted_on.postprocess}, threshold "
+            f"{fitted_on.threshold:g}")
 
 
 def model_details(model_path: Path, segmenter: Any, mask_options: Any) -> dict[str, str]:

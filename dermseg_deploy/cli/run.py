@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from ..defaults import DEFAULT_MAX_PIXELS, DEVICE_HELP, MAX_BATCH_SIZE, MAX_THREADS
+from ..defaults import DEFAULT_MAX_PIXELS, DEFAULT_REVIEW_BELOW, DEVICE_HELP, MAX_BATCH_SIZE, MAX_THREADS
 from ..version import __version__
 from .common import backend_option_flags, debug_option, debugging, handle_errors, mask_option_flags, model_or_shipped
 
@@ -45,6 +45,9 @@ def _check_threshold(ctx: click.Context, param: click.Parameter, value: float | 
               help="Threads that read/decode inputs and encode/write outputs.")
 @click.option("--report", "report_path", type=click.Path(path_type=Path), default=None,
               help="Also write the failed inputs alone, with their reasons, to this CSV.")
+@click.option("--review-below", type=click.FloatRange(0, 1), default=DEFAULT_REVIEW_BELOW, show_default=True,
+              help="Flag masks whose predicted Jaccard is below this for review: review=yes in manifest.csv, listed in "
+                   "review.txt, an orange frame on --overlay.")
 @click.option("--trust-plan", is_flag=True,
               help=".plan: allow a version-compatible plan built by an older TensorRT to run the host code it carries.")
 @click.option("--channels-last", is_flag=True, help=".pt: channels-last memory format (faster FP16 on CUDA).")
@@ -72,12 +75,16 @@ def main(
     threshold: float | None, overwrite: bool, overlay: bool, max_pixels: int, io_threads: int, threads: int | None,
     report_path: Path | None, provider: str, trust_plan: bool, precision: str, channels_last: bool, cuda_graphs: bool,
     compile_model: bool, tta: str, postprocess: str, full_decode: bool, ray: bool, ray_address: str | None,
-    ray_actors: int | None, quiet: bool, debug: bool,
+    ray_actors: int | None, quiet: bool, debug: bool, review_below: float,
 ) -> None:
     """Segment skin lesions in image files and folders (recursive); write <name>_segmentation.png masks.
 
     Ctrl-C or SIGTERM stops after the current batch, writes the manifest and reports what was done; run the
     same command again to finish (existing masks are skipped).
+
+    Every mask gets a predicted Jaccard from the model's own logits (calibrated where the model carries a
+    calibration for these settings); masks below --review-below are flagged: manifest.csv's review column, review.txt,
+    and the summary says how many.
 
     One bad image never stops the others: it gets a failed row with one error line. An image that fails on an
     exception dermseg did not expect (a bug) is an internal error: the others are done, and the run exits 70 at the
@@ -95,7 +102,7 @@ def main(
         model_or_shipped(model_path), list(inputs), out_dir, size_px, batch_size, device, threshold, overwrite, overlay,
         max_pixels, io_threads, threads, report_path, provider, trust_plan, precision, channels_last, cuda_graphs,
         compile_model, full_decode, ray, ray_address, ray_actors, quiet, MaskOptions.parse(tta, postprocess),
-        debugging(debug),
+        debugging(debug), review_below,
     ))
 
 

@@ -18,10 +18,14 @@ from ..core.lesion_regions import postprocess_engine
 from ..core.mask_options import MaskOptions
 from ..core.stages import STAGE_NAMES
 from ..core.work_item import WorkItem
+from ..defaults import DEFAULT_REVIEW_BELOW
 from ..errors import InputImageError, OutputWriteError, UserError
 from ..files.inputs import InputPlan, plan_inputs
 from ..files.manifest import (
+    ENCODING,
+    ENCODING_ERRORS,
     MANIFEST_NAME,
+    REVIEW_LIST_NAME,
     STATUS_FAILED,
     STATUS_OK,
     STATUS_SKIPPED,
@@ -36,7 +40,7 @@ from ..files.outputs import make_output_folders
 from ..model.sizes import require_valid_size
 from ..segment.pipeline import NO_LESION_NOTE, RunOptions, partition_existing
 from ..segment.segmenter import Segmenter
-from ..util.atomic import remove_stale_temp_files
+from ..util.atomic import atomic_write_bytes, remove_stale_temp_files
 from ..util.devices import Device, default_batch_size, resolve_device
 from ..util.printable import printable
 from ..util.stop_signals import EXIT_INTERRUPTED, StopFlag
@@ -75,6 +79,7 @@ class RunRequest:
     mask_options: MaskOptions = MaskOptions()
     debug: bool = False
     """Print the traceback of each internal error (`--debug`, or DERMSEG_DEBUG=1)."""
+    review_below: float = DEFAULT_REVIEW_BELOW
 
     def backend_options(self) -> BackendOptions:
         return BackendOptions(self.provider, self.trust_plan, self.precision, self.channels_last, self.cuda_graphs,
@@ -115,6 +120,8 @@ class Segmented:
     rows: list[ManifestRow] = field(default_factory=list)
     totals: StageTotals = field(default_factory=StageTotals)
     engine: str = ""
+    quality: str = ""
+    """How the predicted Jaccard was computed (`QualityScorer.describe`)."""
 
 
 Report = Callable[[ManifestRow, "str | None"], None]
@@ -220,7 +227,8 @@ def _segment_here(items: list[WorkItem], request: RunRequest, options: BackendOp
         click.echo(printable(backend.notice), err=True)
     _announce_mask_options(request.mask_options, device)
     with Segmenter(backend, request.threshold, request.max_pixels, not request.full_decode,
-                   request.mask_options) as segmenter:
+                   request.mask_options, request.review_below) as segmenter:
+        segmented.quality = segmenter.quality.describe()
         run_options = RunOptions(request.batch_size or default_batch_size(device), request.overwrite, request.io_threads)
         for result in segmenter.segment_items(items, run_options, request.overlay, should_stop):
             segmented.rows.append(result.manifest_row())
@@ -289,7 +297,19 @@ def _summarise(request: RunRequest, plan: InputPlan, segmented: Segmented, elaps
     if empty:
         click.echo(f"no lesion found in {empty} image(s) (empty masks; note \"{NO_LESION_NOTE}\" in the manifest)",
                    err=True)
+    scored = [r for r in rows if r.status == STATUS_OK and r.predicted_jaccard is not None]
+    if scored:
+        flagged = sum(r.review == "yes" for r in scored)
+        click.echo(f"review: {flagged} of {len(scored)} mask(s) segmented now predicted below Jaccard "
+                   f"{request.review_below:g} ({segmented.quality or 'as the manifest records'}): review=yes in {manifest}, "
+                   f"and every flagged mask of the folder listed in {request.out_dir / REVIEW_LIST_NAME}", err=True)
     return failed
+
+
+def _write_review_list(out_dir: Path, rows: list[ManifestRow]) -> None:
+    """review.txt beside the manifest: the inputs whose masks the manifest flags for review, one per line."""
+    lines = "".join(f"{row.file}\n" for row in rows if row.status != STATUS_FAILED and row.review == "yes")
+    atomic_write_bytes(out_dir / REVIEW_LIST_NAME, lines.encode(ENCODING, ENCODING_ERRORS), make_folder=False)
 
 
 def _mark_missing_masks(rows: list[ManifestRow]) -> list[ManifestRow]:
@@ -322,6 +342,7 @@ def _write_reports(
     rows = merge_rerun(_earlier_rows(manifest), current, lesion_fraction_of_file)
     try:
         write_manifest(manifest, rows)
+        _write_review_list(out_dir, rows)
         if report_path is not None:
             write_manifest(report_path, current, failures_only=True)
     except OSError as exc:

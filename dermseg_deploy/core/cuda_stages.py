@@ -25,6 +25,8 @@ from ..model.metadata import ModelMetadata
 from .decode_policy import DecodePolicy
 from .device_ops import logits_to_masks, preprocess, refine_device_masks, upsample_mask
 from .mask_options import MaskOptions
+from .quality import DEFAULT_REVIEW_BELOW
+from .quality_device import device_signals
 from .stages import NONFINITE_REASON, HostStages, Prepared
 
 
@@ -49,8 +51,8 @@ class CudaStages(HostStages):
     """All test-time augmentation views in one backend call (a plan's profile cuts it to its largest batch)."""
 
     def __init__(self, backend: Backend, metadata: ModelMetadata, policy: DecodePolicy, overlay: bool = False,
-                 mask_options: MaskOptions | None = None) -> None:
-        super().__init__(backend, metadata, policy, overlay, mask_options)
+                 mask_options: MaskOptions | None = None, review_below: float = DEFAULT_REVIEW_BELOW) -> None:
+        super().__init__(backend, metadata, policy, overlay, mask_options, review_below)
         self.torch_device = backend.device.to_torch()
         self.input_dtype = backend.input_dtype or torch.float32
         self.prep_stream = torch.cuda.Stream(self.torch_device)
@@ -126,6 +128,9 @@ class CudaStages(HostStages):
                                         self.mask_options.postprocess)
             flags = torch.empty(finite.shape, dtype=torch.bool, pin_memory=True)
             flags.copy_(finite, non_blocking=True)
+            signals = device_signals(logits, masks)  # three numbers per image come back, not the maps
+            host_signals = torch.empty(signals.shape, dtype=signals.dtype, pin_memory=True)
+            host_signals.copy_(signals, non_blocking=True)
             outputs = []
             for mask, entry in zip(masks, prepared):
                 full = upsample_mask(mask, *entry.size_hw)
@@ -134,8 +139,9 @@ class CudaStages(HostStages):
                 outputs.append(pinned)
             done = torch.cuda.Event()
             done.record(self.post_stream)
-        for index, pinned in enumerate(outputs):
+        for index, (pinned, entry) in enumerate(zip(outputs, prepared)):
             self._pending[id(pinned)] = PendingMask(done, flags[index : index + 1])
+            entry.quality_signals = host_signals[index]  # read after wait_for_mask, once `done` has completed
             host.append(pinned)
         return host
 

@@ -33,6 +33,7 @@ from .lesion_regions import refine_host_masks
 from .mask_options import MaskOptions
 from .masks import finite_per_image, logits_to_masks, upsample_mask
 from .preprocess import preprocess
+from .quality import DEFAULT_REVIEW_BELOW, MaskQuality, QualityScorer, host_signals
 from .tta import average_over_views
 from .work_item import WorkItem
 
@@ -63,6 +64,9 @@ class Prepared:
     dermseg did not expect (`fail_internal`)."""
     traceback: str | None = None
     """The traceback of an `internal` failure (what `--debug` prints)."""
+    quality_signals: Any = None
+    """The mask's quality signals (`core.quality`): NumPy on the host; a pinned tensor filled with the mask's copy on
+    CUDA (ready after `wait_for_mask`)."""
     notes: list[str] = field(default_factory=list)
     stage_seconds: dict[str, float] = field(default_factory=dict)
     """Seconds per stage (`STAGE_NAMES`) spent on this item so far."""
@@ -100,13 +104,14 @@ class HostStages:
     """Test-time augmentation views per backend call: one on the CPU, so that memory stays that of a plain batch."""
 
     def __init__(self, backend: Backend, metadata: ModelMetadata, policy: DecodePolicy, overlay: bool = False,
-                 mask_options: MaskOptions | None = None) -> None:
+                 mask_options: MaskOptions | None = None, review_below: float = DEFAULT_REVIEW_BELOW) -> None:
         self.backend = backend
         self.metadata = metadata
         self.policy = policy
         self.overlay = overlay
         self.mask_options = mask_options or MaskOptions()
         self.device = backend.device
+        self.quality = QualityScorer.for_run(metadata, self.mask_options, review_below)
 
     # ---- reader threads ----------------------------------------------------------------------------------
 
@@ -191,12 +196,21 @@ class HostStages:
         threads); None for an image whose logits are not finite (it is marked failed)."""
         finite = mark_nonfinite(finite_per_image(logits), prepared)
         masks = refine_host_masks(logits_to_masks(logits, self.metadata.logit_threshold), self.mask_options.postprocess)
+        signals = host_signals(logits, masks)
+        for entry, row in zip(prepared, signals):
+            entry.quality_signals = row
         return [mask if ok else None for mask, ok in zip(masks, finite)]
 
     # ---- writer threads ----------------------------------------------------------------------------------
 
     def wait_for_mask(self, prepared: Prepared, mask: Any) -> None:
         """Block until `postprocess`'s mask for `prepared` is ready on the host (it is, on the CPU)."""
+
+    def mask_quality(self, prepared: Prepared) -> MaskQuality | None:
+        """The mask's predicted quality (after `wait_for_mask`); None where its signals were not computed."""
+        if prepared.quality_signals is None:
+            return None
+        return self.quality.score([float(value) for value in prepared.quality_signals])
 
     def finish_mask(self, mask: Any, size_hw: tuple[int, int]) -> np.ndarray:
         """The (H, W) uint8 0/255 mask at the displayed size, as a NumPy array."""

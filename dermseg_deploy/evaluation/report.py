@@ -36,13 +36,14 @@ from ..util.printable import csv_bytes
 from .boundary import BOUNDARY_NAMES
 from .metrics import SCORE_NAMES
 from .pairs import Pair, read_mask
-from .report_figures import histogram_png
+from .report_figures import histogram_png, quality_scatter_png
 from .report_page import PageContent, render_page
 from .scoring import ImageEvaluation
 
 PAGE_NAME = "index.html"
 CSV_NAME = "per_image.csv"
 HISTOGRAM_NAME = "histogram.png"
+SCATTER_NAME = "predicted-jaccard.png"
 PICTURES_FOLDER = "pictures"
 MARKER_NAME = ".dermseg-report"
 """Marks a folder as a report, so that writing a new report over it may replace it; any other non-empty folder is
@@ -156,11 +157,14 @@ def write_report(folder: Path, evaluations: Sequence[ImageEvaluation], pairs: Se
         histogram, missing = histogram_png(scored, f"{len(scored)} images")
         if histogram is not None:
             (staging / HISTOGRAM_NAME).write_bytes(histogram)
+        scatter = _quality_scatter(evaluations, summary)
+        if scatter is not None:
+            (staging / SCATTER_NAME).write_bytes(scatter)
         ranked = sorted(evaluations, key=rank_key)
         (staging / CSV_NAME).write_bytes(per_image_csv(ranked, pictures))
         content = PageContent(summary, details, ranked, worst, sample, pictures,
                               HISTOGRAM_NAME if histogram is not None else None, missing, options.panel_px, CSV_NAME,
-                              notes)
+                              notes, SCATTER_NAME if scatter is not None else None)
         (staging / PAGE_NAME).write_text(render_page(content), encoding="utf-8")
         (staging / MARKER_NAME).write_text("written by dermseg-eval --report\n", encoding="utf-8")
         _swap_into_place(staging, folder)
@@ -173,6 +177,17 @@ def write_report(folder: Path, evaluations: Sequence[ImageEvaluation], pairs: Se
         raise
     total = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
     return WrittenReport(folder, len(pictures), total, time.perf_counter() - start, notes)
+
+
+def _quality_scatter(evaluations: Sequence[ImageEvaluation], summary: dict[str, object]) -> bytes | None:
+    quality = summary.get("quality")
+    points = [(e.quality.predicted_jaccard, e.score.jaccard) for e in evaluations
+              if e.score is not None and e.quality is not None]
+    if not isinstance(quality, dict) or not points:
+        return None
+    png, _ = quality_scatter_png([p for p, _ in points], [j for _, j in points], float(quality["review_below"]),
+                                 f"{len(points)} masks")
+    return png
 
 
 def _strip(pair: Pair, prediction: np.ndarray | None, panel_px: int) -> np.ndarray:

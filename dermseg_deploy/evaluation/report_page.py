@@ -25,6 +25,7 @@ table.sortable th { cursor: pointer; user-select: none; background: #eef; } tabl
 .settings td { text-align: left; } .note { color: #8a4b00; }
 .pictures { display: flex; flex-wrap: wrap; gap: 0.8em; } figure { margin: 0; }
 figure img { display: block; border: 1px solid #ccc; } figcaption { font-size: 0.85em; margin-top: 0.2em; }
+.review { color: #b35900; font-weight: bold; }
 .legend span { display: inline-block; width: 1em; height: 0.6em; margin: 0 0.3em 0 0.8em; }
 .failed { color: #b00; } .pass { color: #060; }
 """
@@ -66,6 +67,8 @@ class PageContent:
     panel_px: int
     csv_name: str
     notes: Sequence[str]
+    scatter: str | None = None
+    """The predicted-against-real Jaccard figure, where the masks had a predicted Jaccard."""
 
 
 def _e(value: object) -> str:
@@ -118,6 +121,9 @@ def _figures(evaluations: Sequence[ImageEvaluation], pictures: dict[str, str], p
         else:
             caption = (f"<b>{_e(e.image_id)}</b>: Jaccard {e.score.jaccard:.4f}, thresholded "
                        f"{e.score.thresholded_jaccard:.4f}, Dice {e.score.dice:.4f}")
+            if e.quality is not None:
+                flag = " <span class='review'>flagged for review</span>" if e.quality.review else ""
+                caption += f"; predicted {e.quality.predicted_jaccard:.2f}{flag}"
         jaccard = e.score.jaccard if e.score is not None else 0.0
         figures.append(f"<figure id='{anchor(e.image_id)}' data-id='{_e(e.image_id)}' data-jaccard='{jaccard:.6f}'>"
                        f"<img src='{_e(pictures[e.image_id])}' alt='{_e(e.image_id)}: image, ground truth, outlines'"
@@ -146,6 +152,22 @@ def _image_table(ranked: Sequence[ImageEvaluation], pictures: dict[str, str]) ->
         rows.append(f"<tr><td data-value='{name}'>{link}</td>{cells}<td data-value='{e.truth_fraction:.6f}'>"
                     f"{e.truth_fraction:.3f}</td><td data-value='{_e(e.error or '')}'>{_e(e.error or '')}</td></tr>")
     return f"<table id='images' class='sortable'><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _quality_section(content: PageContent) -> str:
+    quality = content.summary.get("quality")
+    if not quality:
+        return ""
+    flagged = sum(1 for e in content.ranked if e.quality is not None and e.quality.review)
+    figure = (f"<img id='quality-scatter' src='{_e(content.scatter)}' alt='predicted against real Jaccard'>"
+              if content.scatter else "")
+    share = quality["least_confident_failure_share"]
+    return (f"<h2>Predicted Jaccard</h2><p id='quality'>{_e(content.details.get('predicted Jaccard', ''))}. AUROC for "
+            f"J &lt; 0.65: {quality['auroc']:.3f} [{quality['auroc_ci95'][0]:.3f}, {quality['auroc_ci95'][1]:.3f}]; "
+            f"mean absolute error {quality['mae']:.3f}; {flagged} mask(s) flagged for review (below "
+            f"{quality['review_below']:g}), holding {quality['flagged_failures']} of the {quality['failures']} "
+            f"failures; the 10% least confident hold {quality['least_confident_failures']}"
+            + (f" ({100 * share:.0f}%)" if quality["failures"] else "") + ".</p>" + figure)
 
 
 def render_page(content: PageContent) -> str:
@@ -178,6 +200,7 @@ below {THRESHOLDED_JACCARD_CUTOFF}). Written {written} by dermseg {__version__}.
 {_settings_table(content.details)}
 <h2>Jaccard per image</h2>
 {histogram}
+{_quality_section(content)}
 <section id="worst">
 <h2>The {len(content.worst)} worst images</h2>
 {legend}

@@ -7,23 +7,25 @@ import functools
 import io
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..core.image_formats import read_gray
-from ..defaults import DEFAULT_MAX_PIXELS
-from ..errors import InputImageError, internal_reason
+from ..core.quality import MaskQuality
+from ..defaults import DEFAULT_MAX_PIXELS, DEFAULT_REVIEW_BELOW
+from ..errors import InputImageError, UserError, internal_reason
 from ..files.inputs import MASK_SUFFIX
-from ..files.manifest import ManifestRow
+from ..files.manifest import MANIFEST_NAME, ManifestRow, read_manifest
 from ..segment.segmenter import Segmenter
 from ..util.atomic import atomic_write_bytes
 from ..util.printable import csv_bytes
 from .boundary import BOUNDARY_NAMES, BOUNDARY_TOLERANCE, BoundaryScore, boundary_score
 from .metrics import SCORE_NAMES, ImageScore, ScoreTotals, score_image
 from .pairs import Pair, read_mask
+from .quality_metrics import paired_auroc_difference, quality_report
 
 LARGE_LESION_FRACTION = 0.7
 """Masks covering more than this share of the image: the paper's failure case, reported apart."""
@@ -43,6 +45,8 @@ class ImageEvaluation:
     """Failed on an exception dermseg did not expect (a bug): `dermseg-eval` exits 70 after scoring the rest."""
     traceback: str | None = None
     """That exception's traceback (`--debug` prints it)."""
+    quality: MaskQuality | None = None
+    """The mask's predicted Jaccard (`core.quality`), where the model gave one (or a manifest recorded one)."""
 
     @property
     def large_lesion(self) -> bool:
@@ -66,7 +70,7 @@ def evaluate_segmenter(
     for pair, result in zip(pairs, results):
         evaluation, mask = _scored(pair, result.mask, None, boundary, result.manifest_row(),
                                    result.message or "was not segmented", result.internal_error, result.traceback)
-        evaluations.append(evaluation)
+        evaluations.append(replace(evaluation, quality=result.quality) if evaluation.score is not None else evaluation)
         if on_prediction is not None and mask is not None:
             on_prediction(pair, mask)
     return evaluations
@@ -125,14 +129,31 @@ def evaluate_mask_folder(prediction_dir: Path, pairs: Sequence[Pair], on_predict
                          boundary: bool = False) -> list[ImageEvaluation]:
     """Score `<id>_segmentation.png` files found anywhere under `prediction_dir` against the pairs."""
     found = {p.name.lower(): p for p in prediction_dir.rglob(f"*{MASK_SUFFIX}")}
+    recorded = recorded_quality(prediction_dir)
     results = []
     for pair in pairs:
         path = found.get(f"{pair.image_id}{MASK_SUFFIX}".lower(), prediction_dir / f"{pair.image_id}{MASK_SUFFIX}")
         evaluation, prediction = _scored(pair, None, functools.partial(read_prediction, path), boundary)
+        if evaluation.score is not None and path.name.lower() in recorded:
+            evaluation = replace(evaluation, quality=recorded[path.name.lower()])
         results.append(evaluation)
         if on_prediction is not None and prediction is not None:
             on_prediction(pair, prediction)
     return results
+
+
+def recorded_quality(prediction_dir: Path) -> dict[str, MaskQuality]:
+    """The predicted Jaccard of each mask, by its file's name (lower case), from the `manifest.csv` that `dermseg-run`
+    wrote beside the masks; empty where there is none, or it predates the column."""
+    manifest = prediction_dir / MANIFEST_NAME
+    if not manifest.is_file():
+        return {}
+    try:
+        rows = read_manifest(manifest)
+    except UserError:
+        return {}
+    return {Path(row.mask_path).name.lower(): MaskQuality(row.predicted_jaccard, False, row.review == "yes")
+            for row in rows if row.mask_path and row.predicted_jaccard is not None}
 
 
 def totals(evaluations: Sequence[ImageEvaluation]) -> ScoreTotals:
@@ -146,7 +167,7 @@ def totals(evaluations: Sequence[ImageEvaluation]) -> ScoreTotals:
     return result
 
 
-def summarize(evaluations: Sequence[ImageEvaluation]) -> dict[str, Any]:
+def summarize(evaluations: Sequence[ImageEvaluation], review_below: float = DEFAULT_REVIEW_BELOW) -> dict[str, Any]:
     """Means over all images and over the large-lesion subset, plus the failed images; with boundary scores, their
     means over the scored images (a failed image has no contour to measure, so it is counted apart, in `failed`)."""
     summary: dict[str, Any] = {
@@ -159,16 +180,46 @@ def summarize(evaluations: Sequence[ImageEvaluation]) -> dict[str, Any]:
     if borders:
         summary["boundary"] = {name: sum(getattr(b, name) for b in borders) / len(borders) for name in BOUNDARY_NAMES}
         summary["boundary"] |= {"images": len(borders), "tolerance_of_diagonal": BOUNDARY_TOLERANCE}
+    quality = quality_summary(evaluations, review_below)
+    if quality is not None:
+        summary["quality"] = quality
     return summary
+
+
+def quality_summary(evaluations: Sequence[ImageEvaluation], review_below: float) -> dict[str, Any] | None:
+    """How well the predicted Jaccard of the scored masks picks out the failures (`quality_metrics`); with the
+    signals at hand and a calibration, the same for the raw soft Jaccard and the paired difference. None where no
+    mask has a prediction."""
+    scored = [(e.score.jaccard, e.quality) for e in evaluations if e.score is not None and e.quality is not None]
+    if not scored:
+        return None
+    jaccard = [value for value, _ in scored]
+    predicted = [quality.predicted_jaccard for _, quality in scored]
+    summary = quality_report(predicted, jaccard, review_below)
+    summary["calibrated"] = all(quality.calibrated for _, quality in scored)
+    summary["unscored"] = len(evaluations) - len(scored)
+    if summary["calibrated"] and all(quality.signals for _, quality in scored):
+        raw = [quality.signals[0] for _, quality in scored]
+        summary["raw_soft_jaccard"] = quality_report(raw, jaccard, review_below)
+        summary["auroc_minus_raw"] = paired_auroc_difference(predicted, raw, jaccard)
+    return summary
+
+
+def quality_cells(evaluation: ImageEvaluation) -> list[str]:
+    """The per-image CSV's predicted_jaccard and review cells (empty without a prediction)."""
+    if evaluation.quality is None:
+        return ["", ""]
+    return [f"{evaluation.quality.predicted_jaccard:.6f}", "yes" if evaluation.quality.review else "no"]
 
 
 def write_per_image_csv(path: Path, evaluations: Sequence[ImageEvaluation]) -> None:
     """One row per image: id, truth lesion fraction, every score, error."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["image_id", "truth_fraction", *SCORE_NAMES, *BOUNDARY_NAMES, "error"])
+    writer.writerow(["image_id", "truth_fraction", *SCORE_NAMES, *BOUNDARY_NAMES, "predicted_jaccard", "review", "error"])
     for e in evaluations:
         values = [getattr(e.score, n) for n in SCORE_NAMES] if e.score else [0.0] * len(SCORE_NAMES)
         border = [f"{getattr(e.boundary, n):.6f}" if e.boundary else "" for n in BOUNDARY_NAMES]
-        writer.writerow([e.image_id, f"{e.truth_fraction:.6f}", *(f"{v:.6f}" for v in values), *border, e.error or ""])
+        writer.writerow([e.image_id, f"{e.truth_fraction:.6f}", *(f"{v:.6f}" for v in values), *border,
+                         *quality_cells(e), e.error or ""])
     atomic_write_bytes(path, csv_bytes(buffer.getvalue()))

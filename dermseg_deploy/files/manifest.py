@@ -14,6 +14,9 @@ Columns, in this order:
     error_kind             what kind of failure (empty otherwise): unusable (a bad input), too_large (over the
                            pixel limit), nonfinite_logits (the model's fault), not_written (its folder went),
                            internal (an exception dermseg did not expect: a bug; the command exits 70)
+    predicted_jaccard      the mask's predicted Jaccard, 0-1 (`core.quality`; calibrated where the model carries a
+                           calibration for the run's settings, else the raw soft Jaccard: the summary says which)
+    review                 yes where the prediction is below --review-below (check that mask), no otherwise
 
 Columns are only ever added at the end: `read_manifest` reads a manifest of an earlier version (fewer columns) and
 fills the missing ones with their defaults.
@@ -39,10 +42,13 @@ from ..errors import INTERNAL_KIND, InputImageError, UserError
 from ..util.atomic import atomic_write_bytes
 
 MANIFEST_NAME = "manifest.csv"
+REVIEW_LIST_NAME = "review.txt"
+"""Beside the manifest: the inputs whose masks are flagged for review, one per line."""
 STATUS_OK = "ok"
 STATUS_SKIPPED = "skipped"
 STATUS_FAILED = "failed"
 STATUSES = (STATUS_OK, STATUS_SKIPPED, STATUS_FAILED)
+REVIEW_VALUES = ("yes", "no", "")
 
 
 @dataclass(frozen=True)
@@ -57,10 +63,14 @@ class ManifestRow:
     error: str = ""
     note: str = ""
     error_kind: str = ""
+    predicted_jaccard: float | None = None
+    review: str = ""
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"manifest status {self.status!r} is not one of {', '.join(STATUSES)}")
+        if self.review not in REVIEW_VALUES:
+            raise ValueError(f"manifest review {self.review!r} is not one of yes, no or empty")
 
     @classmethod
     def input_error(cls, error: InputImageError) -> ManifestRow:
@@ -78,17 +88,20 @@ class ManifestRow:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ManifestRow:
         fraction = data.get("lesion_area_fraction")
+        predicted = data.get("predicted_jaccard")
         return cls(
             file=str(data["file"]), status=str(data["status"]), mask_path=str(data.get("mask_path") or ""),
             lesion_area_fraction=None if fraction in (None, "") else float(fraction),
             seconds=float(data.get("seconds") or 0.0), error=str(data.get("error") or ""),
             note=str(data.get("note") or ""), error_kind=str(data.get("error_kind") or ""),
+            predicted_jaccard=None if predicted in (None, "") else float(predicted), review=str(data.get("review") or ""),
         )
 
     def csv_values(self) -> list[str]:
         fraction = "" if self.lesion_area_fraction is None else f"{self.lesion_area_fraction:.6f}"
         return [neutralise(self.file), self.status, neutralise(self.mask_path), fraction, f"{self.seconds:.4f}",
-                neutralise(self.error), neutralise(self.note), self.error_kind]
+                neutralise(self.error), neutralise(self.note), self.error_kind,
+                "" if self.predicted_jaccard is None else f"{self.predicted_jaccard:.4f}", self.review]
 
 
 COLUMNS = tuple(f.name for f in fields(ManifestRow))

@@ -28,16 +28,17 @@ def make_output_folders(items: Iterable[WorkItem]) -> None:
             raise OutputWriteError(f"{folder}: cannot create the output folder ({exc.strerror or exc})") from exc
 
 
-def write_outputs(item: WorkItem, mask: np.ndarray, overlay_image: np.ndarray | None = None) -> None:
-    """Encode and write `item`'s mask (and overlay, when an image is given) into folders `make_output_folders`
-    made. A folder that is gone is this item's OutputFolderGoneError (never recreated); any other OSError is an
-    OutputWriteError (the disk is the problem: the run stops)."""
+def write_outputs(item: WorkItem, mask: np.ndarray, overlay_image: np.ndarray | None = None,
+                  review: str | None = None) -> None:
+    """Encode and write `item`'s mask (and overlay, when an image is given; `review` marks it as flagged) into
+    folders `make_output_folders` made. A folder that is gone is this item's OutputFolderGoneError (never
+    recreated); any other OSError is an OutputWriteError (the disk is the problem: the run stops)."""
     if item.mask_path is None:
         return
     try:
         atomic_write_bytes(item.mask_path, encode_png(mask), make_folder=False)
         if overlay_image is not None and item.overlay_path is not None:
-            atomic_write_bytes(item.overlay_path, render_overlay(overlay_image, mask), make_folder=False)
+            atomic_write_bytes(item.overlay_path, render_overlay(overlay_image, mask, review=review), make_folder=False)
     except FileNotFoundError as exc:
         raise OutputFolderGoneError(item.source, f"its output folder {item.mask_path.parent} no longer exists "
                                                  "(deleted during the run?); nothing was written for it") from exc

@@ -52,11 +52,21 @@ def encode_jpeg(pixels: np.ndarray | Image.Image, quality: int = 90) -> bytes:
     return buffer.getvalue()
 
 
-def render_overlay(image: np.ndarray, mask: np.ndarray, quality: int = 90) -> bytes:
-    """(H,W,3) uint8 image and its (H,W) mask -> JPEG bytes with the mask outline drawn over it."""
+REVIEW_RGB = (255, 140, 0)
+"""The frame of an overlay whose mask is flagged for review (orange: apart from both outline colours)."""
+
+
+def render_overlay(image: np.ndarray, mask: np.ndarray, quality: int = 90, review: str | None = None) -> bytes:
+    """(H,W,3) uint8 image and its (H,W) mask -> JPEG bytes with the mask outline drawn over it; with `review` (the
+    line to show), an orange frame and that line, for a mask flagged for review."""
     picture = Image.fromarray(draw_outlines(image, [(mask, PREDICTION_RGB)]))
-    if not mask.any():
-        _label(picture, NO_LESION_LABEL)
+    labels = ([NO_LESION_LABEL] if not mask.any() else []) + ([review] if review else [])
+    if review:
+        width = max(3, min(picture.size) // 80)
+        ImageDraw.Draw(picture).rectangle((0, 0, picture.size[0] - 1, picture.size[1] - 1), outline=REVIEW_RGB,
+                                          width=width)
+    if labels:
+        _label(picture, "; ".join(labels))
     return encode_jpeg(picture, quality)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..errors import ModelFileError
 from ..util.bounded_json import UntrustedJsonError, loads_bounded
+from .quality_model import QUALITY_KEY, QualityModel
 from .schema import (
     refuse,
     require_equal_int,
@@ -68,6 +69,12 @@ class ModelMetadata:
             raise ModelFileError(f"model metadata threshold {self.threshold} must lie strictly between 0 and 1")
 
     @property
+    def quality(self) -> QualityModel | None:
+        """The calibration of the predicted Jaccard this model carries, if any (`quality_model`)."""
+        data = self.extra.get(QUALITY_KEY)
+        return None if data is None else QualityModel.from_dict(data)
+
+    @property
     def logit_threshold(self) -> float:
         """The threshold on logits that equals `probability > threshold`."""
         return math.log(self.threshold / (1.0 - self.threshold))
@@ -102,6 +109,8 @@ class ModelMetadata:
             raise refuse("metadata.threshold", threshold, "must lie strictly between 0 and 1 (a probability)")
         train_size = data.get("train_size_px")
         extra = require_mapping(data.get("extra", {}), "metadata.extra")
+        if QUALITY_KEY in extra:
+            QualityModel.from_dict(extra[QUALITY_KEY])  # refused here, with the field, if it is malformed
         known = set(cls.__dataclass_fields__)
         return cls(
             size_px=size_px,

@@ -122,9 +122,11 @@ def plan_actors(cluster: ClusterInfo, device: str, actors: int | None, threads: 
 
 
 def _row(record: dict[str, Any]) -> ManifestRow:
-    fraction = record.get("lesion_area_fraction")
-    if isinstance(fraction, float) and math.isnan(fraction):
-        record = {**record, "lesion_area_fraction": None}
+    """A manifest row from a Ray Data record (where pandas made an empty number NaN)."""
+    for key in ("lesion_area_fraction", "predicted_jaccard"):
+        value = record.get(key)
+        if isinstance(value, float) and math.isnan(value):
+            record = {**record, key: None}
     return ManifestRow.from_dict({key: record[key] for key in COLUMNS})
 
 

@@ -56,6 +56,9 @@ class Outcome:
     error_kind: str | None = None
     stage_ms: dict[str, float] | None = None
     pid: int = 0
+    predicted_jaccard: float | None = None
+    quality_calibrated: bool = False
+    review: bool = False
 
 
 class SegmentationService:
@@ -116,8 +119,11 @@ class SegmentationService:
             height, width = result.mask.shape
             png = encode_png(result.mask)
             stage_ms = {stage: round(1000 * value, 3) for stage, value in (result.stage_seconds or {}).items()}
+            quality = result.quality
             outcomes.append(Outcome(png, height, width, result.lesion_fraction, result.seconds, stage_ms=stage_ms,
-                                    pid=os.getpid()))
+                                    pid=os.getpid(), predicted_jaccard=None if quality is None else quality.predicted_jaccard,
+                                    quality_calibrated=quality is not None and quality.calibrated,
+                                    review=quality is not None and quality.review))
         return outcomes
 
     def health(self) -> dict[str, Any]:
@@ -128,7 +134,8 @@ class SegmentationService:
                 "input_size_px": self.segmenter.metadata.size_px, "pid": os.getpid(), "precision": backend.arithmetic,
                 "threshold": self.segmenter.metadata.threshold, "tta": masks.tta,
                 "postprocess": ",".join(masks.postprocess) or "none", "max_pixels": self.settings.model.max_pixels,
-                "max_body_mb": limits.max_body_bytes / MB, "decode_budget_mb": limits.decode_budget_bytes / MB}
+                "max_body_mb": limits.max_body_bytes / MB, "decode_budget_mb": limits.decode_budget_bytes / MB,
+                "predicted_jaccard": self.segmenter.quality.describe(), "review_below": self.segmenter.review_below}
 
 
 def build_app(settings: ServeSettings, replicas: int, cpus_per_replica: float, gpus_per_replica: float,

@@ -2,8 +2,9 @@
 deployment handle (Ray's own HTTP proxy is not started: in Ray 2.60 it reads a whole body before anything sees it).
 
     POST /segment[?format=json][&name=FILE]   image bytes -> the PNG mask at the image's displayed size, with the
-                                              lesion fraction, the seconds and the ms per stage in X- headers
-                                              (format=json: height, width, lesion fraction, seconds, stage_ms instead)
+                                              lesion fraction, the seconds, the ms per stage and the predicted Jaccard
+                                              (and whether to review the mask) in X- headers (format=json: the same
+                                              in JSON, with the height and width)
     GET  /healthz                             model, backend, precision, device, mask settings, limits, replica pid
     GET  /                                    a page to try it in a browser (`serve_page`)
 
@@ -164,9 +165,15 @@ async def _outcome_answer(send: Send, outcome: Any, as_json: bool) -> None:
         return
     headers = {"x-lesion-fraction": f"{outcome.lesion_fraction:.6f}", "x-replica-pid": str(outcome.pid),
                "x-seconds": f"{outcome.seconds:.6f}", "x-stage-ms": json.dumps(outcome.stage_ms or {})}
+    if outcome.predicted_jaccard is not None:
+        headers |= {"x-predicted-jaccard": f"{outcome.predicted_jaccard:.4f}",
+                    "x-predicted-jaccard-calibrated": "yes" if outcome.quality_calibrated else "no",
+                    "x-review": "yes" if outcome.review else "no"}
     if as_json:
         body = {"height": outcome.height, "width": outcome.width, "lesion_fraction": outcome.lesion_fraction,
-                "seconds": outcome.seconds, "pid": outcome.pid, "stage_ms": outcome.stage_ms or {}}
+                "seconds": outcome.seconds, "pid": outcome.pid, "stage_ms": outcome.stage_ms or {},
+                "predicted_jaccard": outcome.predicted_jaccard, "predicted_jaccard_calibrated": outcome.quality_calibrated,
+                "review": outcome.review}
         await _answer(send, 200, json.dumps(body).encode(), "application/json", headers)
     else:
         await _answer(send, 200, outcome.png, "image/png", headers)

@@ -1,5 +1,6 @@
 """The page `dermseg-serve` shows at `/`: choose or drop an image, see its mask's outline over it, the lesion
-fraction, the time per stage and the model's settings. Plain HTML and a small script; nothing is fetched but the
+fraction, the predicted Jaccard (and a warning where the mask should be checked), the time per stage and the model's
+settings. Plain HTML and a small script; nothing is fetched but the
 service's own `/healthz` and `/segment`.
 
 The script posts the file's bytes to `/segment` (the API a program uses), draws the PNG mask it gets back into the
@@ -33,12 +34,14 @@ th, td { padding: 0.2em 0.7em; text-align: left; } th { color: #555; font-weight
 <div id="drop">Drop an image here, or choose one: <input type="file" id="file" accept="image/*"></div>
 <p id="status">Loading the model's settings ...</p>
 <p id="error" hidden></p>
+<p id="review" class="warning" hidden></p>
 <div id="result" hidden>
   <canvas id="overlay"></canvas>
   <table id="numbers">
     <tr><th>image</th><td id="name"></td></tr>
     <tr><th>size (width x height)</th><td id="size"></td></tr>
     <tr><th>lesion fraction</th><td id="fraction"></td></tr>
+    <tr><th>predicted Jaccard</th><td id="quality"></td></tr>
     <tr><th>time in the service</th><td id="seconds"></td></tr>
   </table>
   <table id="stages"><thead><tr><th>stage</th><th>ms</th></tr></thead><tbody></tbody></table>
@@ -56,7 +59,8 @@ function show(id, text) { document.getElementById(id).textContent = text; }
 function loadSettings() {
   return fetch(BASE + "healthz").then(function (response) { return response.json(); }).then(function (health) {
     var table = document.getElementById("settings");
-    ["model", "backend", "precision", "device", "input_size_px", "threshold", "tta", "postprocess", "max_pixels"]
+    ["model", "backend", "precision", "device", "input_size_px", "threshold", "tta", "postprocess", "max_pixels",
+     "predicted_jaccard", "review_below"]
       .forEach(function (key) {
         if (!(key in health)) { return; }
         var row = table.insertRow(), name = row.insertCell(), value = row.insertCell();
@@ -119,6 +123,7 @@ function drawOverlay(picture, maskCanvas) {
 function showError(text) {
   var error = document.getElementById("error");
   error.textContent = text; error.hidden = false;
+  document.getElementById("review").hidden = true;
   document.getElementById("result").hidden = true;
   show("status", "");
   document.body.setAttribute("data-state", "error");
@@ -134,6 +139,8 @@ function segment(file) {
     }
     var fraction = response.headers.get("X-Lesion-Fraction"), seconds = response.headers.get("X-Seconds");
     var stages = JSON.parse(response.headers.get("X-Stage-Ms") || "{}");
+    var predicted = response.headers.get("X-Predicted-Jaccard"), review = response.headers.get("X-Review") === "yes";
+    var calibrated = response.headers.get("X-Predicted-Jaccard-Calibrated") === "yes";
     return response.blob().then(function (png) {
       return Promise.all([loadImage(png), loadImage(file)]);
     }).then(function (images) {
@@ -142,6 +149,11 @@ function segment(file) {
       show("size", maskCanvas.width + " x " + maskCanvas.height);
       show("fraction", (100 * parseFloat(fraction)).toFixed(2) + " %");
       show("seconds", (1000 * parseFloat(seconds)).toFixed(1) + " ms");
+      show("quality", predicted === null ? "n/a" : parseFloat(predicted).toFixed(2) + (calibrated ? "" : " (uncalibrated)"));
+      var note = document.getElementById("review");
+      note.hidden = !review;
+      note.textContent = review ? "Check this mask: its predicted Jaccard (" + parseFloat(predicted).toFixed(2)
+        + ") is below the service's review threshold; masks like it are often wrong." : "";
       var body = document.querySelector("#stages tbody");
       body.textContent = "";
       STAGES.forEach(function (stage) {

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..core.masks import lesion_fraction
+from ..core.quality import MaskQuality
 from ..core.stages import HostStages, Prepared
 from ..core.work_item import WorkItem
 from ..defaults import MAX_BATCH_SIZE, MAX_THREADS
@@ -57,6 +58,7 @@ class _Finished:
     seconds: float
     mask: np.ndarray | None
     upsample_seconds: float
+    quality: MaskQuality | None
 
 
 def finish_item(stages: HostStages, entry: Prepared, mask: Any, keep_mask: bool) -> _Finished:
@@ -64,11 +66,14 @@ def finish_item(stages: HostStages, entry: Prepared, mask: Any, keep_mask: bool)
     start = time.perf_counter()
     stages.wait_for_mask(entry, mask)  # on CUDA: its copy to the host, and whether its logits were finite
     full = stages.finish_mask(mask, entry.size_hw)
+    quality = stages.mask_quality(entry)
     upsampled = time.perf_counter()
     overlay = stages.overlay_pixels(entry) if stages.overlay and entry.item.overlay_path is not None else None
-    write_outputs(entry.item, full, overlay)
+    review = (f"review: predicted Jaccard {quality.predicted_jaccard:.2f}" if quality is not None and quality.review
+              else None)
+    write_outputs(entry.item, full, overlay, review)
     kept = full if keep_mask else None
-    return _Finished(lesion_fraction(full), time.perf_counter() - start, kept, upsampled - start)
+    return _Finished(lesion_fraction(full), time.perf_counter() - start, kept, upsampled - start, quality)
 
 
 def _batches(prepared: Iterator[Prepared], batch_size: int) -> Iterator[list[Prepared]]:
@@ -227,4 +232,4 @@ def _drain(in_flight: _InFlight) -> Iterator[SegmentResult]:
         stage_seconds["postprocess"] = stage_seconds.get("postprocess", 0.0) + finished.upsample_seconds
         stage_seconds["write"] = finished.seconds - finished.upsample_seconds
         yield SegmentResult(entry.item, STATUS_OK, entry.seconds + share + finished.seconds, finished.fraction,
-                            finished.mask, note=note, stage_seconds=stage_seconds)
+                            finished.mask, note=note, stage_seconds=stage_seconds, quality=finished.quality)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.quality import MaskQuality
 from ..core.work_item import WorkItem
 from ..errors import INTERNAL_KIND
 from ..files.manifest import STATUS_FAILED, STATUS_OK, ManifestRow
@@ -34,6 +35,14 @@ class SegmentResult:
     `not_written` or `internal` (an exception dermseg did not expect: a bug)."""
     traceback: str | None = None
     """For an `internal` failure: its traceback (`dermseg-run --debug` prints it)."""
+    quality: MaskQuality | None = None
+    """For a segmented input: the mask's predicted Jaccard, whether it is calibrated, whether to review it."""
+
+    @property
+    def predicted_jaccard(self) -> float | None:
+        """The mask's predicted Jaccard (`core.quality`; the raw soft Jaccard where the model has no calibration for
+        these settings: `quality.calibrated` says which), or None for a failed input."""
+        return None if self.quality is None else self.quality.predicted_jaccard
 
     @property
     def source(self) -> str:
@@ -61,4 +70,6 @@ class SegmentResult:
         return ManifestRow(
             self.source, self.status, "" if self.mask_path is None else str(self.mask_path), self.lesion_fraction,
             self.seconds, self.error or "", self.note or "", self.error_kind or "",
+            None if self.quality is None else self.quality.predicted_jaccard,
+            "" if self.quality is None else ("yes" if self.quality.review else "no"),
         )

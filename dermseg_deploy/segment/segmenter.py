@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -25,9 +26,10 @@ from ..backends.base import Backend
 from ..core.decode import DEFAULT_MAX_PIXELS
 from ..core.decode_policy import DecodePolicy
 from ..core.mask_options import MaskOptions
+from ..core.quality import DEFAULT_REVIEW_BELOW, QualityScorer
 from ..core.stages import HostStages
 from ..core.work_item import WorkItem
-from ..errors import InputImageError
+from ..errors import InputImageError, UserError
 from ..files.inputs import output_paths, unique_outputs
 from ..files.manifest import STATUS_FAILED
 from ..files.outputs import make_output_folders
@@ -39,37 +41,61 @@ from .results import SegmentResult
 
 
 def make_stages(backend: Backend, metadata: ModelMetadata, policy: DecodePolicy, overlay: bool = False,
-                mask_options: MaskOptions | None = None) -> HostStages:
+                mask_options: MaskOptions | None = None, review_below: float = DEFAULT_REVIEW_BELOW) -> HostStages:
     """The stage objects for the backend's device: NumPy on the host, torch on CUDA (imported only there)."""
     if backend.device.is_cuda:
         from ..core.cuda_stages import CudaStages
 
-        return CudaStages(backend, metadata, policy, overlay, mask_options)
-    return HostStages(backend, metadata, policy, overlay, mask_options)
+        return CudaStages(backend, metadata, policy, overlay, mask_options, review_below)
+    return HostStages(backend, metadata, policy, overlay, mask_options, review_below)
 
 
 DEFAULT_BATCH_SIZE = 4
 DEFAULT_IO_THREADS = 4
 
 
+class QualityMask(NamedTuple):
+    """A mask and what dermseg predicts of it (`Segmenter.segment(..., quality=True)`)."""
+
+    mask: np.ndarray
+    predicted_jaccard: float
+    calibrated: bool
+    """False where the model carries no calibration for these settings: `predicted_jaccard` is then the raw score."""
+    review: bool
+    """True where `predicted_jaccard` is below the Segmenter's `review_below`."""
+
+
+def _quality_mask(result: SegmentResult) -> QualityMask:
+    assert result.mask is not None and result.quality is not None
+    quality = result.quality
+    return QualityMask(result.mask, quality.predicted_jaccard, quality.calibrated, quality.review)
+
+
 class Segmenter:
     """A backend plus the decode policy and the stages that turn images into masks at their own size."""
 
     def __init__(self, backend: Backend, threshold: float | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 reduced_jpeg: bool = True, mask_options: MaskOptions | None = None) -> None:
+                 reduced_jpeg: bool = True, mask_options: MaskOptions | None = None,
+                 review_below: float = DEFAULT_REVIEW_BELOW) -> None:
         """`reduced_jpeg`: on the CPU, decode large JPEGs at a reduced DCT scale (see `DecodePolicy`);
-        `mask_options`: test-time augmentation and lesion post-processing (default: neither)."""
+        `mask_options`: test-time augmentation and lesion post-processing (default: neither); `review_below`: masks
+        predicted below this Jaccard are flagged for review (`core.quality`)."""
+        if not 0.0 <= review_below <= 1.0:
+            raise UserError(f"review threshold {review_below}: must lie in [0, 1] (a Jaccard)")
         self.backend = backend
         self.mask_options = mask_options or MaskOptions()
         self.metadata = backend.metadata if threshold is None else backend.metadata.with_updates(threshold=threshold)
         self.policy = DecodePolicy(self.metadata.size_px, max_pixels, reduced_jpeg, backend.device)
+        self.review_below = review_below
+        self.quality = QualityScorer.for_run(self.metadata, self.mask_options, review_below)
+        """How masks' predicted Jaccard is computed here (`quality.describe()` says whether it is calibrated)."""
 
     @classmethod
     def open(
         cls, model_path: str | Path | None = None, device: str = "auto", size_px: int | None = None,
         threshold: float | None = None, options: BackendOptions | None = None, threads: int | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS, reduced_jpeg: bool = True, tta: str = "none",
-        postprocess: str | Sequence[str] = (),
+        postprocess: str | Sequence[str] = (), review_below: float = DEFAULT_REVIEW_BELOW,
     ) -> Segmenter:
         """Open `.pt`, `.onnx` or `.plan` on `device` (auto, cpu, cuda or cuda:N); `.pt`, CUDA and TensorRT need
         torch (the `train` extra), `.onnx` on the CPU needs only the runtime install.
@@ -90,7 +116,7 @@ class Segmenter:
         if threads is not None:
             options = options.with_threads(threads)
         backend = open_backend(model_path, resolve_device(device), size_px, options)
-        return cls(backend, threshold, max_pixels, reduced_jpeg, mask_options)
+        return cls(backend, threshold, max_pixels, reduced_jpeg, mask_options, review_below)
 
     def __repr__(self) -> str:
         size = self.metadata.size_px
@@ -100,7 +126,7 @@ class Segmenter:
 
     def stages(self, overlay: bool = False) -> HostStages:
         """The stage objects every entry point runs (the bench times them one by one)."""
-        return make_stages(self.backend, self.metadata, self.policy, overlay, self.mask_options)
+        return make_stages(self.backend, self.metadata, self.policy, overlay, self.mask_options, self.review_below)
 
     # ---- many files: results, never exceptions for a bad image ----------------------------------------------
 
@@ -149,37 +175,42 @@ class Segmenter:
     # ---- images: masks, exceptions for a bad image ---------------------------------------------------------
 
     def segment(
-        self, images: ImageLike | Sequence[ImageLike], batch_size: int = DEFAULT_BATCH_SIZE
-    ) -> np.ndarray | list[np.ndarray]:
-        """One image -> its (H, W) uint8 mask of 0/255; a list or tuple of images -> a list of masks.
+        self, images: ImageLike | Sequence[ImageLike], batch_size: int = DEFAULT_BATCH_SIZE, *, quality: bool = False
+    ) -> Any:
+        """One image -> its (H, W) uint8 mask of 0/255; a list or tuple of images -> a list of masks. With
+        `quality=True`, each mask comes as a `QualityMask` (the mask, its predicted Jaccard, whether that is
+        calibrated, whether to review it: `core.quality`).
 
         An image is an (H, W, 3), (H, W) or (H, W, 4) uint8 array, a (3, H, W) uint8 tensor, a PIL image or a
         path (see `image_input`). Other types and dtypes raise ImageTypeError (a TypeError), wrong shapes
         ImageShapeError (a ValueError); a file that cannot be decoded raises InputImageError.
         """
-        if is_single_image(images):
-            return self._segment_many([images], batch_size)[0]  # type: ignore[list-item]
-        return self._segment_many(list(images), batch_size)  # type: ignore[arg-type]
+        many = not is_single_image(images)
+        results = self._segment_many(list(images) if many else [images], batch_size)
+        outputs = [_quality_mask(r) if quality else r.mask for r in results]
+        return outputs if many else outputs[0]
 
     def segment_file(self, path: str | Path) -> np.ndarray:
         """One image file -> its (H, W) uint8 mask of 0/255 (EXIF orientation applied, as a viewer shows it)."""
         if not isinstance(path, (str, Path)):
             raise ImageTypeError(f"segment_file takes a path, got a {type(path).__module__}.{type(path).__qualname__}; "
                                  "use segment() for arrays, tensors and PIL images")
-        return self._segment_many([path], DEFAULT_BATCH_SIZE)[0]
+        mask = self._segment_many([path], DEFAULT_BATCH_SIZE)[0].mask
+        assert mask is not None
+        return mask
 
-    def _segment_many(self, images: list[ImageLike], batch_size: int) -> list[np.ndarray]:
+    def _segment_many(self, images: list[ImageLike], batch_size: int) -> list[SegmentResult]:
         items = []
         for index, image in enumerate(images):
             value = as_pixels_or_path(image, f"image {index}")
             items.append(WorkItem(value) if isinstance(value, Path) else WorkItem(f"<image {index}>", pixels=value))
         options = RunOptions(batch_size, io_threads=min(DEFAULT_IO_THREADS, max(1, len(items))), keep_masks=True)
-        masks: list[np.ndarray] = []
+        results: list[SegmentResult] = []
         for result in self.segment_items(items, options):
             if result.mask is None:
                 raise InputImageError(result.source, result.error or "was not segmented")
-            masks.append(result.mask)
-        return masks
+            results.append(result)
+        return results
 
     def close(self) -> None:
         self.backend.close()
