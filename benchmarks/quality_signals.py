@@ -14,7 +14,11 @@ network's input size:
     border           the share of the image's outermost pixels that the mask covers
     components       connected regions in the mask
     largest_share    the largest region's share of the mask
+    centre_distance  the runtime's own (`core.quality`): the mask's centroid from the image centre, in image sides
+    log_compactness  the runtime's own: log(perimeter^2 / (4 pi area))
     flips_agreement  (with --flips) mean Jaccard of the masks of the horizontal and vertical flips with the plain one
+
+`benchmarks/quality_choice.py` compares predictors built from these on the selection half.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from dermseg_deploy.core.decode import read_file_bytes  # noqa: E402
 from dermseg_deploy.core.decode_policy import DecodePolicy  # noqa: E402
 from dermseg_deploy.core.masks import upsample_mask  # noqa: E402
 from dermseg_deploy.core.preprocess import preprocess  # noqa: E402
+from dermseg_deploy.core.quality import host_signals  # noqa: E402
 from dermseg_deploy.evaluation.metrics import score_image  # noqa: E402
 from dermseg_deploy.evaluation.pairs import Pair, discover_pairs, read_mask  # noqa: E402
 from dermseg_deploy.evaluation.val_split import read_split_val_ids  # noqa: E402
@@ -92,8 +97,10 @@ def main(argv: list[str]) -> int:
             mask = logits[0] > metadata.logit_threshold
             truth = read_mask(pair.mask)
             full = upsample_mask(mask.astype(np.uint8), *truth.shape)
+            runtime = host_signals(logits[0][None, None], mask[None, None].astype(np.uint8))[0]
             row = {"image_id": pair.image_id, "subset": subset, "jaccard": score_image(full, truth).jaccard,
-                   **signals(logits[0], metadata.logit_threshold)}
+                   **signals(logits[0], metadata.logit_threshold),
+                   "centre_distance": float(runtime[1]), "log_compactness": float(runtime[2])}
             if args.flips:
                 row["flips_agreement"] = float(np.mean([_jaccard(mask, view > metadata.logit_threshold)
                                                         for view in logits[1:]]))

@@ -4,7 +4,12 @@ the manifest (SHA-256), the model card and the weights' licence, written to derm
 
 usage: python benchmarks/ship_model.py RUN/model.pt --data ../shared/data/isic2018-task1-512
        --fullres ../shared/data/isic2017-fullres [--name scratch] [--out dermseg_deploy/models] [--work runs/ship]
-The run's split is read from the file beside the checkpoint; --training-command is quoted in the card.
+       python benchmarks/ship_model.py --recalibrate SPLIT.json --data ../shared/data/isic2018-task1-512
+       --fullres ../shared/data/isic2017-fullres
+The run's split is read from the file beside the checkpoint; --training-command is quoted in the card. Every shipped
+file carries the calibration of its predicted Jaccard, fitted on the selection half of its split (`dermseg-eval
+--fit-quality`); --recalibrate refits that of the file shipped now (its weights unchanged), and rewrites its SHA-256,
+size and figures in the manifest and the card's section on it.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from dermseg_deploy.bench.environment import cpu_model  # noqa: E402
 from dermseg_deploy.model.checkpoint import load_checkpoint  # noqa: E402
 from dermseg_deploy.model.shipped import MANIFEST_NAME  # noqa: E402
 from dermseg_deploy.util.digest import file_sha256  # noqa: E402
@@ -37,6 +43,8 @@ The model is research software. It is not a medical device and must not be used 
 """
 
 REPORTING_LABEL = "reporting half of the validation split (ISIC 2018, 512x512)"
+FULLRES_LABEL = "the 24 full-resolution ISIC 2017 pairs (up to 4288x2848)"
+QUALITY_START, QUALITY_END = "<!-- predicted-jaccard -->", "<!-- /predicted-jaccard -->"
 
 
 def run(command: list[str]) -> str:
@@ -51,6 +59,35 @@ def evaluate(bin_dir: Path, data: Path, engine: Path, json_path: Path, *extra: s
     run([str(bin_dir / "dermseg-eval"), str(data), "--engine", str(engine), "--device", "cpu", "--json", str(json_path),
          *extra])
     return json.loads(json_path.read_text())
+
+
+def calibrate(bin_dir: Path, data: Path, split: Path, engine: Path, work: Path) -> None:
+    """Fit `engine`'s predicted-Jaccard calibration on the selection half of `split`, written into it in place."""
+    run([str(bin_dir / "dermseg-eval"), str(data), "--engine", str(engine), "--device", "cpu", "--ids", str(split),
+         "--half", "selection", "--fit-quality", str(engine), "--json", str(work / "selection.json")])
+
+
+def quality_section(scores: dict[str, dict[str, Any]]) -> str:
+    """The card's section on the predicted Jaccard: how it was calibrated and how well it flags failures."""
+    rows = []
+    for label, result in scores.items():
+        quality = result.get("quality") or {}
+        if not quality:
+            continue
+        low, high = quality["auroc_ci95"]
+        share = quality["least_confident_failure_share"]
+        rows.append(f"| {label} | {quality['images']} | {quality['failures']} | {quality['auroc']:.3f} [{low:.3f}, "
+                    f"{high:.3f}] | {quality['mae']:.3f} | {quality['least_confident_failures']} ({100 * share:.0f}%) |")
+    table = "\n".join(rows)
+    return f"""{QUALITY_START}
+- **Predicted Jaccard**: every mask's, from the model's own logits (`dermseg_deploy/core/quality.py`), calibrated on
+  the selection half of its split (no image below was used). Failures are masks with Jaccard below 0.65:
+
+| images | count | failures | AUROC for a failure [95% interval] | mean absolute error | failures among the 10% least confident |
+|---|---|---|---|---|---|
+{table}
+{QUALITY_END}
+"""
 
 
 def card(name: str, checkpoint: Any, training: str, int8_line: str, scores: dict[str, dict[str, Any]], sha: str,
@@ -90,15 +127,49 @@ The model dermseg uses when no model file is given (`dermseg-run`, `dermseg-eval
 |---|---|---|---|---|---|---|
 {table}
 
+{quality_section(scores)}
 - **Known limits**: a {checkpoint.metadata.size_px} px input, so borders are coarse on large photographs; lesions
   covering the whole image (the paper's failure case); other imaging (clinical photographs, other dermoscopes) is
   untested. The paper's recipe with ImageNet weights scores a raw Jaccard of 0.86.
 """
 
 
+def recalibrate(bin_dir: Path, split: Path, data: Path, fullres: Path, out: Path, work: Path) -> int:
+    """Refit the shipped file's calibration (its weights unchanged) and rewrite its manifest's SHA-256, size and
+    figures, and its card's section on the predicted Jaccard."""
+    manifest = json.loads((out / MANIFEST_NAME).read_text())
+    engine = out / manifest["file"]
+    if file_sha256(engine) != manifest["sha256"]:
+        raise SystemExit(f"{engine}: its SHA-256 differs from the manifest's: restore the shipped file first")
+    calibrate(bin_dir, data, split, engine, work)
+    scores = {REPORTING_LABEL: evaluate(bin_dir, data, engine, work / "reporting.json", "--ids", str(split), "--half",
+                                        "reporting"),
+              FULLRES_LABEL: evaluate(bin_dir, fullres, engine, work / "fullres.json")}
+    for label, result in scores.items():  # the weights are the manifest's: its scores stay, with the CPU they came from
+        kept = manifest["scores"].setdefault(label, {})
+        kept["quality"] = result.get("quality") | {"measured_on": cpu_model(), "jaccard_there": result["jaccard"]}
+        print(f"{label}: Jaccard {result['jaccard']:.4f} on {cpu_model()} (the manifest's: {kept.get('jaccard')})")
+    old_sha, old_size = manifest["sha256"], manifest["size_bytes"]
+    manifest |= {"sha256": file_sha256(engine), "size_bytes": engine.stat().st_size}
+    (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1) + "\n")
+    card_path = out / manifest["card"]
+    text = card_path.read_text().replace(old_sha, manifest["sha256"])
+    text = text.replace(f"{old_size / 1e6:.1f} MB", f"{manifest['size_bytes'] / 1e6:.1f} MB")
+    section = quality_section(scores)
+    if QUALITY_START in text:
+        text = text[: text.index(QUALITY_START)] + section + text[text.index(QUALITY_END) + len(QUALITY_END) + 1 :]
+    else:
+        text = text.replace("- **Known limits**", section + "- **Known limits**", 1)
+    card_path.write_text(text)
+    print(f"recalibrated {engine}; {MANIFEST_NAME} and {card_path.name} rewritten")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("checkpoint", type=Path, nargs="?")
+    parser.add_argument("--recalibrate", type=Path, default=None, metavar="SPLIT",
+                        help="Refit the shipped file's calibration on this split's selection half, and nothing else.")
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--fullres", type=Path, required=True)
     parser.add_argument("--name", default="scratch")
@@ -111,6 +182,10 @@ def main(argv: list[str]) -> int:
     work = args.work
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
+    if args.recalibrate is not None:
+        return recalibrate(bin_dir, args.recalibrate, args.data, args.fullres, args.out, work)
+    if args.checkpoint is None:
+        parser.error("give a checkpoint to ship, or --recalibrate SPLIT")
     split = args.checkpoint.with_name(args.checkpoint.stem + ".split.json")
     run([sys.executable, str(ROOT / "benchmarks" / "split_folders.py"), str(split), str(args.data), str(work)])
     model = work / f"{args.name}.pt"
@@ -120,11 +195,11 @@ def main(argv: list[str]) -> int:
     int8_line = int8_line.split("; ", 1)[1].replace(str(work / "calib"), "the run's training images "
                                                      "(benchmarks/split_folders.py)")
     engine = work / f"{args.name}.int8.onnx"
+    calibrate(bin_dir, args.data, split, engine, work)
     scores = {
         REPORTING_LABEL: evaluate(
             bin_dir, args.data, engine, work / "reporting.json", "--ids", str(split), "--half", "reporting"),
-        "the 24 full-resolution ISIC 2017 pairs (up to 4288x2848)": evaluate(
-            bin_dir, args.fullres, engine, work / "fullres.json"),
+        FULLRES_LABEL: evaluate(bin_dir, args.fullres, engine, work / "fullres.json"),
     }
     checkpoint = load_checkpoint(args.checkpoint)
     args.out.mkdir(parents=True, exist_ok=True)

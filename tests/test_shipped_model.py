@@ -26,9 +26,12 @@ NOTICE = "no --engine given: using the model shipped with dermseg"
 def test_the_shipped_model_matches_its_manifest_and_card() -> None:
     model = shipped.verified_shipped_model()
     assert model.path.suffix == ".onnx" and model.sha256 in model.card.read_text()
+    assert "Predicted Jaccard" in model.card.read_text()
     assert "CC BY-NC 4.0" in (model.path.parent / "LICENSE").read_text() and "CC BY-NC 4.0" in model.licence
     with OnnxRuntimeBackend(model.path) as backend:  # ONNX Runtime alone: the runtime install runs it
         assert backend.arithmetic == "int8" and backend.name == "onnxruntime-int8-cpu"
+        calibration = backend.metadata.quality  # its predicted Jaccard is calibrated for the default settings
+        assert calibration is not None and calibration.fitted_on.matches("none", "none", backend.metadata.threshold)
 
 
 def test_a_damaged_or_missing_shipped_model_is_refused_in_one_line(tmp_path: Path) -> None:
