@@ -45,9 +45,22 @@ def irs(tmp_path_factory: pytest.TempPathFactory, checkpoint_path: Path) -> dict
     settings = ExportSettings(size_px=64, build_fp16=False, build_plan=False, build_openvino=True, build_int8=True,
                               calib_dir=IMAGES, int8_calib_count=4, int8_check_count=4, int8_min_iou=0.5,
                               check_device="cpu")
-    result = export_checkpoint(model, settings, folder)
+    events: list[tuple[str, int, int]] = []
+    notes: list[str] = []
+    result = export_checkpoint(model, settings, folder, on_progress=lambda *event: events.append(event),
+                               on_note=notes.append)
     return {"result": result, "onnx": folder / "model.onnx", "xml": folder / "model.xml",
-            "int8": folder / "model.int8.xml"}
+            "int8": folder / "model.int8.xml", "events": events, "notes": notes}
+
+
+def test_the_int8_export_says_what_it_will_do_and_reports_nncf_s_progress(irs: dict[str, Any]) -> None:
+    events, notes = irs["events"], irs["notes"]
+    assert ("NNCF statistics", 4, 4) in events and ("INT8 check", 4, 4) in events
+    layers = [total for what, done, total in events if what == "NNCF bias correction (layers)" and done == total]
+    assert layers and layers[0] > 10  # one event per corrected layer
+    plan = next(note for note in notes if note.startswith("OpenVINO (INT8)"))
+    assert "NNCF calibrates on 4 images" in plan and "checks on 4 others at 64 px" in plan
+    assert "peak about" in plan and "s per image" in plan
 
 
 def test_export_writes_both_irs_with_their_metadata_and_checks(irs: dict[str, Any]) -> None:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import click
-from tqdm import tqdm
 
 from ..defaults import (
     DEFAULT_ATOL,
@@ -24,8 +22,10 @@ from ..tensorrt.batch_profile import BatchProfile
 from ..tensorrt.build_options import BuildOptions
 from ..tensorrt.sidecar import HARDWARE_LEVELS
 from ..util.extras import EXPORT_EXTRA, require_installed
+from ..util.peak_memory import peak_rss_gib, reset_peak_rss
 from ..version import __version__
 from .common import EXIT_CHECK_FAILED, EXIT_OK, error_line, handle_errors
+from .progress_display import ProgressDisplay
 
 EXPORT_MODULES = ("torch", "torchvision", "onnx", "onnxscript")
 """What every export needs (`dermseg[export]`); the FP16 step also needs ModelOpt, and says so itself."""
@@ -125,6 +125,10 @@ def _megabytes(path: Path) -> str:
 @click.option("--opset", type=int, default=DEFAULT_OPSET, show_default=True, help="ONNX opset version.")
 @click.option("--triton-repo", type=click.Path(path_type=Path), default=None,
               help="Also write a Triton model repository here for the checked ONNX (and plan): config.pbtxt + 1/.")
+@click.option("--max-memory-gb", type=click.FloatRange(min=1), default=None,
+              help="Peak memory the long steps may reach, in GiB (default: 12, which fits a 16 GiB machine, or less where "
+                   "the machine has less): int8 calibrates on fewer images where --int8-calib-count would pass it (the "
+                   "start says how many), and a step that cannot fit is refused before anything runs.")
 @handle_errors
 def main(
     checkpoint_path: Path, size_px: int | None, out_dir: Path | None, calib_dir: Path | None, calib_count: int,
@@ -132,6 +136,7 @@ def main(
     fp16_min_iou: float, check_device: str, formats: str, no_engine: bool, min_batch: int, opt_batch: int, max_batch: int,
     workspace_mb: int, opt_level: int, version_compatible: bool, hardware_compatible: str, exporter: str, opset: int,
     triton_repo: Path | None, int8_calib_count: int, int8_check_count: int, int8_min_iou: float,
+    max_memory_gb: float | None,
 ) -> None:
     """Export a dermseg checkpoint to model.onnx (FP32), model.fp16.onnx and model.plan (TensorRT FP16), or to
     the --formats asked for.
@@ -140,6 +145,8 @@ def main(
     FP32; the FP16 graph in ONNX Runtime (weight rounding only: ORT's CPU computes it in FP32); FP16
     arithmetic against FP32 (PyTorch half on a GPU, emulated with FP32 kernels on the CPU); the plan against
     PyTorch FP32. Each step prints its check, time and size; the last line is the command that runs the result.
+    A long step first says what it will do (images, size, estimated time and peak memory), then shows its progress:
+    bars on a terminal, a line every 10% (or 30 s) with the time left otherwise.
 
     Exit codes: 0 exported and checked; 2 usage error or unreadable checkpoint; 3 a check failed;
     4 TensorRT or a GPU is missing for the plan (the ONNX files are written; --no-engine stops before).
@@ -158,29 +165,27 @@ def main(
         check_device=check_device, build_fp16="fp16" in wanted, build_plan="plan" in wanted,
         build_openvino="openvino" in wanted, build_int8="int8" in wanted, build_onnx_int8="onnx-int8" in wanted,
         int8_calib_count=int8_calib_count, int8_check_count=int8_check_count, int8_min_iou=int8_min_iou, build=build,
-        exporter=exporter, opset=opset)
+        exporter=exporter, opset=opset, max_memory_gb=max_memory_gb)
     clock = {"last": time.perf_counter()}
-    bars: dict[str, tqdm[Any]] = {}
+    display = ProgressDisplay()
 
     def show(step: ExportStep) -> None:
-        for bar in bars.values():
-            bar.close()
-        bars.clear()
+        display.close()
         now = time.perf_counter()
         verdict = "check passed" if step.passed else "CHECK FAILED"
+        peak = peak_rss_gib()
         click.echo(step.summary())
-        click.echo(f"{FORMAT_LABELS[type(step).__name__]}: {verdict} in {now - clock['last']:.1f} s, "
-                   f"{step.path.name} ({_megabytes(step.path)})")
+        click.echo(f"{FORMAT_LABELS[type(step).__name__]}: {verdict} in {now - clock['last']:.1f} s"
+                   + (f", peak memory {peak:.1f} GiB" if peak is not None else "")
+                   + f", {step.path.name} ({_megabytes(step.path)})")
         clock["last"] = now
+        reset_peak_rss()  # the next step reports its own peak
 
-    def progress(what: str, done: int, total: int) -> None:
-        if what not in bars:
-            unit = "img" if total > 1 else "step"
-            bars[what] = tqdm(total=total, desc=what, unit=unit, file=sys.stderr, dynamic_ncols=True,
-                              bar_format=None if total > 1 else "{desc}: {elapsed} elapsed")
-        bars[what].update(done - bars[what].n)
+    def note(line: str) -> None:
+        display.close()
+        click.echo(f"plan: {line}", err=True)
 
-    result = export_checkpoint(checkpoint_path, settings, out_dir, show, progress)
+    result = export_checkpoint(checkpoint_path, settings, out_dir, show, display.update, note)
     failed = result.failed_step
     if failed is not None:
         removed = "".join(f"; removed {path.name} of an earlier export" for path in result.removed)

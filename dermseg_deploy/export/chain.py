@@ -20,9 +20,11 @@ from ..model.sizes import require_valid_size
 from ..tensorrt.build_options import BuildOptions
 from ..util.devices import resolve_device
 from .check_images import choose_export_images, choose_int8_images, load_batch, make_check_set, synthetic_batch
+from .estimates import duration, nncf_seconds, ort_int8_seconds, seconds_per_image
 from .fp16_check import DEFAULT_MIN_MEAN_IOU
 from .fp16_step import Fp16OnnxExport, fp16_onnx_from_onnx
 from .int8_step import Int8Export, int8_from_openvino
+from .memory_plan import fp16_peak_gb, nncf_peak_gb, ort_int8_peak_gb, plan_memory
 from .naming import IR_WEIGHTS_SUFFIX, ExportPaths, export_paths
 from .onnx_export import DEFAULT_OPSET
 from .onnx_int8_step import OnnxInt8Export, onnx_int8_from_onnx
@@ -64,6 +66,10 @@ class ExportSettings:
     build: BuildOptions = field(default_factory=BuildOptions)
     exporter: str = "dynamo"
     opset: int = DEFAULT_OPSET
+    max_memory_gb: float | None = None
+    """The peak memory the long steps may reach (`memory_plan`; None: 12 GiB, or less where the machine has less):
+    NNCF calibrates on fewer images where the asked-for count would pass it, and a step that cannot fit is refused
+    before anything runs."""
 
 
 @dataclass(frozen=True)
@@ -90,11 +96,13 @@ def export_checkpoint(
     checkpoint_path: str | Path, settings: ExportSettings | None = None, out_dir: str | Path | None = None,
     on_step: Callable[[ExportStep], None] = lambda step: None,
     on_progress: Callable[[str, int, int], None] = lambda what, done, total: None,
+    on_note: Callable[[str], None] = lambda line: None,
 ) -> ExportResult:
     """Run the export steps for `checkpoint_path`, calling `on_step` after each; files are named by `export_paths`.
 
-    `on_progress(what, done, total)` follows the work: each step starts with (what, 0, 1) and the FP16
-    arithmetic check goes image by image.
+    `on_progress(what, done, total)` follows the work: each step starts with (what, 0, 1); calibration, NNCF's
+    statistics and bias correction, and every check go image by image (or layer by layer). `on_note(line)` gets what
+    a long step will do before it starts: its images, size, and estimated time and peak memory.
 
     Raises typed errors for what stops an export before a check can judge it (an unreadable checkpoint,
     missing images, TensorRT or a GPU missing for the plan); a failed check is a result, not an exception.
@@ -112,8 +120,11 @@ def export_checkpoint(
     device = resolve_device(settings.check_device)
     paths = export_paths(checkpoint_path, out_dir)
     checkpoint = load_checkpoint(checkpoint_path)
+    size_px = settings.size_px or checkpoint.metadata.size_px
+    memory = plan_memory(size_px, settings.int8_calib_count, settings.calib_count, settings.max_memory_gb,
+                         settings.build_int8, settings.build_onnx_int8, settings.build_fp16 and not device.is_cuda)
     model = model_from_checkpoint(checkpoint, str(checkpoint_path))
-    metadata = checkpoint.metadata.with_updates(size_px=settings.size_px or checkpoint.metadata.size_px)
+    metadata = checkpoint.metadata.with_updates(size_px=size_px)
     images = choose_export_images(settings.calib_dir, settings.parity_dir, settings.calib_count, settings.parity_count,
                                   settings.synthetic_calib)
     checks = make_check_set(model, metadata, images.check)
@@ -124,16 +135,26 @@ def export_checkpoint(
         on_step(step)
         return step.passed
 
+    on_note(f"memory budget {memory.budget_gb:.1f} GiB"
+            + (f" ({memory.available_gb:.1f} GiB available)" if memory.available_gb is not None else "")
+            + (f"; --max-memory-gb {settings.max_memory_gb:g}" if settings.max_memory_gb is not None else ""))
     on_progress("ONNX (FP32): export and parity check", 0, 1)
     onnx = onnx_from_checkpoint(model, metadata, paths.onnx, paths.failed_onnx, checks, settings.exporter, settings.opset,
                                 settings.atol, settings.min_iou)
     if not record(onnx):
         return ExportResult(paths, tuple(steps), metadata.size_px, _remove_downstream(paths, steps))
+    per_image = (seconds_per_image(onnx.path, checks.batch.numpy())
+                 if int8_images is not None else 0.0)
     if settings.build_onnx_int8 and int8_images is not None:
+        calib_count, check_count = len(int8_images.calibration), len(int8_images.check)
+        on_note(f"ONNX (INT8): ONNX Runtime calibrates on {calib_count} images and checks on {check_count} others at "
+                f"{size_px} px: {duration(ort_int8_seconds(per_image, calib_count, check_count))} (FP32 here: "
+                f"{per_image:.2f} s per image), peak about {ort_int8_peak_gb(size_px):.1f} GiB")
         on_progress("ONNX (INT8): ONNX Runtime quantization", 0, 1)
         onnx_int8 = onnx_int8_from_onnx(onnx.path, metadata, paths.onnx_int8, paths.failed_onnx_int8,
                                         int8_images.calibration, int8_images.source, int8_images.check,
-                                        settings.int8_min_iou, lambda done, total: on_progress("INT8 check", done, total))
+                                        settings.int8_min_iou, lambda done, total: on_progress("INT8 check", done, total),
+                                        lambda done, total: on_progress("ONNX Runtime calibration", done, total))
         if not record(onnx_int8):
             return ExportResult(paths, tuple(steps), metadata.size_px, _remove_downstream(paths, steps))
     if settings.build_openvino:
@@ -143,13 +164,27 @@ def export_checkpoint(
         if not record(openvino):
             return ExportResult(paths, tuple(steps), metadata.size_px, _remove_downstream(paths, steps))
         if settings.build_int8 and int8_images is not None:
+            nncf_images = int8_images.calibration[: memory.nncf_images]
+            source = (int8_images.source if not memory.int8_reduced
+                      else f"{len(nncf_images)} real images from {settings.calib_dir}")
+            check_count = len(int8_images.check)
+            reduced = (f" (of the {memory.requested_images} --int8-calib-count asks for: more would pass the memory "
+                       f"budget of {memory.budget_gb:.1f} GiB)" if memory.int8_reduced else "")
+            on_note(f"OpenVINO (INT8): NNCF calibrates on {len(nncf_images)} images{reduced}, bias correction on a "
+                    f"fifth of them, then checks on {check_count} others at {size_px} px: "
+                    f"{duration(nncf_seconds(per_image, len(nncf_images), check_count))} (FP32 here: {per_image:.2f} s "
+                    f"per image), peak about {nncf_peak_gb(size_px, len(nncf_images)):.1f} GiB")
             on_progress("OpenVINO (INT8): NNCF quantization", 0, 1)
             int8 = int8_from_openvino(openvino.path, onnx.path, metadata, paths.int8, paths.failed_int8,
-                                      int8_images.calibration, int8_images.source, int8_images.check,
-                                      settings.int8_min_iou, lambda done, total: on_progress("INT8 check", done, total))
+                                      nncf_images, source, int8_images.check,
+                                      settings.int8_min_iou, lambda done, total: on_progress("INT8 check", done, total),
+                                      on_progress)
             if not record(int8):
                 return ExportResult(paths, tuple(steps), metadata.size_px, _remove_downstream(paths, steps))
     if settings.build_fp16:
+        on_note(f"ONNX (FP16): AutoCast on {settings.calib_count} calibration images at {size_px} px, peak about "
+                f"{fp16_peak_gb(size_px, settings.calib_count):.1f} GiB; then the FP16 arithmetic check on "
+                f"{len(images.check)} others")
         on_progress("ONNX (FP16): AutoCast conversion", 0, 1)
         calibration = (synthetic_batch(settings.calib_count, metadata) if settings.synthetic_calib
                        else load_batch(images.calibration, metadata))

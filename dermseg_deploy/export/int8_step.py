@@ -25,6 +25,7 @@ from ..errors import InputImageError, UserError
 from ..model.metadata import ModelMetadata
 from ..util.extras import EXPORT_EXTRA, OPENVINO_EXTRA, extra_hint, require_module
 from .naming import IR_WEIGHTS_SUFFIX
+from .nncf_progress import ProgressCallback, nncf_progress
 from .openvino_step import save_ir
 from .staging import StagedArtefact
 
@@ -93,7 +94,8 @@ def stem_convolution(model: Any) -> str:
     return next(op.get_friendly_name() for op in model.get_ordered_ops() if op.get_type_name() == "Convolution")
 
 
-def quantize(fp32_xml: Path, metadata: ModelMetadata, calibration: Sequence[Path]) -> Any:
+def quantize(fp32_xml: Path, metadata: ModelMetadata, calibration: Sequence[Path],
+             on_progress: ProgressCallback = lambda what, done, total: None) -> Any:
     """NNCF's post-training quantization of the IR (symmetric, the CPU's fast INT8 path), with activation ranges from
     the calibration images (decoded one by one as NNCF asks for them) and NNCF's full bias correction. The stem
     convolution stays in floating point: quantizing the image itself cost about 0.5 points of held-out mean mask IoU for
@@ -105,7 +107,7 @@ def quantize(fp32_xml: Path, metadata: ModelMetadata, calibration: Sequence[Path
     nncf.set_log_level(logging.ERROR)
     model = ov.Core().read_model(str(fp32_xml))
     dataset = nncf.Dataset(list(calibration), lambda path: network_input(path, metadata))
-    with contextlib.redirect_stdout(io.StringIO()):  # NNCF's own progress bars: the export shows its own progress
+    with contextlib.redirect_stdout(io.StringIO()), nncf_progress(on_progress):  # one progress display: the export's
         return nncf.quantize(model, dataset, subset_size=len(calibration), preset=nncf.QuantizationPreset.PERFORMANCE,
                              fast_bias_correction=False, ignored_scope=nncf.IgnoredScope(names=[stem_convolution(model)]))
 
@@ -139,12 +141,14 @@ def int8_from_openvino(
     fp32_xml: Path, onnx_path: Path, metadata: ModelMetadata, final: Path, failed: Path, calibration: Sequence[Path],
     calibration_source: str, check: Sequence[Path], min_mean_iou: float = DEFAULT_MIN_MEAN_IOU,
     on_image: Callable[[int, int], None] = lambda done, total: None,
+    on_progress: ProgressCallback = lambda what, done, total: None,
 ) -> Int8Export:
-    """Quantize the FP32 IR on `calibration`, then check it on `check` (no image in both)."""
+    """Quantize the FP32 IR on `calibration` (NNCF's loops reported to `on_progress`), then check it on `check` (no
+    image in both)."""
     staged = StagedArtefact(final, failed, companions=(IR_WEIGHTS_SUFFIX,))
     try:
         extra = {**metadata.extra, "precision": "int8", "calibration": calibration_source}
-        save_ir(quantize(fp32_xml, metadata, calibration), metadata.with_updates(extra=extra), staged.temp)
+        save_ir(quantize(fp32_xml, metadata, calibration, on_progress), metadata.with_updates(extra=extra), staged.temp)
         report = check_int8(onnx_path, staged.temp, metadata, check, calibration_source, min_mean_iou, on_image)
     except BaseException:
         staged.discard()

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Time and peak memory of each long export step (dermseg-export prints both per step), at 512 and 1024 px, with the
+# default memory budget and a lower one; the whole process's peak from /usr/bin/time -v. One run at a time, on a
+# quiet machine.
+#
+#   benchmarks/export_memory.sh CHECKPOINT CALIB_DIR OUT_DIR
+#
+# CALIB_DIR: real images (the 2000 ISIC 2018 training inputs: ../shared/data/isic2018-task1-512/ISIC2018_Task1-2_Training_Input).
+set -euo pipefail
+checkpoint=$1 calib=$2 out=$3
+export=${DERMSEG_EXPORT:-$(dirname "$0")/../.venv/bin/dermseg-export}
+mkdir -p "$out"
+run() {  # run NAME ARGS...
+    local name=$1; shift
+    echo "=== $name: dermseg-export $(basename "$checkpoint") $*" | tee "$out/$name.txt"
+    /usr/bin/time -v "$export" "$checkpoint" -o "$out/$name" --formats onnx,openvino,int8 --calib "$calib" "$@" \
+        >> "$out/$name.txt" 2>&1 || echo "exit code $?" >> "$out/$name.txt"
+    grep -E "^plan:|check passed|CHECK FAILED|Maximum resident|Elapsed \(wall" "$out/$name.txt"
+    rm -rf "$out/$name"  # the models: hundreds of MB each, not needed for the figures
+}
+run 512-default --size 512
+run 512-budget-4gb --size 512 --max-memory-gb 4
+run 1024-default --size 1024 --int8-check-count 50
