@@ -169,10 +169,10 @@ def test_an_unexpected_exception_in_one_image_is_its_internal_failure(tmp_path: 
 
     real_write = pipeline.write_outputs
 
-    def crash_in_writer(item: Any, mask: np.ndarray, overlay: Any) -> None:
+    def crash_in_writer(item: Any, mask: np.ndarray, *rest: Any) -> None:
         if item.source == images[1]:
             raise ValueError("the writer's bug")
-        real_write(item, mask, overlay)
+        real_write(item, mask, *rest)
 
     monkeypatch.setattr(pipeline, "write_outputs", crash_in_writer)
     result = run("--engine", onnx_path, *images, "-o", tmp_path / "out2", "-q")

@@ -52,7 +52,8 @@ def test_the_report_page_opens_offline_with_every_picture_and_the_worst_image_fi
     images = browser.execute_script(
         "return Array.from(document.images).map(function (i) { return [i.getAttribute('src'), i.complete, "
         "i.naturalWidth]; });")
-    assert len(images) == 1 + 3 + 2, images  # the histogram, the 3 worst and 2 sampled pictures
+    assert len(images) == 2 + 3 + 2, images  # the histogram, the predicted-Jaccard scatter, the 3 worst and 2 sampled
+    assert [src for src, _, _ in images[:2]] == ["histogram.png", "predicted-jaccard.png"], images
     assert all(complete and width > 0 for _, complete, width in images), images
     rows = _csv_rows(report / "per_image.csv")
     jaccards = [float(row["jaccard"]) for row in rows]
