@@ -1,6 +1,6 @@
 """dermseg deployment: model files, preprocessing, backends, the segmentation pipeline.
 
-A lazy facade over the layers (README: The layers): `import dermseg_deploy` loads only the error types, the model
+A lazy facade over the layers (docs/explanations/layers.md): `import dermseg_deploy` loads only the error types, the model
 metadata and the version; `Segmenter`, `open_backend` and `export_checkpoint` are imported on first use, so that
 `--help` and the torch-free runtime stay light.
 """

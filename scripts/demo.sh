@@ -26,4 +26,4 @@ echo "  segment your own images:  $bin/dermseg-run YOUR_IMAGES/ -o masks --overl
 echo "  a report with pictures:   $bin/dermseg-eval ISIC_FOLDER --report report/   (then open report/index.html)"
 echo "  try it in a browser:      $bin/dermseg-serve   (then open http://127.0.0.1:8000/)"
 echo "  train a model:            $bin/dermseg-train --preset scratch --data ISIC_FOLDER --out engines/model.pt"
-echo "                            (README: Training; then dermseg-export engines/model.pt --formats onnx-int8 --calib DIR)"
+echo "                            (docs/guides/train.md; then dermseg-export engines/model.pt --formats onnx-int8 --calib DIR)"

@@ -5,28 +5,36 @@
 #
 #   scripts/runtime_venv.sh [VENV]     default: $DERMSEG_RUNTIME_VENV, else .venv-runtime
 #
-# The dependencies are installed once per pyproject.toml (a stamp records it); dermseg itself is rebuilt as a wheel
-# from this tree with the development venv's setuptools and reinstalled on every call, so the venv runs this code.
+# dermseg's wheel is built from this tree on every call, without build isolation (the development venv's
+# setuptools), into a wheelhouse kept in the user's cache ($DERMSEG_WHEELHOUSE, default
+# ${XDG_CACHE_HOME:-~/.cache}/dermseg/wheelhouse), which also holds the runtime dependencies' wheels (fetched once
+# per pyproject.toml); the venv is then installed from that wheelhouse alone (--no-index), as from a mirror. The
+# last two lines printed: the venv, the wheel.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${1:-${DERMSEG_RUNTIME_VENV:-.venv-runtime}}
 python=${PYTHON:-python3}
 builder=.venv/bin/python
+wheelhouse=${DERMSEG_WHEELHOUSE:-${XDG_CACHE_HOME:-$HOME/.cache}/dermseg/wheelhouse}
 [ -x "$builder" ] || scripts/setup.sh
-wheels=$(mktemp -d)
-trap 'rm -rf "$wheels"' EXIT
-"$builder" -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir "$wheels" . >/dev/null
-wheel=$(ls "$wheels"/dermseg-*.whl)
-stamp=$venv/.dermseg-runtime
+mkdir -p "$wheelhouse"
+rm -f "$wheelhouse"/dermseg-*.whl
+"$builder" -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir "$wheelhouse" . >/dev/null
+wheel=$(ls "$wheelhouse"/dermseg-*.whl)
 wanted=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ "$(cat "$wheelhouse/.dependencies" 2>/dev/null)" != "$wanted" ]; then  # the runtime dependencies, as wheels, once
+    "$builder" -m pip wheel --quiet --wheel-dir "$wheelhouse" "$wheel" >/dev/null
+    echo "$wanted" > "$wheelhouse/.dependencies"
+fi
+stamp=$venv/.dermseg-runtime
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ] && "$venv/bin/python" -c "import sys" 2>/dev/null; then
-    "$venv/bin/python" -m pip install --quiet --no-deps --force-reinstall "$wheel"
+    "$venv/bin/python" -m pip install --quiet --no-index --find-links "$wheelhouse" --no-deps --force-reinstall "$wheel"
 else
     rm -rf "$venv"
     mkdir -p "$(dirname "$venv")"
     "$python" -m venv "$venv"
-    "$venv/bin/python" -m pip install --quiet --upgrade pip
-    "$venv/bin/python" -m pip install --quiet "$wheel"
+    "$venv/bin/python" -m pip install --quiet --no-index --find-links "$wheelhouse" "$wheel"
     echo "$wanted" > "$stamp"
 fi
 echo "$venv"
+echo "$wheel"

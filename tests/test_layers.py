@@ -1,4 +1,4 @@
-"""The layout stays as drawn (README: The layers): every import inside dermseg_deploy, lazy and TYPE_CHECKING ones
+"""The layout stays as drawn (docs/explanations/layers.md): every import inside dermseg_deploy, lazy and TYPE_CHECKING ones
 included, goes down the layers, and none closes a cycle between modules."""
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def layer_of(module: str) -> int:
     for index, names in enumerate(LAYERS):
         if folder in names:
             return index
-    raise AssertionError(f"{module} is in no layer: add its folder to LAYERS here and to the README's table")
+    raise AssertionError(f"{module} is in no layer: add its folder to LAYERS here and to docs/explanations/layers.md")
 
 
 def layering_problems(graph: dict[str, set[str]]) -> list[str]:

@@ -4,6 +4,7 @@ full install's masks; what needs an extra says which, in one line. Driven as sub
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -26,14 +27,40 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def runtime_venv() -> Path:
-    """The runtime venv, built (or brought up to date) by scripts/runtime_venv.sh from this tree."""
+def runtime_install() -> tuple[Path, Path]:
+    """The runtime venv and the wheel it was installed from, built (or brought up to date) by scripts/runtime_venv.sh
+    from this tree, from a wheelhouse alone (--no-index)."""
     env = {**os.environ, "PYTHON": sys.executable}
     completed = subprocess.run(["bash", "scripts/runtime_venv.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
                                timeout=900)
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
-    venv = Path(completed.stdout.strip().splitlines()[-1])
-    return venv if venv.is_absolute() else ROOT / venv
+    venv, wheel = (Path(line) for line in completed.stdout.strip().splitlines()[-2:])
+    return (venv if venv.is_absolute() else ROOT / venv), wheel
+
+
+@pytest.fixture(scope="module")
+def runtime_venv(runtime_install: tuple[Path, Path]) -> Path:
+    return runtime_install[0]
+
+
+def test_the_wheel_holds_the_model_and_samples_and_nothing_of_the_repository(runtime_install: tuple[Path, Path]) -> None:
+    import zipfile
+
+    wheel = runtime_install[1]
+    names = zipfile.ZipFile(wheel).namelist()
+    for required in ("dermseg_deploy/models/manifest.json", "dermseg_deploy/models/MODEL_CARD.md",
+                     "dermseg_deploy/models/LICENSE", "dermseg_deploy/samples/README.md"):
+        assert required in names, required
+    manifest = json.loads(zipfile.ZipFile(wheel).read("dermseg_deploy/models/manifest.json"))
+    assert f"dermseg_deploy/models/{manifest['file']}" in names
+    assert sum(name.startswith("dermseg_deploy/samples/images/") for name in names) == 8
+    assert sum(name.startswith("dermseg_deploy/samples/masks/") for name in names) == 8
+    leaked = [n for n in names if n.startswith(("tests/", "benchmarks/", "docs/", "scripts/", "engines/"))]
+    assert leaked == [] and not any("results" in n.split("/") for n in names), leaked
+    checked = subprocess.run([sys.executable, "-m", "twine", "check", "--strict", str(wheel)], capture_output=True,
+                             text=True, timeout=120)
+    assert checked.returncode == 0 and "PASSED" in checked.stdout, checked.stdout + checked.stderr
+    assert wheel.stat().st_size < 60e6  # the shipped model (42 MB) and the code
 
 
 def _run(venv: Path, command: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:

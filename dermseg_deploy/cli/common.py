@@ -33,6 +33,24 @@ EXIT_CHECK_FAILED = 3
 EXIT_UNAVAILABLE = 4
 EXIT_INTERNAL = 70
 
+EXIT_CODES: tuple[tuple[int, str], ...] = (
+    (EXIT_OK, "all done"),
+    (EXIT_SOME_INPUTS_FAILED, "some inputs failed (the rest done; each failure has an error line and a manifest row)"),
+    (EXIT_USAGE, "usage or user error: bad flags (or a flag the model's backend does not use), a missing, unreadable, "
+                 "malformed or hostile model file (one its runtime refuses included), missing input, an output that "
+                 "cannot be written (a run that meets a full disk stops there, its manifest and summary written)"),
+    (EXIT_CHECK_FAILED, "a check failed (export parity, tolerance, a training loss that became NaN)"),
+    (EXIT_UNAVAILABLE, "a requested backend, device or precision is not available here (e.g. --device cuda without "
+                       "CUDA), or the extra it needs is not installed (the line names the pip install)"),
+    (EXIT_INTERNAL, "an internal error, a bug: of one image (that image's row says internal error; the others are done "
+                    "first; --debug prints its traceback), of the whole command (the traceback is printed), or the "
+                    "backend failing while running a batch (one line)"),
+    (130, "interrupted by Ctrl-C (SIGINT): dermseg-run first finishes the current batch and writes the manifest"),
+    (143, "stopped by SIGTERM, as by Ctrl-C (dermseg-train first saves model.last.pt at the current step); "
+          "dermseg-serve, a service, drains its requests and exits 0 on either signal"),
+)
+"""Every command's exit codes and what each means (the documentation's table is made from this)."""
+
 EXIT_CODE_BY_ERROR: tuple[tuple[type[DermsegError], int], ...] = (
     (CheckFailedError, EXIT_CHECK_FAILED),
     (BackendUnavailableError, EXIT_UNAVAILABLE),

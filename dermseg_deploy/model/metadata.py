@@ -33,6 +33,24 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+METADATA_FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("size_px", "integer", "the square input side the deployed model expects: a multiple of 32, at most 4096"),
+    ("mean", "3 numbers", "the RGB mean subtracted from a 0-1 image, finite"),
+    ("std", "3 numbers", "the RGB standard deviation it is divided by, finite and above 0"),
+    ("threshold", "number", "the lesion probability threshold, strictly between 0 and 1: masks are logits > "
+                            "logit(threshold)"),
+    ("input_name", "text", "the graph's input tensor (`image`)"),
+    ("output_name", "text", "the graph's output tensor of logits (`logits`)"),
+    ("train_size_px", "integer or null", "the size the weights were trained at"),
+    ("train_data", "text or null", "what they were trained on"),
+    ("format_version", "integer", "the metadata format: 1"),
+    ("extra", "mapping", "anything else: `precision` and `calibration` of an INT8 file, `quality` (the calibration of "
+                         "the predicted Jaccard: `dermseg_deploy/model/quality_model.py`), AutoCast's FP32 nodes"),
+)
+"""The fields of `ModelMetadata`, their types and what they mean (the documentation's table; a test holds the two
+together)."""
+
+
 @dataclass(frozen=True)
 class ModelMetadata:
     """How to feed a model and read its output.

@@ -16,7 +16,7 @@
         gets 413
 
 So the worst allowed load holds about `max_in_flight x max_body_bytes` in the front, as much in the object store, and
-`decode_budget_bytes` per replica, plus what each process holds idle (figures: README, Serve).
+`decode_budget_bytes` per replica, plus what each process holds idle (figures: docs/guides/serve.md).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
 Each config names the tensors, their data types and their dims without the batch dimension, sets
 `max_batch_size` to the plan's profile maximum (the export's `--max-batch` for ONNX), turns on dynamic
 batching and asks for a GPU instance; the input spec (size, mean, std, threshold) travels as the
-`dermseg.metadata` parameter. Pre- and postprocessing stay in the client (see the README). A plan only loads
+`dermseg.metadata` parameter. Pre- and postprocessing stay in the client (docs/guides/scale-out.md). A plan only loads
 in a Triton built with the TensorRT version the sidecar records.
 """
 
