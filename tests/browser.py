@@ -55,8 +55,9 @@ def require_browser() -> None:
     pytest.skip(message)
 
 
-def start_chromium() -> Iterator[Any]:
-    """A headless Chromium (with its console log kept), quit at the end."""
+def start_chromium(performance_log: bool = False) -> Iterator[Any]:
+    """A headless Chromium (with its console log kept, and with `performance_log` its network events), quit at the
+    end."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -65,7 +66,7 @@ def start_chromium() -> Iterator[Any]:
     options.binary_location = next(path for name in CHROMIUM_NAMES if (path := shutil.which(name)))
     for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}"):
         options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", **({"performance": "ALL"} if performance_log else {})})
     driver = webdriver.Chrome(service=Service(executable_path=shutil.which(CHROMEDRIVER)), options=options)
     driver.set_page_load_timeout(60)
     try:
@@ -102,3 +103,22 @@ def canvas_pixels(driver: Any, selector: str) -> np.ndarray:
 
 def file_url(path: Path) -> str:
     return path.resolve().as_uri()
+
+
+def network_requests(driver: Any) -> list[tuple[str, int | None]]:
+    """(URL, HTTP status or None) of every request the page made since the last call, from the performance log.
+
+    The browser's own pages (chrome://: its start page loads in the background, and no web page may load one) are
+    left out."""
+    import json
+
+    sent: dict[str, str] = {}
+    status: dict[str, int] = {}
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        params = message.get("params", {})
+        if message.get("method") == "Network.requestWillBeSent":
+            sent[params["requestId"]] = params["request"]["url"]
+        elif message.get("method") == "Network.responseReceived":
+            status[params["requestId"]] = int(params["response"]["status"])
+    return [(url, status.get(request)) for request, url in sent.items() if not url.startswith("chrome://")]

@@ -24,15 +24,17 @@ from ..tensorrt.sidecar import HARDWARE_LEVELS
 from ..util.extras import EXPORT_EXTRA, require_installed
 from ..util.peak_memory import peak_rss_gib, reset_peak_rss
 from ..version import __version__
-from .common import EXIT_CHECK_FAILED, EXIT_OK, error_line, handle_errors
+from .common import EXIT_CHECK_FAILED, EXIT_OK, error_line, handle_errors, model_or_shipped
 from .progress_display import ProgressDisplay
 
 EXPORT_MODULES = ("torch", "torchvision", "onnx", "onnxscript")
 """What every export needs (`dermseg[export]`); the FP16 step also needs ModelOpt, and says so itself."""
 
-FORMATS = ("onnx", "fp16", "plan", "onnx-int8", "openvino", "int8")
-BUILT_FROM = {"onnx": None, "fp16": "onnx", "plan": "fp16", "onnx-int8": "onnx", "openvino": "onnx", "int8": "openvino"}
-"""Each format is built from another: plan from fp16 from onnx; onnx-int8 from onnx; int8 from openvino from onnx."""
+FORMATS = ("onnx", "fp16", "plan", "onnx-int8", "openvino", "int8", "web")
+BUILT_FROM = {"onnx": None, "fp16": "onnx", "plan": "fp16", "onnx-int8": "onnx", "openvino": "onnx", "int8": "openvino",
+              "web": "onnx-int8"}
+"""Each format is built from another: plan from fp16 from onnx; onnx-int8 from onnx; int8 from openvino from onnx;
+web from onnx-int8 (from a checkpoint; an existing .onnx goes into the web folder as it is)."""
 FORMAT_LABELS = {"OnnxExport": "ONNX (FP32)", "Fp16OnnxExport": "ONNX (FP16)", "PlanExport": "TensorRT plan (FP16)",
                  "OpenVinoExport": "OpenVINO IR (FP32)", "Int8Export": "OpenVINO IR (INT8)",
                  "OnnxInt8Export": "ONNX (INT8)"}
@@ -68,7 +70,7 @@ def _megabytes(path: Path) -> str:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dermseg-export")
-@click.argument("checkpoint_path", type=click.Path(path_type=Path))
+@click.argument("checkpoint_path", type=click.Path(path_type=Path), required=False)
 @click.option("--size", "size_px", type=int, default=None,
               help="Square input side of the exported models (multiple of 32). Default: the size the checkpoint was "
                    "trained at (a model runs best at the scale it learned); the paper's recipe ends at 1024.")
@@ -125,8 +127,11 @@ def _megabytes(path: Path) -> str:
 @click.option("--opset", type=int, default=DEFAULT_OPSET, show_default=True, help="ONNX opset version.")
 @click.option("--triton-repo", type=click.Path(path_type=Path), default=None,
               help="Also write a Triton model repository here for the checked ONNX (and plan): config.pbtxt + 1/.")
+@click.option("--web-runtime", type=click.Path(path_type=Path), default=None,
+              help="web: ONNX Runtime Web's npm tarball (onnxruntime-web-1.31.1.tgz, from `npm pack`) instead of "
+                   "fetching it with npm (it is kept in the user's cache for the next export either way).")
 @click.option("--max-memory-gb", type=click.FloatRange(min=1), default=None,
-              help="Peak memory the long steps may reach, in GiB (default: 12, which fits a 16 GiB machine, or less where "
+              help="Peak memory the long steps may reach, in GiB (default: 10, which fits a 16 GiB machine, or less where "
                    "the machine has less): int8 calibrates on fewer images where --int8-calib-count would pass it (the "
                    "start says how many), and a step that cannot fit is refused before anything runs.")
 @handle_errors
@@ -136,7 +141,7 @@ def main(
     fp16_min_iou: float, check_device: str, formats: str, no_engine: bool, min_batch: int, opt_batch: int, max_batch: int,
     workspace_mb: int, opt_level: int, version_compatible: bool, hardware_compatible: str, exporter: str, opset: int,
     triton_repo: Path | None, int8_calib_count: int, int8_check_count: int, int8_min_iou: float,
-    max_memory_gb: float | None,
+    max_memory_gb: float | None, web_runtime: Path | None,
 ) -> None:
     """Export a dermseg checkpoint to model.onnx (FP32), model.fp16.onnx and model.plan (TensorRT FP16), or to
     the --formats asked for.
@@ -149,8 +154,16 @@ def main(
     bars on a terminal, a line every 10% (or 30 s) with the time left otherwise.
 
     Exit codes: 0 exported and checked; 2 usage error or unreadable checkpoint; 3 a check failed;
-    4 TensorRT or a GPU is missing for the plan (the ONNX files are written; --no-engine stops before).
+    4 TensorRT or a GPU is missing for the plan (the ONNX files are written; --no-engine stops before), or ONNX
+    Runtime Web's files cannot be had for --formats web.
+
+    --formats web writes MODEL.web/: a page that segments in the browser, the model and ONNX Runtime Web, every file
+    checked by its SHA-256. From an .onnx (or, without a model file, the shipped model) it needs only the runtime
+    install.
     """
+    if checkpoint_path is None or checkpoint_path.suffix.lower() == ".onnx":
+        _web_only(checkpoint_path, formats, out_dir, web_runtime)
+        return
     require_installed(EXPORT_MODULES, "dermseg-export", EXPORT_EXTRA)
     from ..export import ExportSettings, export_checkpoint
     from ..export.chain import ExportStep
@@ -205,5 +218,24 @@ def main(
     built = {"plan": result.paths.plan, "int8": result.paths.int8, "onnx-int8": result.paths.onnx_int8,
              "openvino": result.paths.openvino}
     engine = next((path for name, path in built.items() if name in wanted), result.paths.onnx)
+    if "web" in wanted:
+        from ..export.web_folder import write_web_folder
+
+        web = write_web_folder(result.paths.onnx_int8, result.paths.onnx_int8.parent / f"{result.paths.stem}.web",
+                               web_runtime)
+        click.echo(web.summary())
     click.echo(f"next: dermseg-run --engine {engine} IMAGES_OR_FOLDERS -o masks")
+    sys.exit(EXIT_OK)
+
+
+def _web_only(model: Path | None, formats: str, out_dir: Path | None, web_runtime: Path | None) -> None:
+    """--formats web from an existing ONNX (the shipped model without one): the runtime install is enough."""
+    from ..export.web_folder import write_web_folder
+
+    if {part.strip().lower() for part in formats.split(",")} != {"web"}:
+        raise UserError(f"{model or 'the shipped model'}: an .onnx can only be made into --formats web here; the "
+                        "other formats are exported from a checkpoint (.pt)")
+    source = model_or_shipped(model)
+    folder = (out_dir or (source.parent if model is not None else Path("."))) / f"{source.stem.split('.')[0]}.web"
+    click.echo(write_web_folder(source, folder, web_runtime).summary())
     sys.exit(EXIT_OK)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import signal
+import tempfile
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ..backends import BackendOptions
 from ..defaults import DEFAULT_MAX_PIXELS, MAX_BATCH_SIZE
-from ..errors import UserError
+from ..errors import DermsegError, UserError
 from ..scale.ray_cluster import import_ray, ray_cluster
 from ..scale.serve_limits import (
     DEFAULT_DECODE_BUDGET_MB,
@@ -22,6 +24,9 @@ from ..scale.serve_limits import (
 )
 from ..version import __version__
 from .common import backend_option_flags, handle_errors, mask_option_flags, model_or_shipped
+
+if TYPE_CHECKING:
+    from ..scale.serve_front import LocalPage
 
 
 def wait_for_signal() -> None:
@@ -101,20 +106,40 @@ def main(model_path: Path | None, replicas: int | None, max_batch_size: int, bat
     limits = ServeLimits(max_body_mb * MB, max_queued, 2 * max_batch_size, decode_budget_mb * MB)
     limits.check_fits(max_pixels)
     cap_malloc_arenas()  # this process holds the front's bodies
-    with ray_cluster(ray_address) as cluster:
-        plan = plan_actors(cluster, device, replicas, threads)
-        options = BackendOptions(provider, trust_plan, precision)
-        model = SegmenterSpec(str(model_path.resolve()), device, size_px, threshold, options, max_pixels,
-                              not full_decode, MaskOptions.parse(tta, postprocess))
-        settings = ServeSettings(model.on(plan.device, plan.threads), max_batch_size, batch_wait_ms, limits)
-        with serving(settings, plan.actors, plan.cpus_per_actor, plan.gpus_per_actor, host, port, APP_NAME):
-            click.echo(f"serving {model_path} on http://{host}:{port} (a page to try it at /; POST /segment, GET "
-                       f"/healthz) with {plan.describe().replace('actor', 'replica')}, masks "
-                       f"{model.mask_options.describe()}; {limits.describe(plan.actors)}; Ctrl-C or SIGTERM stops",
-                       err=True)
-            wait_for_signal()  # installed after Ray's start-up, which sets a SIGTERM handler of its own
-            click.echo("stopping: no new requests; waiting for the ones in flight", err=True)
-        # leaving the block answered the front's requests, then the replicas finished theirs
-        if cluster.started_here:
-            serve.shutdown()
+    with tempfile.TemporaryDirectory(prefix="dermseg-serve-local-") as local_dir:
+        local = local_page(model_path, Path(local_dir) / "page")
+        with ray_cluster(ray_address) as cluster:
+            plan = plan_actors(cluster, device, replicas, threads)
+            options = BackendOptions(provider, trust_plan, precision)
+            model = SegmenterSpec(str(model_path.resolve()), device, size_px, threshold, options, max_pixels,
+                                  not full_decode, MaskOptions.parse(tta, postprocess))
+            settings = ServeSettings(model.on(plan.device, plan.threads), max_batch_size, batch_wait_ms, limits)
+            with serving(settings, plan.actors, plan.cpus_per_actor, plan.gpus_per_actor, host, port, APP_NAME, local):
+                click.echo(f"serving {model_path} on http://{host}:{port} (a page to try it at /; POST /segment, GET "
+                           f"/healthz) with {plan.describe().replace('actor', 'replica')}, masks "
+                           f"{model.mask_options.describe()}; {limits.describe(plan.actors)}; Ctrl-C or SIGTERM stops",
+                           err=True)
+                click.echo(f"the page that segments in the browser, nothing uploaded: http://{host}:{port}/local/"
+                           if local.folder is not None else f"no in-browser page at /local/: {local.why}", err=True)
+                wait_for_signal()  # installed after Ray's start-up, which sets a SIGTERM handler of its own
+                click.echo("stopping: no new requests; waiting for the ones in flight", err=True)
+            # leaving the block answered the front's requests, then the replicas finished theirs
+            if cluster.started_here:
+                serve.shutdown()
     click.echo("stopped", err=True)
+
+
+def local_page(model_path: Path, folder: Path) -> LocalPage:
+    """The in-browser page for `model_path`, written to `folder`; one that cannot be made (not an .onnx, ONNX Runtime
+    Web not in the cache: serving never runs npm) is a LocalPage that says why, and the service runs without it."""
+    from ..scale.serve_front import LocalPage
+
+    if model_path.suffix.lower() != ".onnx":
+        return LocalPage(None, f"it runs .onnx models, and this service runs {model_path.name}")
+    from ..export.web_folder import write_web_folder
+
+    try:
+        written = write_web_folder(model_path, folder, fetch=False)
+    except DermsegError as exc:
+        return LocalPage(None, str(exc))
+    return LocalPage(written.folder, "", frozenset({*written.files, "manifest.json"}))

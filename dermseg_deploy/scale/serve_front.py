@@ -7,6 +7,9 @@ deployment handle (Ray's own HTTP proxy is not started: in Ray 2.60 it reads a w
                                               in JSON, with the height and width)
     GET  /healthz                             model, backend, precision, device, mask settings, limits, replica pid
     GET  /                                    a page to try it in a browser (`serve_page`)
+    GET  /local/                              the page that segments in the browser itself, nothing uploaded
+                                              (`export.web_folder`, for an .onnx model), cross-origin isolated so
+                                              that its WebAssembly runs on several threads
 
 Answers: 400 for a bad image (the text `dermseg-run` prints); 413 for a body over the limit (`serve_limits`: from its
 Content-Length before reading, or while it streams in) or an image over the pixel limit or the decode budget; 503 with
@@ -23,6 +26,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -59,10 +63,11 @@ class SegmentFront:
     handle's methods, in `dermseg-serve`)."""
 
     def __init__(self, segment: Callable[[str, bytearray], Awaitable[Any]], health: Callable[[], Awaitable[dict[str, Any]]],
-                 limits: ServeLimits, replicas: int) -> None:
+                 limits: ServeLimits, replicas: int, local: LocalPage | None = None) -> None:
         self.segment, self.health = segment, health
         self.limits, self.max_held = limits, limits.max_in_flight(replicas)
         self.state = FrontState()
+        self.local = local or LocalPage(None, "not set up")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -74,6 +79,10 @@ class SegmentFront:
             await _answer(send, 200, PAGE.encode(), "text/html; charset=utf-8")
         elif path == "/healthz" and method == "GET":
             await self._health(send)
+        elif path == "/local" and method == "GET":
+            await self._local(scope["path"], send)
+        elif path.startswith("/local/") and method == "GET":
+            await self._local(scope["path"], send)
         elif path == "/segment":
             if method != "POST":
                 await _answer(send, 405, b"POST image bytes to /segment\n")
@@ -81,6 +90,21 @@ class SegmentFront:
                 await self._segment(scope, receive, send)
         else:
             await _answer(send, 404, b"not found: POST /segment, GET /healthz or GET / (a page)\n")
+
+    async def _local(self, raw_path: str, send: Send) -> None:
+        """A file of the local page's folder: only those its manifest lists (no other path is ever opened)."""
+        if raw_path == "/local":
+            await _answer(send, 308, b"", headers={"location": "/local/"})
+            return
+        if self.local.folder is None:
+            await _answer(send, 404, f"the in-browser page is not available: {self.local.why}\n".encode())
+            return
+        name = raw_path[len("/local/"):] or "index.html"
+        if name not in self.local.files:
+            await _answer(send, 404, b"not found\n")
+            return
+        body = (self.local.folder / name).read_bytes()
+        await _answer(send, 200, body, _content_type(name), ISOLATION_HEADERS)
 
     async def _health(self, send: Send) -> None:
         try:
@@ -147,6 +171,28 @@ class SegmentFront:
             size += len(chunk)
             if not message.get("more_body", False):
                 return body if length is None or size == length else body[:size]
+
+
+ISOLATION_HEADERS = {"cross-origin-opener-policy": "same-origin", "cross-origin-embedder-policy": "require-corp",
+                     "cross-origin-resource-policy": "same-origin"}
+"""Served with the local page's files: a cross-origin isolated page may run WebAssembly on several threads."""
+CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript", ".mjs": "text/javascript",
+                 ".wasm": "application/wasm", ".json": "application/json", ".onnx": "application/octet-stream",
+                 ".txt": "text/plain; charset=utf-8"}
+
+
+def _content_type(name: str) -> str:
+    return CONTENT_TYPES.get(Path(name).suffix, "application/octet-stream")
+
+
+@dataclass(frozen=True)
+class LocalPage:
+    """The folder `dermseg-export --formats web` made for the served model, and the files its manifest lists; or
+    why there is none (`folder` None)."""
+
+    folder: Path | None
+    why: str = ""
+    files: frozenset[str] = frozenset()
 
 
 async def _answer(send: Send, status: int, body: bytes, media_type: str = "text/plain; charset=utf-8",
@@ -229,7 +275,7 @@ class FrontServer:
 
 @contextlib.contextmanager
 def serving(settings: Any, replicas: int, cpus_per_replica: float, gpus_per_replica: float, host: str, port: int,
-            name: str = "dermseg") -> Iterator[FrontServer]:
+            name: str = "dermseg", local: LocalPage | None = None) -> Iterator[FrontServer]:
     """`settings`' application on the Ray cluster this process is connected to (no Ray HTTP proxy), behind the
     front on `host:port`; leaving the block stops the front (its requests answered first), then deletes the
     application (its replicas finish theirs). What dermseg-serve runs, and the tests and benchmarks with it."""
@@ -240,7 +286,7 @@ def serving(settings: Any, replicas: int, cpus_per_replica: float, gpus_per_repl
     serve.start(proxy_location="Disabled")
     handle = serve.run(build_app(settings, replicas, cpus_per_replica, gpus_per_replica), name=name, route_prefix=None)
     try:
-        front = FrontServer(SegmentFront(*handle_calls(handle), settings.limits, replicas), host, port).start()
+        front = FrontServer(SegmentFront(*handle_calls(handle), settings.limits, replicas, local), host, port).start()
         try:
             yield front
         finally:
