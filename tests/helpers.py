@@ -78,3 +78,15 @@ def fragile_onnx(onnx_path: Path, folder: Path) -> Path:
     path = folder / "fragile.onnx"
     onnx.save(model, str(path))
     return path
+
+
+def output_scale(onnx_path: Path) -> float:
+    """The scale of the DequantizeLinear that makes an INT8 model's output."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(onnx_path)).graph
+    node = next(n for n in graph.node if graph.output[0].name in n.output)
+    assert node.op_type == "DequantizeLinear", node.op_type
+    scale = next(i for i in graph.initializer if i.name == node.input[1])
+    return float(numpy_helper.to_array(scale))

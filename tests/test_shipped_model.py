@@ -14,11 +14,13 @@ from dermseg_deploy import Segmenter
 from dermseg_deploy.backends.onnxruntime_backend import OnnxRuntimeBackend
 from dermseg_deploy.cli import eval as eval_cli
 from dermseg_deploy.cli import run as cli_run
+from dermseg_deploy.core.decode import decode_image
+from dermseg_deploy.core.preprocess import preprocess
 from dermseg_deploy.errors import ModelFileError
 from dermseg_deploy.model import shipped
 from dermseg_deploy.samples import SAMPLES_DIR, sample_image_paths
 
-from .helpers import read_png
+from .helpers import output_scale, read_png
 
 NOTICE = "no --engine given: using the model shipped with dermseg"
 
@@ -65,3 +67,21 @@ def test_without_a_model_file_run_eval_and_the_api_use_the_shipped_model(tmp_pat
     with segmenter:
         image = sample_image_paths()[0]
         assert np.array_equal(segmenter.segment(image), read_png(masks / f"{image.stem}_segmentation.png"))
+
+
+def test_the_runtime_computes_the_int8_products_exactly_on_every_x86_cpu() -> None:
+    """ONNX Runtime's fast U8S8 kernels saturate on x86 CPUs without VNNI (an AMD Zen 3: logits off by up to 11 steps
+    of the output's scale); the runtime asks for the exact products, which ONNX Runtime computes with its graph
+    optimizations off (the QDQ pairs in floating point). A VNNI CPU passes either way."""
+    import onnxruntime
+
+    model = shipped.verified_shipped_model()
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    exact = onnxruntime.InferenceSession(str(model.path), options, providers=["CPUExecutionProvider"])
+    step = output_scale(model.path)
+    with OnnxRuntimeBackend(model.path, "cpu") as backend:
+        batch = np.stack([preprocess(decode_image(path.read_bytes(), path), backend.metadata)
+                          for path in sample_image_paths()])
+        errors = np.abs(np.asarray(backend.infer(batch)) - exact.run(None, {exact.get_inputs()[0].name: batch})[0])
+    assert errors.max() <= step * 1.01, (errors.max(), step)  # rounding may differ by one step, never more
