@@ -31,16 +31,25 @@ def test_progress_is_plain_lines_with_counts_and_time_left_when_not_a_terminal()
 
 def test_the_memory_plan_fits_nncf_to_the_budget_and_refuses_what_cannot_fit(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(memory_plan, "available_memory_gb", lambda: 20.0)
-    roomy = memory_plan.plan_memory(512, 300, 2, None, True, False, False)
-    assert roomy.budget_gb == 12.0 and roomy.nncf_images == 300 and not roomy.int8_reduced
-    assert memory_plan.nncf_peak_gb(512, 300) <= 12.0
-    tight = memory_plan.plan_memory(1024, 300, 2, None, True, False, False)
-    assert tight.int8_reduced and memory_plan.nncf_peak_gb(1024, tight.nncf_images) <= 12.0 < memory_plan.nncf_peak_gb(
-        1024, tight.nncf_images + 1)
+    roomy = memory_plan.plan_memory(512, 40, 2, None, True, False, False)
+    assert roomy.budget_gb == memory_plan.DEFAULT_MAX_MEMORY_GB and roomy.nncf_images == 40 and not roomy.int8_reduced
+    for size in (512, 1024):  # NNCF's full bias correction holds layer inputs: the count is cut to what fits
+        tight = memory_plan.plan_memory(size, 300, 2, None, True, False, False)
+        assert tight.int8_reduced and not tight.fast_bias_correction
+        peak = memory_plan.nncf_peak_gb
+        assert peak(size, tight.nncf_images) <= tight.budget_gb < peak(size, tight.nncf_images + 1)
+    low = memory_plan.plan_memory(1024, 300, 2, 9.0, True, False, False)  # not even 16 images fit the full one
+    assert low.fast_bias_correction and low.nncf_images == 300
+    assert memory_plan.nncf_peak_gb(1024, 300, fast_bias_correction=True) <= 9.0 < memory_plan.nncf_peak_gb(1024, 16)
     with pytest.raises(UserError, match="this machine has 20.0 GiB available"):
         memory_plan.plan_memory(512, 300, 2, 64.0, True, False, False)
-    with pytest.raises(UserError, match="--formats int8 at 1024 px needs about .* GiB .* over the budget of 3.0 GiB"):
+    with pytest.raises(UserError, match="--formats int8 at 1024 px needs about .* GiB .NNCF with its fast bias correction; "
+                                        ".* over the budget of 3.0 GiB"):
         memory_plan.plan_memory(1024, 300, 2, 3.0, True, False, False)
+    fp16 = memory_plan.plan_memory(1024, 300, 2, None, False, False, True)  # AutoCast: one image fits, not two
+    assert (fp16.fp16_images, fp16.requested_fp16_images) == (1, 2) and fp16.fp16_reduced
+    with pytest.raises(UserError, match="--formats fp16 at 1024 px needs about .* GiB .AutoCast with one calibration"):
+        memory_plan.plan_memory(1024, 300, 2, 8.0, False, False, True)
     monkeypatch.setattr(memory_plan, "available_memory_gb", lambda: 6.0)  # a small machine: its memory is the budget
     assert memory_plan.plan_memory(256, 300, 2, None, False, False, False).budget_gb == 6.0
 

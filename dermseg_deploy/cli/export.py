@@ -80,7 +80,8 @@ def _megabytes(path: Path) -> str:
               help="Folder of real images that calibrate the FP16 conversion (default: the shipped samples).")
 @click.option("--calib-count", type=click.IntRange(1, 32), default=2, show_default=True,
               help="How many calibration images (or synthetic inputs). AutoCast keeps every intermediate tensor of "
-                   "each in memory: about 8 GiB per image at 1024 px.")
+                   "each in memory: about 6.7 GiB per image at 1024 px, so fewer are taken where these would pass "
+                   "--max-memory-gb (the start says how many).")
 @click.option("--synthetic-calib", is_flag=True, help="Calibrate on seeded random inputs instead of real images.")
 @click.option("--parity-images", "parity_dir", type=click.Path(path_type=Path), default=None,
               help="Folder of real images for the checks; calibration images are left out (default: the samples).")
@@ -131,9 +132,9 @@ def _megabytes(path: Path) -> str:
               help="web: ONNX Runtime Web's npm tarball (onnxruntime-web-1.31.1.tgz, from `npm pack`) instead of "
                    "fetching it with npm (it is kept in the user's cache for the next export either way).")
 @click.option("--max-memory-gb", type=click.FloatRange(min=1), default=None,
-              help="Peak memory the long steps may reach, in GiB (default: 10, which fits a 16 GiB machine, or less where "
-                   "the machine has less): int8 calibrates on fewer images where --int8-calib-count would pass it (the "
-                   "start says how many), and a step that cannot fit is refused before anything runs.")
+              help="Peak memory the long steps may reach, in GiB (default: 11, which fits a 16 GiB machine, or less where "
+                   "the machine has less): int8 and fp16 calibrate on fewer images where --int8-calib-count or --calib-count "
+                   "would pass it (the start says how many), and a step that cannot fit is refused before anything runs.")
 @handle_errors
 def main(
     checkpoint_path: Path, size_px: int | None, out_dir: Path | None, calib_dir: Path | None, calib_count: int,

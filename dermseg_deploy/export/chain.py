@@ -24,7 +24,14 @@ from .estimates import duration, nncf_seconds, ort_int8_seconds, seconds_per_ima
 from .fp16_check import DEFAULT_MIN_MEAN_IOU
 from .fp16_step import Fp16OnnxExport, fp16_onnx_from_onnx
 from .int8_step import Int8Export, int8_from_openvino
-from .memory_plan import fp16_peak_gb, nncf_peak_gb, ort_int8_peak_gb, plan_memory
+from .memory_plan import (
+    MIN_INT8_CALIBRATION,
+    bias_correction_images,
+    fp16_peak_gb,
+    nncf_peak_gb,
+    ort_int8_peak_gb,
+    plan_memory,
+)
 from .naming import IR_WEIGHTS_SUFFIX, ExportPaths, export_paths
 from .onnx_export import DEFAULT_OPSET
 from .onnx_int8_step import OnnxInt8Export, onnx_int8_from_onnx
@@ -67,7 +74,7 @@ class ExportSettings:
     exporter: str = "dynamo"
     opset: int = DEFAULT_OPSET
     max_memory_gb: float | None = None
-    """The peak memory the long steps may reach (`memory_plan`; None: 12 GiB, or less where the machine has less):
+    """The peak memory the long steps may reach (`memory_plan`; None: 11 GiB, or less where the machine has less):
     NNCF calibrates on fewer images where the asked-for count would pass it, and a step that cannot fit is refused
     before anything runs."""
 
@@ -125,8 +132,9 @@ def export_checkpoint(
                          settings.build_int8, settings.build_onnx_int8, settings.build_fp16 and not device.is_cuda)
     model = model_from_checkpoint(checkpoint, str(checkpoint_path))
     metadata = checkpoint.metadata.with_updates(size_px=size_px)
-    images = choose_export_images(settings.calib_dir, settings.parity_dir, settings.calib_count, settings.parity_count,
-                                  settings.synthetic_calib)
+    images = choose_export_images(settings.calib_dir, settings.parity_dir,
+                                  memory.fp16_images if settings.build_fp16 else settings.calib_count,
+                                  settings.parity_count, settings.synthetic_calib)
     checks = make_check_set(model, metadata, images.check)
     steps: list[ExportStep] = []
 
@@ -168,25 +176,34 @@ def export_checkpoint(
             source = (int8_images.source if not memory.int8_reduced
                       else f"{len(nncf_images)} real images from {settings.calib_dir}")
             check_count = len(int8_images.check)
+            fast = memory.fast_bias_correction
             reduced = (f" (of the {memory.requested_images} --int8-calib-count asks for: more would pass the memory "
                        f"budget of {memory.budget_gb:.1f} GiB)" if memory.int8_reduced else "")
-            on_note(f"OpenVINO (INT8): NNCF calibrates on {len(nncf_images)} images{reduced}, bias correction on a "
-                    f"fifth of them, then checks on {check_count} others at {size_px} px: "
-                    f"{duration(nncf_seconds(per_image, len(nncf_images), check_count))} (FP32 here: {per_image:.2f} s "
-                    f"per image), peak about {nncf_peak_gb(size_px, len(nncf_images)):.1f} GiB")
+            correction = (f"the fast bias correction (the full one on {MIN_INT8_CALIBRATION} images would pass the "
+                          f"memory budget of {memory.budget_gb:.1f} GiB)" if fast
+                          else f"bias correction on {bias_correction_images(len(nncf_images))} of them")
+            if fast:
+                source = f"{source}; NNCF's fast bias correction"
+            on_note(f"OpenVINO (INT8): NNCF calibrates on {len(nncf_images)} images{reduced}, {correction}, then "
+                    f"checks on {check_count} others at {size_px} px: "
+                    f"{duration(nncf_seconds(per_image, len(nncf_images), check_count, fast))} (FP32 here: "
+                    f"{per_image:.2f} s per image), peak about {nncf_peak_gb(size_px, len(nncf_images), fast):.1f} GiB")
             on_progress("OpenVINO (INT8): NNCF quantization", 0, 1)
             int8 = int8_from_openvino(openvino.path, onnx.path, metadata, paths.int8, paths.failed_int8,
                                       nncf_images, source, int8_images.check,
                                       settings.int8_min_iou, lambda done, total: on_progress("INT8 check", done, total),
-                                      on_progress)
+                                      on_progress, fast)
             if not record(int8):
                 return ExportResult(paths, tuple(steps), metadata.size_px, _remove_downstream(paths, steps))
     if settings.build_fp16:
-        on_note(f"ONNX (FP16): AutoCast on {settings.calib_count} calibration images at {size_px} px, peak about "
-                f"{fp16_peak_gb(size_px, settings.calib_count):.1f} GiB; then the FP16 arithmetic check on "
+        fp16_images = memory.fp16_images
+        reduced = (f" (of the {memory.requested_fp16_images} --calib-count asks for: more would pass the memory budget "
+                   f"of {memory.budget_gb:.1f} GiB)" if memory.fp16_reduced else "")
+        on_note(f"ONNX (FP16): AutoCast on {fp16_images} calibration images{reduced} at {size_px} px, peak about "
+                f"{fp16_peak_gb(size_px, fp16_images):.1f} GiB; then the FP16 arithmetic check on "
                 f"{len(images.check)} others")
         on_progress("ONNX (FP16): AutoCast conversion", 0, 1)
-        calibration = (synthetic_batch(settings.calib_count, metadata) if settings.synthetic_calib
+        calibration = (synthetic_batch(fp16_images, metadata) if settings.synthetic_calib
                        else load_batch(images.calibration, metadata))
         fp16 = fp16_onnx_from_onnx(onnx.path, paths.fp16_onnx, paths.failed_fp16_onnx, model, metadata,
                                    calibration.numpy(), images.calibration_source, checks, device.to_torch(),

@@ -95,12 +95,13 @@ def stem_convolution(model: Any) -> str:
 
 
 def quantize(fp32_xml: Path, metadata: ModelMetadata, calibration: Sequence[Path],
-             on_progress: ProgressCallback = lambda what, done, total: None) -> Any:
+             on_progress: ProgressCallback = lambda what, done, total: None, fast_bias_correction: bool = False) -> Any:
     """NNCF's post-training quantization of the IR (symmetric, the CPU's fast INT8 path), with activation ranges from
     the calibration images (decoded one by one as NNCF asks for them) and NNCF's full bias correction. The stem
     convolution stays in floating point: quantizing the image itself cost about 0.5 points of held-out mean mask IoU for
     0.5% of the FLOPs; full bias correction on 300 images brought the held-out mean from 0.985 to 0.990
-    (benchmarks/results/cpu-limit-2026-12-02/int8-variants-64px.json)."""
+    (benchmarks/results/cpu-limit-2026-12-02/int8-variants-64px.json). `fast_bias_correction`: NNCF's fast one, which
+    holds no layer inputs (`memory_plan` takes it where the full one cannot fit)."""
     ov = require_module("openvino", "--formats int8", extra_hint(OPENVINO_EXTRA))
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # NNCF imports torch where it is installed
     nncf = require_module("nncf", "--formats int8", extra_hint(EXPORT_EXTRA))
@@ -109,7 +110,8 @@ def quantize(fp32_xml: Path, metadata: ModelMetadata, calibration: Sequence[Path
     dataset = nncf.Dataset(list(calibration), lambda path: network_input(path, metadata))
     with contextlib.redirect_stdout(io.StringIO()), nncf_progress(on_progress):  # one progress display: the export's
         return nncf.quantize(model, dataset, subset_size=len(calibration), preset=nncf.QuantizationPreset.PERFORMANCE,
-                             fast_bias_correction=False, ignored_scope=nncf.IgnoredScope(names=[stem_convolution(model)]))
+                             fast_bias_correction=fast_bias_correction,
+                             ignored_scope=nncf.IgnoredScope(names=[stem_convolution(model)]))
 
 
 def check_int8(onnx_path: Path, int8_xml: Path, metadata: ModelMetadata, check: Sequence[Path], calibration: str,
@@ -141,14 +143,15 @@ def int8_from_openvino(
     fp32_xml: Path, onnx_path: Path, metadata: ModelMetadata, final: Path, failed: Path, calibration: Sequence[Path],
     calibration_source: str, check: Sequence[Path], min_mean_iou: float = DEFAULT_MIN_MEAN_IOU,
     on_image: Callable[[int, int], None] = lambda done, total: None,
-    on_progress: ProgressCallback = lambda what, done, total: None,
+    on_progress: ProgressCallback = lambda what, done, total: None, fast_bias_correction: bool = False,
 ) -> Int8Export:
     """Quantize the FP32 IR on `calibration` (NNCF's loops reported to `on_progress`), then check it on `check` (no
     image in both)."""
     staged = StagedArtefact(final, failed, companions=(IR_WEIGHTS_SUFFIX,))
     try:
         extra = {**metadata.extra, "precision": "int8", "calibration": calibration_source}
-        save_ir(quantize(fp32_xml, metadata, calibration, on_progress), metadata.with_updates(extra=extra), staged.temp)
+        quantized = quantize(fp32_xml, metadata, calibration, on_progress, fast_bias_correction)
+        save_ir(quantized, metadata.with_updates(extra=extra), staged.temp)
         report = check_int8(onnx_path, staged.temp, metadata, check, calibration_source, min_mean_iou, on_image)
     except BaseException:
         staged.discard()
