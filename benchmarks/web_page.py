@@ -121,6 +121,7 @@ def main(argv: list[str]) -> int:
                 results[name] = {"runtime": runtime, "ms": times}
                 print(f"{name}: {runtime}", file=sys.stderr)
             if args.screenshot:
+                args.screenshot.parent.mkdir(parents=True, exist_ok=True)
                 server, url = static_server(web.folder, False)
                 try:
                     driver.set_window_size(1000, 1000)

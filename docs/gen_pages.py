@@ -28,7 +28,8 @@ MAX_COPIED_BYTES = 2_000_000
 IMAGES = {"report-page.jpg": RESULTS / "pages-2026-12-06" / "report-page.jpg",
           "serve-page.jpg": RESULTS / "pages-2026-12-06" / "serve-page.jpg",
           "bench-cpu.png": RESULTS / "new-user-cpu-2026-11-27" / "bench-cpu.png",
-          "predicted-jaccard.png": RESULTS / "quality-2026-12-08" / "predicted-jaccard-reporting.png"}
+          "predicted-jaccard.png": RESULTS / "quality-2026-12-08" / "predicted-jaccard-reporting.png",
+          "web-page.jpg": RESULTS / "web-page-2026-12-08" / "web-page.jpg"}
 
 
 def exit_codes_page() -> str:
