@@ -72,7 +72,7 @@ def test_gpu_check_dry_run_benchmarks_every_engine(tmp_path: Path) -> None:
     run_gpu_script_dry("gpu_check.sh", SAMPLES_DIR / "images", tmp_path, timeout=900)
     document = json.loads((tmp_path / "bench.json").read_text())
     rows = {(r["backend"], r["batch_size"]) for r in document["results"]}
-    assert {("pytorch-fp32", 1), ("pytorch-fp32", 2), ("pytorch-fp32-tf32", 1), ("pytorch-fp16", 2),
+    assert {("pytorch-fp32", 1), ("pytorch-fp32", 2), ("pytorch-fp32-tf32", 1), ("pytorch-fp16-channels-last", 2),
             ("naive-pil-pytorch-fp32-eager", 1)} <= rows
     for row in document["results"]:
         inference = row["stage_ms"]["inference"]

@@ -59,7 +59,9 @@ def parse_engine(text: str, device: Device) -> EngineSpec:
     cuda = device.is_cuda
     options = BackendOptions()
     if variant == "fp16":
-        options = BackendOptions(precision="fp16", channels_last=cuda, cuda_graphs=cuda)
+        # channels-last on the CPU too: PyTorch's half-precision convolutions there are 30x slower in NCHW (5.6 s
+        # against 0.17 s per 64 px image on a Zen 3)
+        options = BackendOptions(precision="fp16", channels_last=True, cuda_graphs=cuda)
     elif variant == "compiled":
         options = BackendOptions(precision="fp16" if cuda else "fp32", channels_last=cuda, cuda_graphs=cuda, compile=True)
     elif variant.startswith("ort-"):
