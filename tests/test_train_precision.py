@@ -24,7 +24,7 @@ from dermseg_train.train import Trainer, last_checkpoint_path, log_path
 def _config(out: Path, **overrides: Any) -> TrainConfig:
     values: dict[str, Any] = dict(
         data=str(SAMPLES_DIR), out=str(out / "model.pt"), val_count=2, encoder_weights="none", workers=0,
-        device="cpu", deterministic=True, stages=[StageConfig(64, epochs=2, batch_size=2, lrs=(1e-3, 1e-3, 1e-3))],
+        device="cpu", deterministic=True, stages=[StageConfig(32, epochs=2, batch_size=2, lrs=(1e-3, 1e-3, 1e-3))],
         cache_dir=str(out.parent / "cache"),
     )
     return TrainConfig(**(values | overrides))
@@ -68,7 +68,7 @@ def _losses(config: TrainConfig) -> list[float]:
 @pytest.mark.slow
 def test_a_bf16_run_tracks_the_fp32_run_on_the_same_seed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cpu, "native_bf16", lambda: True)
-    stages = [StageConfig(64, epochs=3, batch_size=2, lrs=(1e-3, 1e-3, 1e-3))]
+    stages = [StageConfig(32, epochs=3, batch_size=2, lrs=(1e-3, 1e-3, 1e-3))]
     bf16 = _losses(_config(tmp_path / "bf16", stages=stages))
     fp32 = _losses(_config(tmp_path / "fp32", stages=stages, amp=False))
     assert len(bf16) == len(fp32) == 9
