@@ -80,6 +80,13 @@ def test_every_flag_in_the_documentation_exists_on_its_command() -> None:
     assert missing == []
 
 
+def test_the_readme_links_resolve_in_the_repository() -> None:
+    """The README is the repository's front page and the package's description: a link into a page the site makes
+    at build time would be broken there."""
+    links = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", (ROOT / "README.md").read_text(encoding="utf-8"))
+    assert links and [link for link in links if "://" not in link and not (ROOT / link).exists()] == []
+
+
 def test_the_metadata_table_names_every_field() -> None:
     assert [name for name, _, _ in METADATA_FIELDS] == [f for f in ModelMetadata.__dataclass_fields__]
 

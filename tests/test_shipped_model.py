@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -85,3 +86,27 @@ def test_the_runtime_computes_the_int8_products_exactly_on_every_x86_cpu() -> No
                           for path in sample_image_paths()])
         errors = np.abs(np.asarray(backend.infer(batch)) - exact.run(None, {exact.get_inputs()[0].name: batch})[0])
     assert errors.max() <= step * 1.01, (errors.max(), step)  # rounding may differ by one step, never more
+
+
+def test_a_file_whose_products_cannot_be_made_exact_runs_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ONNX Runtime's rewrite for exact products fails on some INT8 files (an initializer it would add already
+    exists); such a file still runs, with a warning that names it, rather than not at all."""
+    import onnxruntime
+
+    real = onnxruntime.InferenceSession
+    fail = onnxruntime.capi.onnxruntime_pybind11_state.Fail
+
+    def refuse_exact(path: str, sess_options: Any = None, providers: Any = None) -> Any:
+        try:
+            exact = sess_options.get_session_config_entry("session.x64quantprecision") == "1"
+        except RuntimeError:  # not set
+            exact = False
+        if exact:
+            raise fail("AddInitializedOrtValue Attempt to replace the existing tensor")
+        return real(path, sess_options=sess_options, providers=providers)
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", refuse_exact)
+    model = shipped.verified_shipped_model()
+    with pytest.warns(UserWarning, match="cannot compute this file's INT8 products exactly .*replace the existing tensor"):
+        with OnnxRuntimeBackend(model.path, "cpu") as backend:
+            assert backend.arithmetic == "int8"

@@ -3,6 +3,7 @@ provider on torch CUDA tensors (a device backend, `OnnxRuntimeCudaBackend`) when
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -106,18 +107,29 @@ class OnnxRuntimeBackend(Backend):
                 f"the {wanted} was requested but this onnxruntime does not have it "
                 f"(available: {', '.join(ort.get_available_providers())}); {extra_hint(GPU_EXTRA)}"
             )
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        options.add_session_config_entry(*EXACT_INT8_PRODUCTS)
-        if threads is not None:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
         self._errors = onnxruntime_errors(ort)
+
+        def session(exact_products: bool) -> Any:
+            options = ort.SessionOptions()
+            options.log_severity_level = 3
+            if exact_products:
+                options.add_session_config_entry(*EXACT_INT8_PRODUCTS)
+            if threads is not None:
+                options.intra_op_num_threads = threads
+                options.inter_op_num_threads = 1
+            return ort.InferenceSession(str(path), sess_options=options,
+                                        providers=self._providers(name, path, device.index or 0))
+
         try:
-            self.session = ort.InferenceSession(str(path), sess_options=options,
-                                                providers=self._providers(name, path, device.index or 0))
-        except self._errors as exc:
-            raise session_error(exc, path) from exc
+            self.session = session(exact_products=True)
+        except self._errors as refused:
+            try:  # ONNX Runtime's rewrite for exact products fails on some INT8 files that load without it
+                self.session = session(exact_products=False)
+            except self._errors as exc:
+                raise session_error(exc, path) from exc
+            warnings.warn(f"{path}: ONNX Runtime cannot compute this file's INT8 products exactly ({one_line(refused)}); "
+                          "it runs with its fast kernels, which saturate on x86 CPUs without VNNI (AVX2 alone): compare "
+                          "its masks with the FP32 file's on this machine", stacklevel=2)
         active = self.session.get_providers()
         if not active or active[0] != wanted:
             raise BackendUnavailableError(
