@@ -24,9 +24,11 @@ PROVIDER_BY_NAME = {"cpu": CPU_PROVIDER, "cuda": CUDA_PROVIDER, "tensorrt": TENS
 EXACT_INT8_PRODUCTS = ("session.x64quantprecision", "1")
 """An INT8 file's integer products without overflow on x86 CPUs that have no VNNI (AVX2 alone, or AVX-512 without
 VNNI: an AMD Zen 3, an Intel CPU before Ice Lake): ONNX Runtime's faster U8S8 kernels there add pairs of products in
-16 bits, which saturate. Measured on the shipped model on a Zen 3: logits off by up to 1.50 (11 steps of its output
-scale) and masks at mean IoU 0.989 against the exact arithmetic, which ONNX Runtime Web and VNNI CPUs compute; with
-this setting within one step. ONNX Runtime applies it only where the overflow can happen, and FP32 files ignore it."""
+16 bits, which saturate. Measured with the shipped model on a Zen 3, 300 ISIC images: logits off by up to 4.2 (31
+steps of its output scale) and masks at mean IoU 0.974 (worst 0.81) against the exact arithmetic, which ONNX Runtime
+Web and VNNI CPUs compute; with this setting within two steps, for 1.25x the network's time
+(benchmarks/results/int8-exactness-2026-12-08/). ONNX Runtime applies it only where the overflow can happen, and FP32
+files ignore it."""
 
 
 def _import_onnxruntime() -> Any:
