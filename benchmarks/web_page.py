@@ -13,14 +13,11 @@ postprocess); the median of R runs per image. Run it on a quiet machine.
 from __future__ import annotations
 
 import argparse
-import functools
-import http.server
 import json
 import platform
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -32,31 +29,15 @@ from benchmarks.page_screenshots import page_screenshot  # noqa: E402
 from dermseg_deploy.export.web_folder import ORT_WEB_VERSION, write_web_folder  # noqa: E402
 from dermseg_deploy.model.shipped import verified_shipped_model  # noqa: E402
 from dermseg_deploy.samples import sample_image_paths  # noqa: E402
+from dermseg_deploy.scale.serve_front import ISOLATION_HEADERS  # noqa: E402
 from dermseg_deploy.segment.segmenter import Segmenter  # noqa: E402
 from dermseg_deploy.util.cpu import cpu_record  # noqa: E402
-from tests.browser import start_chromium, wait_for  # noqa: E402
-
-ISOLATION = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
+from tests.browser import serve_folder, start_chromium, wait_for  # noqa: E402
 
 
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    isolated = False
-
-    def end_headers(self) -> None:
-        if self.isolated:
-            for key, value in ISOLATION.items():
-                self.send_header(key, value)
-        super().end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-def static_server(folder: Path, isolated: bool) -> tuple[http.server.ThreadingHTTPServer, str]:
-    handler = type("Handler", (_Handler,), {"isolated": isolated})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(folder)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}/index.html"
+def static_server(folder: Path, isolated: bool) -> tuple[Any, str]:
+    server, base = serve_folder(folder, ISOLATION_HEADERS if isolated else None)  # the headers dermseg-serve sends
+    return server, f"{base}/index.html"
 
 
 def page_times(driver: Any, url: str, images: list[Path], repeats: int) -> tuple[str, dict[str, dict[str, float]]]:

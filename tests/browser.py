@@ -122,3 +122,24 @@ def network_requests(driver: Any) -> list[tuple[str, int | None]]:
         elif message.get("method") == "Network.responseReceived":
             status[params["requestId"]] = int(params["response"]["status"])
     return [(url, status.get(request)) for request, url in sent.items() if not url.startswith("chrome://")]
+
+
+def serve_folder(folder: Path, headers: dict[str, str] | None = None) -> tuple[Any, str]:
+    """A static server for `folder` in a thread (`python -m http.server`, quiet), sending `headers` with every
+    response: (the server, to shut down; its base URL)."""
+    import functools
+    import http.server
+    import threading
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def end_headers(self) -> None:
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            super().end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"

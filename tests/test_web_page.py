@@ -7,12 +7,9 @@ offers it at /local/, cross-origin isolated (several threads), and no other file
 from __future__ import annotations
 
 import base64
-import functools
-import http.server
 import io
 import os
 import shutil
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -40,7 +37,7 @@ from dermseg_deploy.model.shipped import verified_shipped_model
 from dermseg_deploy.samples import sample_image_paths
 from dermseg_deploy.segment.segmenter import Segmenter
 
-from .browser import network_requests, require_browser, start_chromium, wait_for
+from .browser import network_requests, require_browser, serve_folder, start_chromium, wait_for
 from .helpers import output_scale, read_png
 
 pytestmark = pytest.mark.slow
@@ -66,19 +63,12 @@ def web_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out / "scratch.web"
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def static_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """`python -m http.server` in a thread, serving a folder the tests fill: (base URL, folder)."""
     root = tmp_path_factory.mktemp("served")
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", root
+    server, base = serve_folder(root)
+    yield base, root
     server.shutdown()
 
 
